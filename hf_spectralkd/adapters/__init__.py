@@ -1,0 +1,108 @@
+"""Model adapters behind a small registry (PEFT style): the trainer never branches on model family.
+
+An adapter knows how to run one family of models so that the trainer gets logits and per-layer features
+laid out like HF ``hidden_states``: index 0 is the embedding output, index ``l`` the output of block ``l``.
+Adapters register themselves by name at import time; :func:`get_adapter` picks the first that matches a
+model (checked in registration order, the generic HF adapter last).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+__all__ = ["AdapterOutput", "ModelAdapter", "ADAPTER_REGISTRY", "register_adapter", "get_adapter", "unwrap_model"]
+
+
+@dataclass
+class AdapterOutput:
+    """What the trainer needs from one forward pass."""
+
+    logits: torch.Tensor
+    hidden_states: Optional[tuple]  # index 0 = embeddings, l = block l; (N,L,D) tokens or (N,C,H,W) maps
+    attention_mask: Optional[torch.Tensor] = None  # (N, L) for token features, None for feature maps
+
+
+class ModelAdapter:
+    """Base class. Subclasses implement :meth:`matches`, :meth:`forward` and :meth:`num_layers`."""
+
+    name: str = "base"
+    #: names of the batch keys the forward pass consumes (besides the labels)
+    input_names: tuple = ()
+
+    @classmethod
+    def matches(cls, model) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def forward(self, model, inputs: dict, output_hidden_states: bool = True) -> AdapterOutput:  # pragma: no cover
+        raise NotImplementedError
+
+    def num_layers(self, model) -> int:  # pragma: no cover - interface
+        """Number of blocks ``n``: valid layer indices are ``1..n`` (and ``0`` for the embeddings)."""
+        raise NotImplementedError
+
+    def num_labels(self, model) -> Optional[int]:
+        return getattr(getattr(model, "config", None), "num_labels", None) or getattr(model, "num_classes", None)
+
+    def id2label(self, model) -> Optional[dict]:
+        config = getattr(model, "config", None)
+        mapping = getattr(config, "id2label", None)
+        return {int(k): str(v) for k, v in mapping.items()} if mapping else None
+
+    def vocabulary(self, model) -> Optional[dict]:
+        """``{"vocab_size", "pad_token_id"}`` for token models (checked for teacher/student agreement)."""
+        return None
+
+    def describe(self, model) -> dict:
+        """Sizes for results and model cards."""
+        return {"num_layers": self.num_layers(model), "num_parameters": sum(p.numel() for p in model.parameters())}
+
+
+ADAPTER_REGISTRY: "dict[str, type[ModelAdapter]]" = {}
+
+
+def register_adapter(name: str) -> Callable:
+    def wrap(cls):
+        cls.name = name
+        ADAPTER_REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def unwrap_model(model):
+    """Strip DDP / DeepSpeed / compiled wrappers (and keep PEFT models as they are)."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif hasattr(model, "module") and isinstance(model.module, torch.nn.Module) and not hasattr(model, "peft_config"):
+            model = model.module
+        else:
+            return model
+
+
+def get_adapter(model, name: Optional[str] = None) -> ModelAdapter:
+    """Return an adapter instance for ``model`` (or the one registered under ``name``)."""
+    if name is not None:
+        if name not in ADAPTER_REGISTRY:
+            raise ValueError(f"unknown adapter {name!r}: registered adapters are {', '.join(ADAPTER_REGISTRY)}")
+        return ADAPTER_REGISTRY[name]()
+    base = unwrap_model(model)
+    for cls in sorted(ADAPTER_REGISTRY.values(), key=lambda c: getattr(c, "priority", 0), reverse=True):
+        if cls.matches(base):
+            return cls()
+    raise ValueError(
+        f"no adapter handles a model of type {type(base).__name__}: supported are Hugging Face transformers "
+        f"models that return hidden_states ({', '.join(ADAPTER_REGISTRY)})"
+    )
+
+
+# Register the built-in adapters (import order does not matter: `priority` decides).
+from . import hf  # noqa: E402,F401
+
+try:  # the timm adapter needs the `vision` extra
+    from . import timm as _timm  # noqa: E402,F401
+except ImportError:  # pragma: no cover - timm not installed
+    pass

@@ -1,0 +1,169 @@
+"""Streaming spectral analysis of a model over data, and the layer-intensity graph."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+import torch
+
+from .adapters import get_adapter
+from .spectral import SpectralProfile
+
+__all__ = ["collect_profile", "analyze", "plot_layer_intensity", "PROFILE_FILENAME", "PLOT_FILENAME"]
+
+PROFILE_FILENAME = "spectral_profile.json"
+PLOT_FILENAME = "layer_intensity.png"
+
+
+def _to_device(batch: dict, device) -> dict:
+    return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+
+
+def _model_device(model) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:  # pragma: no cover - parameter-free model
+        return torch.device("cpu")
+
+
+@torch.inference_mode()
+def collect_profile(
+    model,
+    dataloader,
+    adapter=None,
+    device=None,
+    max_samples: Optional[int] = None,
+    progress: bool = False,
+    description: str = "spectral analysis",
+) -> SpectralProfile:
+    """Run ``model`` once over ``dataloader`` (batches of model inputs) and accumulate its spectral profile.
+
+    Memory stays flat: each batch's ``hidden_states`` are reduced to per-bin sums and dropped.
+    """
+    adapter = adapter or get_adapter(model)
+    device = device or _model_device(model)
+    was_training = model.training
+    model.eval()
+    profile = SpectralProfile()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_samples, desc=description, unit="samples")
+    try:
+        for batch in dataloader:
+            if max_samples is not None and profile.num_samples >= max_samples:
+                break
+            batch = _to_device(batch, device)
+            if max_samples is not None:
+                remaining = max_samples - profile.num_samples
+                batch = {k: (v[:remaining] if isinstance(v, torch.Tensor) and v.dim() > 0 else v) for k, v in batch.items()}
+            out = adapter.forward(model, batch, output_hidden_states=True)
+            profile.update(out.hidden_states, out.attention_mask)
+            if bar is not None:
+                bar.update(int(out.logits.shape[0]))
+    finally:
+        if bar is not None:
+            bar.close()
+        model.train(was_training)
+    if profile.num_samples == 0:
+        raise ValueError("spectral analysis read no data: the dataset or dataloader is empty")
+    return profile
+
+
+def plot_layer_intensity(
+    profile: SpectralProfile, path: str, selected: Optional[Sequence[int]] = None, title: Optional[str] = None
+) -> str:
+    """Write the layer-intensity graph (selected layers highlighted) and the per-layer spectra."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    intensity = profile.intensity.tolist()
+    selected = set(selected or [])
+    layers = list(range(len(intensity)))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    colors = ["tab:orange" if i in selected else "tab:blue" for i in layers]
+    ax1.bar(layers, intensity, color=colors)
+    ax1.plot(layers, intensity, color="black", linewidth=1, marker="o", markersize=3)
+    ax1.set_xlabel("layer (hidden_states index; 0 = embeddings)")
+    ax1.set_ylabel("spectral intensity")
+    ax1.set_xticks(layers)
+    low, high = min(intensity), max(intensity)
+    pad = (high - low) * 0.15 or abs(high) * 0.05 or 1e-3
+    ax1.set_ylim(max(0.0, low - pad), high + pad)
+    ax1.set_title(title or "Layer intensity" + (" (orange = selected)" if selected else ""))
+    cmap = plt.get_cmap("viridis")
+    for i, spectrum in enumerate(profile.spectra):
+        d = spectrum.shape[0]
+        half = spectrum[: d // 2 + 1].numpy()
+        ax2.plot(range(len(half)), half, color=cmap(i / max(1, len(layers) - 1)), linewidth=1.6 if i in selected else 0.8,
+                 label=f"layer {i}" if len(layers) <= 13 else None)
+    ax2.set_yscale("log")
+    ax2.set_xlabel("frequency bin k (hidden axis, 0..D/2)")
+    ax2.set_ylabel("mean |F[k]|")
+    ax2.set_title("Per-layer spectra")
+    if len(layers) <= 13:
+        ax2.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def analyze(
+    model,
+    data,
+    tokenizer=None,
+    text_column: str = "text",
+    text_pair_column: Optional[str] = None,
+    max_samples: Optional[int] = None,
+    batch_size: int = 32,
+    max_length: Optional[int] = 128,
+    select: Optional[int] = None,
+    strategy="topk",
+    include_embeddings: bool = False,
+    output_dir: Optional[str] = None,
+    progress: bool = True,
+    metadata: Optional[dict] = None,
+) -> SpectralProfile:
+    """Analyse ``model`` over ``data`` and (with ``output_dir``) write ``spectral_profile.json`` and
+    ``layer_intensity.png``.
+
+    ``data`` is a ``torch.utils.data.DataLoader`` yielding model inputs, or a ``datasets.Dataset`` / list
+    of dicts with a raw ``text_column`` (then ``tokenizer`` is required and batches are padded
+    dynamically). With ``select=k`` the profile records the ``k`` layers chosen by ``strategy``.
+    """
+    from torch.utils.data import DataLoader
+
+    if isinstance(data, DataLoader):
+        loader = data
+    else:
+        if tokenizer is None:
+            raise ValueError("analyze() needs a tokenizer when data is a dataset of raw text (or pass a DataLoader)")
+        rows = data
+        if max_samples is not None and hasattr(rows, "select"):
+            rows = rows.select(range(min(max_samples, len(rows))))
+        column_names = getattr(rows, "column_names", None) or (list(rows[0].keys()) if len(rows) else [])
+        if text_column not in column_names:
+            raise ValueError(f"text column {text_column!r} not found: available columns are {column_names}")
+
+        def collate(examples):
+            texts = [ex[text_column] for ex in examples]
+            pairs = [ex[text_pair_column] for ex in examples] if text_pair_column else None
+            return dict(tokenizer(texts, pairs, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
+
+        loader = DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    profile = collect_profile(model, loader, max_samples=max_samples, progress=progress)
+    profile.metadata.update(metadata or {})
+    selected = None
+    if select:
+        selected = profile.select(select, strategy=strategy, include_embeddings=include_embeddings)
+        profile.metadata.update({"selected_layers": selected, "strategy": strategy if isinstance(strategy, str) else "manual"})
+    if output_dir is not None:
+        profile.save(os.path.join(output_dir, PROFILE_FILENAME))
+        plot_layer_intensity(profile, os.path.join(output_dir, PLOT_FILENAME), selected=selected)
+    return profile

@@ -1,0 +1,121 @@
+"""Configuration of :class:`~hf_spectralkd.SpectralDistillationTrainer` (TRL style)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from transformers import TrainingArguments
+
+from .spectral import FFT_AXES, LOSS_VARIANTS, SELECTION_STRATEGIES
+
+
+@dataclass
+class SpectralDistillationConfig(TrainingArguments):
+    r"""
+    Configuration class for [`SpectralDistillationTrainer`]: every field of `transformers.TrainingArguments`,
+    plus the SpectralKD fields below. The total loss is
+    `(1-alpha)·CE + alpha·temperature²·KL(teacher‖student) + beta·L_freq`.
+
+    Parameters:
+        alpha (`float`, *optional*, defaults to `0.9`):
+            Weight of the soft-logit KD term; `1 - alpha` weighs the cross-entropy on the labels. In [0, 1].
+        temperature (`float`, *optional*, defaults to `1.0`):
+            Softmax temperature of the KD term (> 0). The KD term is multiplied by `temperature²`.
+        beta (`float`, *optional*, defaults to `0.2`):
+            Weight of the frequency-alignment term (>= 0; 0 turns it off and skips the spectral analysis).
+        layer_selection (`str`, *optional*, defaults to `"topk"`):
+            How teacher layers are chosen when `teacher_layers` is not given: `topk`, `ends`, `uniform`, or
+            `manual` (then `teacher_layers` is required).
+        teacher_layers (`list[int]`, *optional*):
+            Teacher layers to align, indexed like `hidden_states` (0 = embeddings, l = block l).
+        student_layers (`list[int]`, *optional*):
+            Student layers paired in order with the teacher layers. Defaults to every student block `1..m`.
+        num_aligned_layers (`int`, *optional*):
+            How many pairs to align when `student_layers` is not given (the last `k` student blocks are
+            used). Defaults to the number of student blocks.
+        include_embeddings (`bool`, *optional*, defaults to `False`):
+            Let the automatic selection pick the teacher's embedding output (index 0).
+        selection_samples (`int`, *optional*, defaults to `512`):
+            Number of training examples the automatic spectral analysis reads before the first step.
+        fft_axis (`str`, *optional*, defaults to `"tokens"`):
+            Axis of the alignment FFT: `tokens` (as the paper), `hidden`, or `tokens+hidden`.
+        freq_loss_variant (`str`, *optional*, defaults to `"complex"`):
+            `complex` (real and imaginary parts, as the paper) or `magnitude` (phase-free).
+        spectral_dynamics (`bool`, *optional*, defaults to `True`):
+            Measure the student's spectral profile at each evaluation (distillation dynamics callback).
+        dynamics_samples (`int`, *optional*, defaults to `128`):
+            Size of the fixed, seeded evaluation sample the dynamics callback measures.
+    """
+
+    alpha: float = field(default=0.9, metadata={"help": "Weight of the soft-logit KD term, in [0, 1]; 1-alpha weighs CE."})
+    temperature: float = field(default=1.0, metadata={"help": "Softmax temperature of the KD term (> 0)."})
+    beta: float = field(default=0.2, metadata={"help": "Weight of the frequency-alignment term (>= 0; 0 = off)."})
+    layer_selection: str = field(
+        default="topk",
+        metadata={"help": "Teacher layer selection: topk, ends, uniform or manual.", "choices": [*SELECTION_STRATEGIES, "manual"]},
+    )
+    teacher_layers: Optional[list[int]] = field(
+        default=None, metadata={"help": "Teacher layers to align (hidden_states indices: 0 = embeddings)."}
+    )
+    student_layers: Optional[list[int]] = field(
+        default=None, metadata={"help": "Student layers paired in order with the teacher layers (default: all blocks)."}
+    )
+    num_aligned_layers: Optional[int] = field(
+        default=None, metadata={"help": "Number of layer pairs when student_layers is not given (default: all blocks)."}
+    )
+    include_embeddings: bool = field(
+        default=False, metadata={"help": "Allow the automatic selection to pick the embedding output (index 0)."}
+    )
+    selection_samples: int = field(
+        default=512, metadata={"help": "Training examples read by the automatic spectral analysis."}
+    )
+    fft_axis: str = field(
+        default="tokens", metadata={"help": "Alignment FFT axis: tokens, hidden or tokens+hidden.", "choices": list(FFT_AXES)}
+    )
+    freq_loss_variant: str = field(
+        default="complex", metadata={"help": "Alignment loss variant: complex or magnitude.", "choices": list(LOSS_VARIANTS)}
+    )
+    spectral_dynamics: bool = field(
+        default=True, metadata={"help": "Measure the student's spectral profile at each evaluation."}
+    )
+    dynamics_samples: int = field(
+        default=128, metadata={"help": "Examples of the fixed evaluation sample used by the dynamics callback."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if not self.temperature > 0.0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not self.beta >= 0.0:
+            raise ValueError(f"beta must be >= 0, got {self.beta}")
+        if self.layer_selection not in (*SELECTION_STRATEGIES, "manual"):
+            raise ValueError(
+                f"layer_selection must be one of {', '.join(SELECTION_STRATEGIES)} or manual, got {self.layer_selection!r}"
+            )
+        if self.layer_selection == "manual" and not self.teacher_layers:
+            raise ValueError("layer_selection='manual' needs teacher_layers (a list of teacher hidden_states indices)")
+        for name in ("teacher_layers", "student_layers"):
+            layers = getattr(self, name)
+            if layers is not None:
+                if not layers or any((not isinstance(i, int)) or i < 0 for i in layers):
+                    raise ValueError(f"{name} must be a non-empty list of non-negative layer indices, got {layers}")
+                if len(set(layers)) != len(layers):
+                    raise ValueError(f"{name} contains duplicate layers: {layers}")
+        if self.teacher_layers is not None and self.student_layers is not None and len(self.teacher_layers) != len(self.student_layers):
+            raise ValueError(
+                f"teacher_layers has {len(self.teacher_layers)} entries and student_layers has {len(self.student_layers)}: "
+                "they are paired one to one and must have the same length"
+            )
+        if self.num_aligned_layers is not None and self.num_aligned_layers < 1:
+            raise ValueError(f"num_aligned_layers must be >= 1, got {self.num_aligned_layers}")
+        if self.selection_samples < 1:
+            raise ValueError(f"selection_samples must be >= 1, got {self.selection_samples}")
+        if self.dynamics_samples < 1:
+            raise ValueError(f"dynamics_samples must be >= 1, got {self.dynamics_samples}")
+        if self.fft_axis not in FFT_AXES:
+            raise ValueError(f"fft_axis must be one of {', '.join(FFT_AXES)}, got {self.fft_axis!r}")
+        if self.freq_loss_variant not in LOSS_VARIANTS:
+            raise ValueError(f"freq_loss_variant must be one of {', '.join(LOSS_VARIANTS)}, got {self.freq_loss_variant!r}")

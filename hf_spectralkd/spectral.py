@@ -1,0 +1,347 @@
+"""Pure spectral math of SpectralKD.
+
+SpectralKD: "A Unified Framework for Interpreting and Distilling Vision Transformers via Spectral Analysis"
+(Tian, Xu, Li, Pan; arXiv 2412.19055). The definitions here follow the project's DESIGN.md exactly:
+
+* spectral intensity of a layer: full DFT over the hidden (channel) axis divided by ``D``, magnitude,
+  masked mean over the real tokens of all samples, mean over the ``D`` bins;
+* layer selection: ``topk`` / ``ends`` / ``uniform`` / explicit lists, ties towards the lower index;
+* frequency-alignment loss: ``rfft`` over tokens (``rfft2`` over the patch grid for vision) with
+  ``norm="ortho"``, real and imaginary parts stacked, mean squared error.
+
+Everything is computed in float32 whatever the input dtype: ``torch.fft`` in half precision is restricted
+to power-of-two sizes on CUDA and loses precision. No Trainer, no I/O except the JSON of
+:class:`SpectralProfile`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "FFT_AXES",
+    "LOSS_VARIANTS",
+    "SELECTION_STRATEGIES",
+    "SpectralProfile",
+    "frequency_alignment_loss",
+    "layer_spectrum_sums",
+    "select_layers",
+    "spectral_intensity",
+    "spectral_spectrum",
+    "to_token_layout",
+]
+
+FFT_AXES = ("tokens", "hidden", "tokens+hidden")
+LOSS_VARIANTS = ("complex", "magnitude")
+SELECTION_STRATEGIES = ("topk", "ends", "uniform")
+
+
+# --------------------------------------------------------------------------------------------------
+# Spectral intensity
+# --------------------------------------------------------------------------------------------------
+def to_token_layout(hidden: torch.Tensor, attention_mask: Optional[torch.Tensor] = None):
+    """Return ``(X, M)`` with ``X`` of shape ``(N, L, D)`` in float32 and ``M`` of shape ``(N, L)``.
+
+    A 3-D tensor is read as ``(N, L, D)`` (tokens, hidden last, as in HF ``hidden_states``). A 4-D tensor
+    is a vision feature map in ``NCHW`` layout (timm's ``forward_intermediates`` default): the ``H*W``
+    positions play the role of tokens and the channel axis is ``D``.
+    """
+    if hidden.dim() == 4:
+        if attention_mask is not None:
+            raise ValueError("attention_mask is only valid for (N, L, D) token tensors, not NCHW feature maps")
+        n, c, h, w = hidden.shape
+        hidden = hidden.reshape(n, c, h * w).transpose(1, 2)
+    elif hidden.dim() != 3:
+        raise ValueError(
+            f"expected a (N, L, D) token tensor or an (N, C, H, W) feature map, got shape {tuple(hidden.shape)}"
+        )
+    x = hidden.float()
+    n, length, _ = x.shape
+    if attention_mask is None:
+        mask = torch.ones(n, length, dtype=torch.float32, device=x.device)
+    else:
+        if tuple(attention_mask.shape) != (n, length):
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)}, expected {(n, length)} to match the "
+                "hidden states"
+            )
+        mask = attention_mask.to(device=x.device, dtype=torch.float32)
+    return x, mask
+
+
+def layer_spectrum_sums(hidden: torch.Tensor, attention_mask: Optional[torch.Tensor] = None):
+    """Un-normalised per-bin sums of one layer: ``(Σ_{n,t} M·|F[n,t,k]|  for k in 0..D-1,  Σ M)``.
+
+    These are the streaming sufficient statistics of step 2 of the definition; :class:`SpectralProfile`
+    adds them up batch by batch. Uses ``rfft`` and mirrors the one-sided magnitudes (for real input
+    ``|F[k]| = |F[D-k]|``), which gives the full ``D`` bins of the definition at half the cost.
+    """
+    x, mask = to_token_layout(hidden, attention_mask)
+    d = x.shape[-1]
+    x = x * mask.unsqueeze(-1)  # padded rows become zero: they add nothing to the masked sum
+    half = torch.fft.rfft(x, dim=-1).abs().div_(d)  # (N, L, D//2+1), the 1/D of the definition
+    one_sided = half.sum(dim=(0, 1))  # (D//2+1,)
+    mirrored = one_sided[1 : (d + 1) // 2].flip(0)  # bins D-1 .. D//2+1
+    full = torch.cat([one_sided, mirrored]) if d > 1 else one_sided
+    return full, mask.sum()
+
+
+def spectral_spectrum(hidden_states, attention_mask: Optional[torch.Tensor] = None) -> list:
+    """Per-bin spectrum ``S[k]`` (length ``D`` each, float32) of every tensor in ``hidden_states``."""
+    tensors = _as_sequence(hidden_states)
+    out = []
+    for index, hidden in enumerate(tensors):
+        sums, count = layer_spectrum_sums(hidden, attention_mask)
+        if count <= 0:
+            raise ValueError(f"hidden_states[{index}]: the attention mask selects no token")
+        out.append(sums / count)
+    return out
+
+
+def spectral_intensity(hidden_states, attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """One spectral intensity per tensor of ``hidden_states`` (``n+1`` values for an HF output).
+
+    ``I = mean_k S[k]`` with ``S[k] = Σ_{n,t} M·|DFT_c(X)[n,t,k] / D| / Σ M``. Returns a float32 tensor on
+    the device of the inputs.
+    """
+    return torch.stack([spectrum.mean() for spectrum in spectral_spectrum(hidden_states, attention_mask)])
+
+
+def _as_sequence(hidden_states) -> list:
+    if isinstance(hidden_states, torch.Tensor):
+        if hidden_states.dim() in (3, 4):
+            return [hidden_states]
+        raise ValueError(f"expected a sequence of hidden-state tensors, got one tensor of shape {tuple(hidden_states.shape)}")
+    tensors = list(hidden_states)
+    if not tensors:
+        raise ValueError("hidden_states is empty")
+    return tensors
+
+
+@dataclass
+class SpectralProfile:
+    """Streaming accumulator of per-layer spectra over a dataset.
+
+    Memory is ``O(Σ_l D_l)`` whatever the number of batches: only the per-bin sums and the token count of
+    each layer are kept. ``update`` takes the ``hidden_states`` of one batch (same convention as
+    :func:`spectral_intensity`).
+    """
+
+    spectrum_sums: list = field(default_factory=list)
+    token_counts: list = field(default_factory=list)
+    num_samples: int = 0
+    metadata: dict = field(default_factory=dict)
+
+    @torch.no_grad()
+    def update(self, hidden_states, attention_mask: Optional[torch.Tensor] = None) -> "SpectralProfile":
+        tensors = _as_sequence(hidden_states)
+        if self.spectrum_sums and len(tensors) != len(self.spectrum_sums):
+            raise ValueError(
+                f"this profile has {len(self.spectrum_sums)} layers but the batch has {len(tensors)} hidden-state tensors"
+            )
+        for index, hidden in enumerate(tensors):
+            sums, count = layer_spectrum_sums(hidden, attention_mask)
+            sums = sums.double().cpu()
+            if index >= len(self.spectrum_sums):
+                self.spectrum_sums.append(sums)
+                self.token_counts.append(float(count))
+            else:
+                if sums.shape != self.spectrum_sums[index].shape:
+                    raise ValueError(
+                        f"hidden_states[{index}] has width {sums.shape[0]}, earlier batches had "
+                        f"{self.spectrum_sums[index].shape[0]}"
+                    )
+                self.spectrum_sums[index] += sums
+                self.token_counts[index] += float(count)
+        self.num_samples += int(tensors[0].shape[0])
+        return self
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.spectrum_sums)
+
+    @property
+    def spectra(self) -> list:
+        self._check_nonempty()
+        return [(s / c).float() for s, c in zip(self.spectrum_sums, self.token_counts)]
+
+    @property
+    def intensity(self) -> torch.Tensor:
+        return torch.stack([s.mean() for s in self.spectra])
+
+    def select(self, k: int, strategy="topk", include_embeddings: bool = False) -> list:
+        return select_layers(self.intensity, k, strategy=strategy, include_embeddings=include_embeddings)
+
+    def _check_nonempty(self):
+        if not self.spectrum_sums or min(self.token_counts) <= 0:
+            raise ValueError("the spectral profile is empty: update() it with at least one batch of real tokens")
+
+    def to_dict(self) -> dict:
+        return {
+            "format": "hf_spectralkd.SpectralProfile/1",
+            "num_samples": self.num_samples,
+            "num_layers": self.num_layers,
+            "intensity": [float(v) for v in self.intensity],
+            "spectra": [[float(v) for v in s] for s in self.spectra],
+            "token_counts": list(self.token_counts),
+            "spectrum_sums": [[float(v) for v in s] for s in self.spectrum_sums],
+            "metadata": self.metadata,
+        }
+
+    def save(self, path: Union[str, os.PathLike]) -> str:
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(self.to_dict(), handle, indent=1)
+        os.replace(tmp, path)  # never leave a half-written profile behind
+        return path
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike]) -> "SpectralProfile":
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        if data.get("format") != "hf_spectralkd.SpectralProfile/1":
+            raise ValueError(f"{path} is not a spectral profile written by hf_spectralkd (format key missing)")
+        return cls(
+            spectrum_sums=[torch.tensor(s, dtype=torch.float64) for s in data["spectrum_sums"]],
+            token_counts=[float(c) for c in data["token_counts"]],
+            num_samples=int(data["num_samples"]),
+            metadata=dict(data.get("metadata", {})),
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Layer selection
+# --------------------------------------------------------------------------------------------------
+def select_layers(
+    intensity, k: int, strategy: Union[str, Sequence[int]] = "topk", include_embeddings: bool = False
+) -> list:
+    """Choose ``k`` layers from an intensity vector indexed like ``hidden_states`` (index 0 = embeddings).
+
+    Strategies: ``"topk"`` (the ``k`` most intense, in ascending layer order), ``"ends"`` (the best
+    first-``a`` + last-``b`` split with ``a + b = k`` by total intensity), ``"uniform"`` (evenly spaced,
+    ending at the last layer: ``[2, 4, 6]`` for 6 layers and ``k = 3``), or an explicit list of indices.
+    Index 0 (embeddings) is a candidate only with ``include_embeddings=True``. Ties go to the lower index.
+    """
+    values = [float(v) for v in (intensity.tolist() if isinstance(intensity, torch.Tensor) else intensity)]
+    if any(math.isnan(v) for v in values):
+        raise ValueError("intensity contains NaN; cannot select layers")
+    total = len(values)
+    first = 0 if include_embeddings else 1
+    candidates = list(range(first, total))
+    if not isinstance(strategy, str):
+        layers = [int(i) for i in strategy]
+        bad = [i for i in layers if not first <= i < total]
+        if bad:
+            raise ValueError(
+                f"explicit layers {bad} are out of range: valid indices are {first}..{total - 1} "
+                f"({'embeddings included' if include_embeddings else 'index 0 = embeddings is excluded'})"
+            )
+        if len(set(layers)) != len(layers):
+            raise ValueError(f"explicit layers {layers} contain duplicates")
+        if k is not None and len(layers) != k:
+            raise ValueError(f"explicit layers {layers} has {len(layers)} entries, expected k={k}")
+        return layers
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if k > len(candidates):
+        raise ValueError(f"cannot select k={k} layers: only {len(candidates)} candidate layers ({first}..{total - 1})")
+    if strategy == "topk":
+        ranked = sorted(candidates, key=lambda i: (-values[i], i))
+        return sorted(ranked[:k])
+    if strategy == "ends":
+        best, best_score = None, None
+        for a in range(k, -1, -1):  # more leading layers first, so ties go towards the lower index
+            b = k - a
+            chosen = candidates[:a] + (candidates[len(candidates) - b :] if b else [])
+            score = sum(values[i] for i in chosen)
+            if best_score is None or score > best_score:
+                best, best_score = chosen, score
+        return best
+    if strategy == "uniform":
+        n = len(candidates)
+        return [candidates[math.ceil((j + 1) * n / k) - 1] for j in range(k)]
+    raise ValueError(f"unknown selection strategy {strategy!r}: valid are {', '.join(SELECTION_STRATEGIES)} or a list of indices")
+
+
+# --------------------------------------------------------------------------------------------------
+# Frequency-alignment loss
+# --------------------------------------------------------------------------------------------------
+def _pool_width(x: torch.Tensor, width: int, axis: int) -> torch.Tensor:
+    """Adaptive average pooling along ``axis`` down to ``width`` (parameter-free)."""
+    if x.shape[axis] == width:
+        return x
+    moved = x.movedim(axis, -1)
+    shape = moved.shape
+    pooled = F.adaptive_avg_pool1d(moved.reshape(-1, 1, shape[-1]), width).reshape(*shape[:-1], width)
+    return pooled.movedim(-1, axis)
+
+
+def frequency_alignment_loss(
+    student_hidden: torch.Tensor,
+    teacher_hidden: torch.Tensor,
+    attention_mask: Optional[torch.Tensor] = None,
+    fft_axis: str = "tokens",
+    variant: str = "complex",
+) -> torch.Tensor:
+    """Frequency-domain alignment loss of one student/teacher layer pair (float32 scalar).
+
+    Token tensors ``(N, L, D)``: the wider hidden axis is adaptive-average-pooled to the narrower one,
+    padded positions (``attention_mask == 0``) are zeroed in both, then ``rfft`` with ``norm="ortho"``
+    over the axis given by ``fft_axis`` (``"tokens"``, ``"hidden"`` or ``"tokens+hidden"``); real and
+    imaginary parts are stacked and the mean squared difference over all stacked elements is returned
+    (``variant="complex"``), or the MSE of the magnitudes (``variant="magnitude"``, phase-free).
+
+    Vision feature maps ``(N, C, H, W)``: channels are pooled the same way, grids of different size are
+    pooled to the smaller one, and ``fft_axis="tokens"`` means ``rfft2`` over ``(H, W)``.
+    """
+    if fft_axis not in FFT_AXES:
+        raise ValueError(f"fft_axis={fft_axis!r} is not valid: choose one of {', '.join(FFT_AXES)}")
+    if variant not in LOSS_VARIANTS:
+        raise ValueError(f"variant={variant!r} is not valid: choose one of {', '.join(LOSS_VARIANTS)}")
+    if student_hidden.dim() != teacher_hidden.dim() or student_hidden.dim() not in (3, 4):
+        raise ValueError(
+            "student and teacher features must both be (N, L, D) token tensors or both (N, C, H, W) feature "
+            f"maps, got shapes {tuple(student_hidden.shape)} and {tuple(teacher_hidden.shape)}"
+        )
+    if student_hidden.shape[0] != teacher_hidden.shape[0]:
+        raise ValueError(f"batch sizes differ: student {student_hidden.shape[0]}, teacher {teacher_hidden.shape[0]}")
+    xs, xt = student_hidden.float(), teacher_hidden.float()
+
+    if xs.dim() == 3:
+        if xs.shape[1] != xt.shape[1]:
+            raise ValueError(
+                f"sequence lengths differ (student {xs.shape[1]}, teacher {xt.shape[1]}): the token-axis alignment "
+                "needs the same tokenization for teacher and student"
+            )
+        width = min(xs.shape[2], xt.shape[2])
+        xs, xt = _pool_width(xs, width, 2), _pool_width(xt, width, 2)
+        if attention_mask is not None:
+            mask = attention_mask.to(device=xs.device, dtype=xs.dtype).unsqueeze(-1)
+            xs, xt = xs * mask, xt * mask
+        dims = {"tokens": (1,), "hidden": (2,), "tokens+hidden": (1, 2)}[fft_axis]
+    else:
+        if attention_mask is not None:
+            raise ValueError("attention_mask is only valid for (N, L, D) token tensors, not NCHW feature maps")
+        channels = min(xs.shape[1], xt.shape[1])
+        xs, xt = _pool_width(xs, channels, 1), _pool_width(xt, channels, 1)
+        grid = (min(xs.shape[2], xt.shape[2]), min(xs.shape[3], xt.shape[3]))
+        if tuple(xs.shape[2:]) != grid:
+            xs = F.adaptive_avg_pool2d(xs, grid)
+        if tuple(xt.shape[2:]) != grid:
+            xt = F.adaptive_avg_pool2d(xt, grid)
+        dims = {"tokens": (2, 3), "hidden": (1,), "tokens+hidden": (1, 2, 3)}[fft_axis]
+
+    fs = torch.fft.rfftn(xs, dim=dims, norm="ortho")
+    ft = torch.fft.rfftn(xt, dim=dims, norm="ortho")
+    if variant == "magnitude":
+        return F.mse_loss(fs.abs(), ft.abs())
+    return F.mse_loss(torch.view_as_real(fs), torch.view_as_real(ft))

@@ -1,0 +1,132 @@
+"""Task registry: the parts of the recipe pipeline that depend on the modality.
+
+The pipeline (:mod:`hf_spectralkd.pipeline`) is modality-agnostic: it runs the stages teacher -> analysis ->
+student -> distillation -> evaluation -> baseline -> results, and asks a :class:`Task` for everything that
+depends on the data and the model family. A recipe names its task in ``task:`` (default
+``text-classification``); ``get_task(name)`` returns an instance of the registered class.
+
+Adding a modality (e.g. ``tasks/image.py`` for timm) means subclassing :class:`Task`, decorating it with
+``@register_task("image-classification")`` and adding its module to ``_BUILTIN_MODULES`` below; the
+pipeline's flow does not change. The contract (every method gets the validated
+:class:`~hf_spectralkd.recipes.Recipe`):
+
+``load_data(recipe) -> TaskData``
+    Raw splits ``train`` / ``validation`` / ``test`` as a ``datasets.DatasetDict`` with an integer
+    ``label`` column (ids into ``label_names``, sorted label names of the training split), plus ``info``
+    (``name``, ``source``, ``text_column``, ``label_column``, ``license``, ``citation``) for results.json.
+    Raises ``ValueError`` before any work for missing files/columns, empty splits, unknown test labels.
+``load_processor(recipe, model_ref) -> processor``
+    Tokenizer / image processor of the teacher (``model_ref`` is a resolved local dir or Hub id).
+``prepare_datasets(recipe, data, processor) -> DatasetDict``
+    Model inputs plus ``labels`` for each split (tokenized / transformed).
+``data_collator(processor)``
+    Batch collator for the Trainer (dynamic padding for text).
+``load_base(recipe, model_ref, label_names) -> model``
+    The teacher base with a fresh classification head of ``len(label_names)`` classes, ``id2label`` /
+    ``label2id`` set (for ``teacher.base`` + ``finetune``).
+``load_classifier(recipe, model_ref, label_names) -> model``
+    A fine-tuned classifier (``teacher.model``, saved teachers/students); checks its label set.
+``build_student(recipe, teacher, label_names, init_layers) -> model``
+    The student for ``student.init`` = ``teacher_layers`` (copy embeddings + ``init_layers`` + head),
+    ``pretrained`` (``student.model``) or ``config``. ``init_layers`` are hidden_states indices (1..n).
+``num_layers(model)`` / ``describe(model) -> dict``
+    Depth, and ``num_layers``, ``hidden_size``, ``num_parameters`` for results.json.
+``training_overrides(recipe) -> dict``
+    TrainingArguments fields the task needs (e.g. ``remove_unused_columns=False`` for images).
+``save_processor(processor, directory)``
+    Save the tokenizer / processor next to a model.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+__all__ = ["Task", "TaskData", "TASK_REGISTRY", "register_task", "get_task", "available_tasks"]
+
+TASK_REGISTRY: dict = {}
+# modules imported lazily by get_task(); a missing optional dependency only matters for that task
+_BUILTIN_MODULES = {"text-classification": ".text", "image-classification": ".image"}
+
+
+@dataclass
+class TaskData:
+    """Raw splits (integer ``label`` column), sorted label names, and dataset facts for results.json."""
+
+    splits: object  # datasets.DatasetDict with train / validation / test
+    label_names: list
+    info: dict = field(default_factory=dict)
+
+
+def register_task(name: str):
+    def decorator(cls):
+        cls.name = name
+        TASK_REGISTRY[name] = cls
+        return cls
+
+    return decorator
+
+
+def available_tasks() -> list:
+    return sorted(set(TASK_REGISTRY) | set(_BUILTIN_MODULES))
+
+
+def get_task(name: str) -> "Task":
+    if name not in TASK_REGISTRY and name in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(_BUILTIN_MODULES[name], __package__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}{_BUILTIN_MODULES[name]}":
+                raise ValueError(f"task {name!r} needs the package {exc.name!r}: {exc}") from exc
+    if name not in TASK_REGISTRY:
+        raise ValueError(f"unknown task {name!r}: available tasks are {', '.join(available_tasks())}")
+    return TASK_REGISTRY[name]()
+
+
+class Task:
+    """Base class of a pipeline task (see the module docstring for the contract)."""
+
+    name = "base"
+
+    def load_data(self, recipe) -> TaskData:
+        raise NotImplementedError
+
+    def load_processor(self, recipe, model_ref):
+        raise NotImplementedError
+
+    def prepare_datasets(self, recipe, data: TaskData, processor):
+        raise NotImplementedError
+
+    def data_collator(self, processor):
+        return None
+
+    def load_base(self, recipe, model_ref, label_names):
+        raise NotImplementedError
+
+    def load_classifier(self, recipe, model_ref, label_names=None):
+        raise NotImplementedError
+
+    def build_student(self, recipe, teacher, label_names, init_layers):
+        raise NotImplementedError
+
+    def num_layers(self, model) -> int:
+        from ..adapters import get_adapter
+
+        return get_adapter(model).num_layers(model)
+
+    def describe(self, model) -> dict:
+        from ..adapters import get_adapter
+
+        info = get_adapter(model).describe(model)
+        return {
+            "num_layers": info.get("num_layers"),
+            "hidden_size": info.get("hidden_size"),
+            "num_parameters": int(info.get("num_parameters") or sum(p.numel() for p in model.parameters())),
+        }
+
+    def training_overrides(self, recipe) -> dict:
+        return {}
+
+    def save_processor(self, processor, directory: str) -> None:
+        if processor is not None and hasattr(processor, "save_pretrained"):
+            processor.save_pretrained(directory)

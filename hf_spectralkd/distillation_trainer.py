@@ -7,6 +7,7 @@ are chosen once, before the first step, by spectral analysis of the teacher on t
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 import os
@@ -20,6 +21,7 @@ from torch.utils.data import DataLoader
 from transformers import Trainer
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer import TRAINING_ARGS_NAME
 
 from .adapters import get_adapter, unwrap_model
 from .analysis import PLOT_FILENAME, PROFILE_FILENAME, collect_profile, plot_layer_intensity
@@ -109,12 +111,16 @@ class SpectralDistillationTrainer(Trainer):
         self.student_adapter = get_adapter(model)
         self.teacher_adapter = get_adapter(teacher_model)
         self._check_compatible(model, teacher_model, args)
+        self.teacher_adapter.match_student_inputs(teacher_model, model)  # e.g. re-normalise pixels (timm)
+        self._check_input_columns(model, args)
 
         super().__init__(model=model, args=args, **kwargs)
         # compute_loss returns a per-batch mean: the Trainer must divide it by the accumulation steps itself
         # (transformers 5.x skips the division for models whose forward takes **kwargs).
         self.model_accepts_loss_kwargs = False
         self.loss_is_scaled_for_ga = False
+        if not self.label_names:  # compute_loss reads `labels`; models whose forward has no labels argument (timm)
+            self.label_names = ["labels"]
 
         self.teacher = prepare_teacher(teacher_model, self.accelerator, self.is_deepspeed_enabled, self.is_fsdp_enabled)
         self.layer_map: Optional[LayerMap] = None
@@ -123,12 +129,9 @@ class SpectralDistillationTrainer(Trainer):
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(self._tag_names)
         if args.spectral_dynamics and kwargs.get("eval_dataset") is not None:
-            try:  # TODO(dynamics issue): remove this guard once hf_spectralkd/dynamics.py lands
-                from .dynamics import SpectralDynamicsCallback
-            except ImportError:
-                SpectralDynamicsCallback = None
-            if SpectralDynamicsCallback is not None:
-                self.add_callback(SpectralDynamicsCallback(self))
+            from .dynamics import SpectralDynamicsCallback
+
+            self.add_callback(SpectralDynamicsCallback(self))
 
     # ------------------------------------------------------------------ validation
     def _check_compatible(self, student, teacher, args):
@@ -177,6 +180,22 @@ class SpectralDistillationTrainer(Trainer):
             available = t_n + (1 if args.include_embeddings else 0)
             if k > available:
                 raise ValueError(f"cannot align {k} student layers with a teacher of {t_n} blocks; set num_aligned_layers <= {t_n}")
+
+    def _check_input_columns(self, model, args):
+        """remove_unused_columns keeps only the columns named in forward(); a model fed by its adapter under
+        other names (timm's forward(x) receives `pixel_values`) would lose its inputs."""
+        names = self.student_adapter.input_names
+        if not args.remove_unused_columns or not names:
+            return
+        base = unwrap_model(model)
+        base = base.get_base_model() if hasattr(base, "peft_config") and hasattr(base, "get_base_model") else base
+        accepted = set(inspect.signature(base.forward).parameters)
+        if not accepted & set(names):
+            raise ValueError(
+                f"the student {type(base).__name__} takes {', '.join(names)} through its adapter but its forward() has "
+                f"no such argument, so remove_unused_columns=True would drop them (and, with set_transform, the raw "
+                "image column): set remove_unused_columns=False (and label_names=['labels']) in the config"
+            )
 
     # ------------------------------------------------------------------ layer selection
     def _selection_dataloader(self):
@@ -347,6 +366,17 @@ class SpectralDistillationTrainer(Trainer):
         return output
 
     # ------------------------------------------------------------------ saving
+    def _save(self, output_dir: Optional[str] = None, state_dict=None):
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+        # an adapter may save in its library's own format (timm: config.json + model.safetensors)
+        if self.args.should_save and self.student_adapter.save_pretrained(model, output_dir, state_dict=state_dict):
+            if self.processing_class is not None:
+                self.processing_class.save_pretrained(output_dir)
+            torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+            return
+        super()._save(output_dir, state_dict)
+
     def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False):
         super().save_model(output_dir, _internal_call)
         if self.layer_map is not None and self.args.should_save:

@@ -1,0 +1,149 @@
+"""``hf-spectralkd compare``: the layer-intensity curves of two saved classifiers on the same data.
+
+Both models are analysed on the same texts (each with its own tokenizer), the two curves are printed side
+by side with their agreement (see :mod:`hf_spectralkd.dynamics`: Pearson correlation and mean relative
+error, on the aligned layer pairs and on all layers resampled to a common depth grid), and
+``compare.json`` + ``compare.png`` are written to ``--output``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+COMPARE_JSON = "compare.json"
+COMPARE_PLOT = "compare.png"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="Compare the layer-intensity curves of a teacher and a student (agreement numbers + plot).",
+        description=(
+            "Run two saved classifiers over the same text data, compute the spectral intensity of every layer "
+            "(hidden_states index 0 = embeddings, l = block l) for each, print both curves side by side with "
+            "their agreement (Pearson correlation and mean relative error on the aligned layer pairs and on all "
+            "layers resampled to a common relative-depth grid), and write compare.json and compare.png."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--teacher", required=True,
+                        help="Reference model: local directory, Hub id, or 'packaged:minilm'.")
+    parser.add_argument("--student", required=True,
+                        help="Model compared with the teacher: local directory, Hub id, or 'packaged:minilm'.")
+    parser.add_argument("--data", required=True, help="Local .jsonl/.json/.csv/.parquet file, or a Hub dataset id (needs Hub access).")
+    parser.add_argument("--text-column", default="text", help="Column holding the text.")
+    parser.add_argument("--text-pair-column", default=None, help="Optional second text column (sentence pairs).")
+    parser.add_argument("--split", default="train", help="Dataset split to read (Hub datasets only).")
+    parser.add_argument("--max-samples", type=int, default=256, help="Number of examples to analyse (first N).")
+    parser.add_argument("--batch-size", type=int, default=32, help="Examples per forward pass.")
+    parser.add_argument("--max-length", type=int, default=128, help="Truncate texts to this many tokens.")
+    parser.add_argument(
+        "--layer-map", default=None,
+        help="layer_map.json (or a directory holding one) giving the aligned (student, teacher) pairs. Default: the "
+             "student directory's layer_map.json when it has one (a SpectralKD student does); pass a SpectralKD "
+             "student's layer map to score a no-KD student on the same pairs. Without pairs only the 'all' numbers exist.",
+    )
+    parser.add_argument("--output", default="compare", help="Output directory for compare.json and compare.png.")
+    parser.set_defaults(func=run)
+
+
+def _read_pairs(option: str, path: str) -> list:
+    from ..distillation_trainer import LAYER_MAP_FILENAME
+
+    file = os.path.join(path, LAYER_MAP_FILENAME) if os.path.isdir(path) else path
+    if not os.path.isfile(file):
+        raise ValueError(f"{option}: {path!r} is neither a layer_map.json file nor a directory holding one")
+    try:
+        with open(file, encoding="utf-8") as handle:
+            data = json.load(handle)
+        pairs = [(int(s), int(t)) for s, t in zip(data["student_layers"], data["teacher_layers"], strict=True)]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{option}: {file} is not a layer map with student_layers/teacher_layers lists of equal length ({exc})") from exc
+    return pairs
+
+
+def _load(option: str, reference: str):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ..loading import resolve_model_reference
+
+    location = resolve_model_reference(reference, what=option)
+    try:
+        return location, AutoTokenizer.from_pretrained(location), AutoModelForSequenceClassification.from_pretrained(location)
+    except OSError as exc:
+        raise ValueError(f"{option}: could not load {reference!r} ({str(exc).splitlines()[0]})") from exc
+
+
+def run(args) -> int:
+    from ..analysis import analyze
+    from ..dynamics import AGREEMENT_KEYS, _json_number, curve_agreement, plot_intensity_curves
+    from ..loading import resolve_model_reference
+    from .analyze import _load_rows
+
+    for name in ("max_samples", "batch_size", "max_length"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    # check every input before the (slow) forward passes
+    teacher_location = resolve_model_reference(args.teacher, what="--teacher")
+    student_location = resolve_model_reference(args.student, what="--student")
+    layer_map_source = args.layer_map
+    pairs = []
+    if layer_map_source is not None:
+        pairs = _read_pairs("--layer-map", layer_map_source)
+    elif os.path.isfile(os.path.join(student_location, "layer_map.json")):
+        layer_map_source = os.path.join(student_location, "layer_map.json")
+        pairs = _read_pairs("--student", layer_map_source)
+    rows = _load_rows(args.data, args.split, args.max_samples)
+    for option, column in (("--text-column", args.text_column), ("--text-pair-column", args.text_pair_column)):
+        if column is not None and column not in rows.column_names:
+            raise ValueError(f"{option} {column!r} not found in {args.data}: the columns are {rows.column_names}")
+
+    curves = {}
+    for role, option, reference in (("teacher", "--teacher", args.teacher), ("student", "--student", args.student)):
+        _, tokenizer, model = _load(option, reference)
+        profile = analyze(model, rows, tokenizer=tokenizer, text_column=args.text_column, text_pair_column=args.text_pair_column,
+                          max_samples=args.max_samples, batch_size=args.batch_size, max_length=args.max_length, progress=False)
+        curves[role] = [float(v) for v in profile.intensity]
+        num_samples = profile.num_samples
+        del model
+    teacher, student = curves["teacher"], curves["student"]
+    try:
+        agreement = curve_agreement(teacher, student, pairs)
+    except ValueError as exc:
+        raise ValueError(f"--layer-map {layer_map_source}: {exc}") from exc
+
+    aligned_with = {s: t for s, t in pairs}
+    print(f"spectral intensity over {num_samples} examples of {args.data} (index 0 = embeddings)")
+    print(f"  teacher: {args.teacher} ({len(teacher) - 1} blocks)   student: {args.student} ({len(student) - 1} blocks)")
+    print(f"{'layer':>5}  {'teacher':>10}  {'student':>10}  aligned")
+    for index in range(max(len(teacher), len(student))):
+        t = f"{teacher[index]:.6f}" if index < len(teacher) else ""
+        s = f"{student[index]:.6f}" if index < len(student) else ""
+        note = f"student {index} <-> teacher {aligned_with[index]}" if index in aligned_with else ""
+        print(f"{index:>5}  {t:>10}  {s:>10}  {note}")
+    for key in AGREEMENT_KEYS:
+        value = agreement[key]
+        shown = "n/a (no aligned pairs)" if key.endswith("aligned") and not pairs else f"{value:.4f}"
+        print(f"{key:>16}: {shown}")
+
+    os.makedirs(args.output, exist_ok=True)
+    plot_path = plot_intensity_curves(
+        os.path.join(args.output, COMPARE_PLOT), teacher, [(f"student: {os.path.basename(os.path.normpath(args.student))}", student)],
+        pairs=pairs, title=f"Layer intensity on {num_samples} examples", teacher_label=f"teacher: {os.path.basename(os.path.normpath(args.teacher))}",
+    )
+    json_path = os.path.join(args.output, COMPARE_JSON)
+    report = {
+        "format": "hf_spectralkd.Compare/1",
+        "teacher": {"reference": args.teacher, "path": teacher_location, "num_layers": len(teacher) - 1, "intensity": teacher},
+        "student": {"reference": args.student, "path": student_location, "num_layers": len(student) - 1, "intensity": student},
+        "pairs": [list(p) for p in pairs],
+        "layer_map_source": layer_map_source,
+        "agreement": {key: _json_number(value) for key, value in agreement.items()},
+        "data": args.data, "text_column": args.text_column, "num_samples": num_samples, "max_length": args.max_length,
+    }
+    with open(json_path, "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=1)
+    print(f"wrote {json_path} and {plot_path}")
+    return 0

@@ -1,0 +1,436 @@
+"""Distillation dynamics: watch the student's layer-intensity curve converge to the teacher's.
+
+The SpectralKD paper (Tian et al., arXiv 2412.19055) reports that distilled students reproduce their
+teachers' spectral patterns, even in layers that were never aligned. :class:`SpectralDynamicsCallback`
+measures this *while* training runs: at each evaluation it computes the student's spectral intensity per
+layer (:func:`~hf_spectralkd.analysis.collect_profile`, so the numbers are those of the analysis functions)
+on a fixed, seeded sample of the evaluation data, compares it with the teacher's curve on the same sample,
+and logs the result through ``Trainer.log`` (so ``log_history``, TensorBoard, W&B ... get it).
+
+Agreement between two intensity curves (one implementation, shared with ``hf-spectralkd compare``):
+
+* ``aligned``: the student intensities at the aligned student layers vs the teacher intensities at their
+  paired teacher layers (the layer map's pairs), in pair order;
+* ``all``: both whole curves (``hidden_states`` indices ``0..n``, embeddings included) placed on a relative
+  depth axis ``l / n`` in ``[0, 1]`` and linearly resampled to a common grid of ``max(n_teacher, n_student) + 1``
+  evenly spaced points (the deeper curve is unchanged, the shallower one is interpolated);
+* ``pearson``: Pearson correlation of the two vectors (shape agreement; NaN with fewer than 2 points or a
+  constant curve); ``mre``: mean over points of ``|student - teacher| / |teacher|`` (scale agreement).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+from .adapters import ModelAdapter, unwrap_model
+from .analysis import collect_profile
+from .spectral import frequency_alignment_loss
+
+__all__ = [
+    "DYNAMICS_JSON",
+    "DYNAMICS_PLOT",
+    "LOG_PREFIX",
+    "SpectralDynamicsCallback",
+    "curve_agreement",
+    "mean_relative_error",
+    "pearson",
+    "plot_intensity_curves",
+    "resample_curve",
+]
+
+DYNAMICS_JSON = "distillation_dynamics.json"
+DYNAMICS_PLOT = "distillation_dynamics.png"
+LOG_PREFIX = "dynamics/"
+AGREEMENT_KEYS = ("pearson_aligned", "mre_aligned", "pearson_all", "mre_all")
+
+
+# --------------------------------------------------------------------------------------------------
+# Agreement between intensity curves (pure functions)
+# --------------------------------------------------------------------------------------------------
+def _vector(values) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().double().numpy()
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    if array.size == 0:
+        raise ValueError("an intensity curve needs at least one value")
+    return array
+
+
+def resample_curve(values, num_points: int) -> np.ndarray:
+    """Linear interpolation of a curve sampled at ``len(values)`` evenly spaced depths in ``[0, 1]`` onto
+    ``num_points`` evenly spaced depths in ``[0, 1]`` (the end points are kept: ``[a, b, c, d] -> [a, d]``
+    for 2 points)."""
+    curve = _vector(values)
+    if num_points < 1:
+        raise ValueError(f"num_points must be >= 1, got {num_points}")
+    if curve.size == 1:
+        return np.repeat(curve, num_points)
+    if num_points == 1:
+        return curve[-1:].copy()
+    return np.interp(np.linspace(0.0, 1.0, num_points), np.linspace(0.0, 1.0, curve.size), curve)
+
+
+def pearson(a, b) -> float:
+    """Pearson correlation of two equally long vectors; NaN when undefined (< 2 points or a constant vector)."""
+    x, y = _vector(a), _vector(b)
+    if x.shape != y.shape:
+        raise ValueError(f"pearson needs vectors of the same length, got {x.size} and {y.size}")
+    if x.size < 2:
+        return math.nan
+    x, y = x - x.mean(), y - y.mean()
+    denominator = math.sqrt(float((x * x).sum()) * float((y * y).sum()))
+    if denominator == 0.0:
+        return math.nan
+    return float((x * y).sum()) / denominator
+
+
+def mean_relative_error(student, teacher) -> float:
+    """``mean_i |student_i - teacher_i| / |teacher_i|`` (the teacher is the reference)."""
+    s, t = _vector(student), _vector(teacher)
+    if s.shape != t.shape:
+        raise ValueError(f"mean_relative_error needs vectors of the same length, got {s.size} and {t.size}")
+    if np.any(t == 0):
+        return math.nan
+    return float(np.mean(np.abs(s - t) / np.abs(t)))
+
+
+def curve_agreement(teacher_intensity, student_intensity, pairs: Sequence = ()) -> dict:
+    """``{"pearson_aligned", "mre_aligned", "pearson_all", "mre_all"}`` of a student curve against a teacher
+    curve (both indexed like ``hidden_states``). ``pairs`` are ``(student_layer, teacher_layer)`` tuples as in
+    :attr:`LayerMap.pairs`; without pairs the two ``aligned`` values are NaN."""
+    teacher, student = _vector(teacher_intensity), _vector(student_intensity)
+    pairs = [(int(s), int(t)) for s, t in pairs]
+    bad = [(s, t) for s, t in pairs if not (0 <= s < student.size and 0 <= t < teacher.size)]
+    if bad:
+        raise ValueError(
+            f"layer pairs {bad} are out of range: the student curve has indices 0..{student.size - 1}, "
+            f"the teacher curve 0..{teacher.size - 1}"
+        )
+    result = {key: math.nan for key in AGREEMENT_KEYS}
+    if pairs:
+        aligned_s = student[[s for s, _ in pairs]]
+        aligned_t = teacher[[t for _, t in pairs]]
+        result["pearson_aligned"] = pearson(aligned_s, aligned_t)
+        result["mre_aligned"] = mean_relative_error(aligned_s, aligned_t)
+    grid = max(teacher.size, student.size)
+    s_all, t_all = resample_curve(student, grid), resample_curve(teacher, grid)
+    result["pearson_all"] = pearson(s_all, t_all)
+    result["mre_all"] = mean_relative_error(s_all, t_all)
+    return result
+
+
+def _json_number(value):
+    """NaN/inf are not JSON: they are written as null."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Plot (shared by the callback report and `hf-spectralkd compare`)
+# --------------------------------------------------------------------------------------------------
+def plot_intensity_curves(
+    path: str,
+    teacher_intensity,
+    student_curves: Sequence,
+    pairs: Sequence = (),
+    history: Optional[Sequence[dict]] = None,
+    title: Optional[str] = None,
+    teacher_label: str = "teacher",
+) -> str:
+    """Teacher curve vs one or more student curves on a relative-depth axis (``l / n``; 0 = embeddings,
+    1 = last block); aligned layers are ringed. With ``history`` (dicts with ``step`` and the agreement
+    keys) a second panel shows the agreement over training steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    teacher = _vector(teacher_intensity)
+    panels = 2 if history else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 4.2), squeeze=False)
+    ax = axes[0][0]
+    t_depth = np.linspace(0.0, 1.0, teacher.size) if teacher.size > 1 else np.zeros(1)
+    ax.plot(t_depth, teacher, color="black", linewidth=2.2, marker="o", markersize=4, label=f"{teacher_label} ({teacher.size - 1} blocks)")
+    teacher_aligned = sorted({int(t) for _, t in pairs})
+    if teacher_aligned:
+        ax.scatter(t_depth[teacher_aligned], teacher[teacher_aligned], s=110, facecolors="none", edgecolors="tab:orange",
+                   linewidths=1.8, zorder=5, label="aligned layers")
+    cmap = plt.get_cmap("viridis")
+    student_aligned = sorted({int(s) for s, _ in pairs})
+    for index, (label, curve) in enumerate(student_curves):
+        values = _vector(curve)
+        depth = np.linspace(0.0, 1.0, values.size) if values.size > 1 else np.zeros(1)
+        color = cmap(0.85 * index / max(1, len(student_curves) - 1)) if len(student_curves) > 1 else "tab:blue"
+        ax.plot(depth, values, color=color, linewidth=1.4, marker="s", markersize=3.5, label=label)
+        if student_aligned and max(student_aligned) < values.size:
+            ax.scatter(depth[student_aligned], values[student_aligned], s=80, facecolors="none", edgecolors="tab:orange",
+                       linewidths=1.2, zorder=5)
+    ax.set_xlabel("relative depth l / n (0 = embeddings, 1 = last block)")
+    ax.set_ylabel("spectral intensity")
+    ax.set_title(title or "Layer intensity: teacher vs student")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    if history:
+        ax2 = axes[0][1]
+        steps = [record["step"] for record in history]
+        for key, style in (("pearson_all", "-o"), ("pearson_aligned", "--s")):
+            values = [np.nan if record.get(key) is None else record[key] for record in history]
+            if not all(np.isnan(values)):
+                ax2.plot(steps, values, style, markersize=3.5, label=f"{key} (left)")
+        ax2.set_xlabel("training step")
+        ax2.set_ylabel("Pearson correlation with the teacher")
+        ax3 = ax2.twinx()
+        for key, style in (("mre_all", "-^"), ("mre_aligned", "--v")):
+            values = [np.nan if record.get(key) is None else record[key] for record in history]
+            if not all(np.isnan(values)):
+                ax3.plot(steps, values, style, color="tab:red" if key == "mre_all" else "tab:pink", markersize=3.5,
+                         label=f"{key} (right)")
+        ax3.set_ylabel("mean relative error vs the teacher")
+        handles = ax2.get_legend_handles_labels()[0] + ax3.get_legend_handles_labels()[0]
+        labels = ax2.get_legend_handles_labels()[1] + ax3.get_legend_handles_labels()[1]
+        ax2.legend(handles, labels, fontsize=7, loc="best")
+        ax2.set_title("Agreement with the teacher over training")
+        ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# The callback
+# --------------------------------------------------------------------------------------------------
+class _FrequencyLossProbe(ModelAdapter):
+    """Wraps the student adapter for :func:`collect_profile`: the same forward pass that feeds the student's
+    profile also runs the teacher on that batch and accumulates the frequency-alignment loss of the pairs."""
+
+    name = "dynamics-probe"
+
+    def __init__(self, student_adapter, teacher, teacher_adapter, pairs, fft_axis: str, variant: str):
+        self.student_adapter, self.teacher, self.teacher_adapter = student_adapter, teacher, teacher_adapter
+        self.pairs, self.fft_axis, self.variant = list(pairs), fft_axis, variant
+        self.weighted_sum, self.count = 0.0, 0
+
+    def forward(self, model, inputs: dict, output_hidden_states: bool = True):
+        student = self.student_adapter.forward(model, inputs, output_hidden_states=True)
+        if self.pairs:
+            teacher = self.teacher_adapter.forward(self.teacher, inputs, output_hidden_states=True)
+            losses = [
+                frequency_alignment_loss(student.hidden_states[s], teacher.hidden_states[t], student.attention_mask,
+                                         fft_axis=self.fft_axis, variant=self.variant)
+                for s, t in self.pairs
+            ]
+            size = int(student.logits.shape[0])
+            self.weighted_sum += float(torch.stack(losses).mean()) * size
+            self.count += size
+        return student
+
+    def num_layers(self, model) -> int:
+        return self.student_adapter.num_layers(model)
+
+    @property
+    def freq_loss(self) -> Optional[float]:
+        return self.weighted_sum / self.count if self.count else None
+
+
+class SpectralDynamicsCallback(TrainerCallback):
+    """Measures the student's spectral intensity curve during distillation (on by default).
+
+    Added by :class:`~hf_spectralkd.SpectralDistillationTrainer` when ``args.spectral_dynamics`` is true and
+    an ``eval_dataset`` is given. A fixed sample of ``args.dynamics_samples`` evaluation examples (indices
+    drawn once with ``args.seed``; the first ones of an iterable dataset; the first dataset of a dict) is
+    measured
+
+    * at the start of training (step 0 curve), at every evaluation (once per global step), and at the end of
+      training if the last measurement is stale (the model ``train()`` returns);
+    * the teacher's curve on the same sample is measured once.
+
+    Each measurement is logged with ``Trainer.log`` (one ``log_history`` entry per measurement) under:
+
+    * ``dynamics/student_intensity_l{i}`` for every ``hidden_states`` index ``i`` (0 = embeddings);
+    * ``dynamics/pearson_aligned``, ``dynamics/mre_aligned`` (aligned pairs; absent without pairs),
+      ``dynamics/pearson_all``, ``dynamics/mre_all`` (all layers on a common depth grid), see
+      :func:`curve_agreement`;
+    * ``dynamics/freq_loss``: the mean frequency-alignment loss of the pairs on the sample (absent without pairs).
+
+    After training the main process writes ``distillation_dynamics.json`` (all measurements, the teacher
+    curve, the layer map, the callback's own cost in seconds) and ``distillation_dynamics.png`` to
+    ``args.output_dir``. Memory: only the per-measurement summaries (a few floats per layer) are kept.
+    """
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.num_samples = int(trainer.args.dynamics_samples)
+        self.teacher_profile = None
+        self.records: list = []
+        self.seconds = 0.0  # cumulative wall time of this callback (measurements + report)
+        self._sample = None
+        self._sample_info: dict = {}
+
+    # ---------------------------------------------------------------- the fixed sample
+    def _sample_dataset(self):
+        if self._sample is not None:
+            return self._sample
+        trainer = self.trainer
+        dataset, name = trainer.eval_dataset, None
+        if isinstance(dataset, dict):
+            if not dataset:
+                raise ValueError("spectral dynamics: eval_dataset is an empty dict")
+            name, dataset = next(iter(dataset.items()))
+        seed = trainer.args.seed
+        import datasets
+
+        if isinstance(dataset, (torch.utils.data.IterableDataset, datasets.IterableDataset)):
+            sample = list(itertools.islice(iter(dataset), self.num_samples))
+            how = "first examples (iterable dataset)"
+        else:
+            total = len(dataset)
+            count = min(self.num_samples, total)
+            generator = torch.Generator().manual_seed(seed)
+            indices = sorted(torch.randperm(total, generator=generator)[:count].tolist())
+            if isinstance(dataset, datasets.Dataset):
+                sample = trainer._remove_unused_columns(dataset.select(indices), description="spectral dynamics")
+            else:
+                sample = torch.utils.data.Subset(dataset, indices)
+            how = f"random subset (seed {seed})"
+        if len(sample) == 0:
+            raise ValueError("spectral dynamics: the evaluation dataset is empty; pass a non-empty eval_dataset or set spectral_dynamics=False")
+        self._sample = sample
+        self._sample_info = {"num_samples": len(sample), "selection": how, "seed": seed, "eval_dataset": name}
+        return sample
+
+    def dataloader(self):
+        """The fixed sample as batches of model inputs (the trainer's collator and eval batch size)."""
+        from torch.utils.data import DataLoader
+
+        trainer = self.trainer
+        return DataLoader(self._sample_dataset(), batch_size=trainer.args.per_device_eval_batch_size, shuffle=False,
+                          collate_fn=trainer.data_collator)
+
+    # ---------------------------------------------------------------- measuring
+    def measure(self, state, event: str) -> dict:
+        """Measure the student now, log the result and keep its summary."""
+        start = time.perf_counter()
+        trainer = self.trainer
+        args = trainer.args
+        layer_map = trainer.layer_map if trainer.layer_map is not None else trainer.setup_layer_map()
+        device = trainer.accelerator.device
+        if self.teacher_profile is None:
+            self.teacher_profile = collect_profile(trainer.teacher, self.dataloader(), adapter=trainer.teacher_adapter,
+                                                   device=device)
+        probe = _FrequencyLossProbe(trainer.student_adapter, trainer.teacher, trainer.teacher_adapter, layer_map.pairs,
+                                    args.fft_axis, args.freq_loss_variant)
+        profile = collect_profile(unwrap_model(trainer.model), self.dataloader(), adapter=probe, device=device)
+        student = [float(v) for v in profile.intensity]
+        agreement = curve_agreement(self.teacher_profile.intensity, student, layer_map.pairs)
+        elapsed = time.perf_counter() - start
+        self.seconds += elapsed
+        record = {
+            "step": int(state.global_step),
+            "epoch": None if state.epoch is None else float(state.epoch),
+            "event": event,
+            "student_intensity": student,
+            **{key: _json_number(value) for key, value in agreement.items()},
+            "freq_loss": _json_number(probe.freq_loss),
+            "seconds": elapsed,
+        }
+        self.records.append(record)
+        logs = {f"{LOG_PREFIX}student_intensity_l{i}": value for i, value in enumerate(student)}
+        for key in (*AGREEMENT_KEYS, "freq_loss"):
+            if record[key] is not None:
+                logs[f"{LOG_PREFIX}{key}"] = record[key]
+        trainer.log(logs)
+        return record
+
+    def _stale(self, state) -> bool:
+        return not self.records or self.records[-1]["step"] != state.global_step
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self._stale(state):
+            self.measure(state, "train_begin")
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        # several eval datasets (or an evaluate() call right after one) at the same step: measured once
+        if self._stale(state):
+            self.measure(state, "evaluate")
+
+    def on_train_end(self, args, state, control, **kwargs):
+        best_loaded = args.load_best_model_at_end and state.best_model_checkpoint is not None
+        if self._stale(state) or best_loaded:
+            self.measure(state, "train_end")
+        if state.is_world_process_zero:
+            self.write_report(args.output_dir, state)
+
+    # ---------------------------------------------------------------- report
+    def report(self, state=None) -> dict:
+        trainer = self.trainer
+        layer_map = trainer.layer_map
+        runtime = None
+        for entry in reversed(state.log_history if state is not None else []):
+            if "train_runtime" in entry:
+                runtime = float(entry["train_runtime"])
+                break
+        return {
+            "format": "hf_spectralkd.DistillationDynamics/1",
+            "teacher_intensity": [float(v) for v in self.teacher_profile.intensity] if self.teacher_profile is not None else None,
+            "layer_map": {
+                "teacher_layers": list(layer_map.teacher_layers) if layer_map else [],
+                "student_layers": list(layer_map.student_layers) if layer_map else [],
+                "pairs": [list(p) for p in layer_map.pairs] if layer_map else [],
+                "strategy": layer_map.strategy if layer_map else None,
+            },
+            "sample": dict(self._sample_info),
+            "agreement_definition": {
+                "aligned": "student intensity at student_layers vs teacher intensity at the paired teacher_layers",
+                "all": "both whole curves (index 0 = embeddings .. n) on relative depth l/n, linearly resampled to "
+                       "max(n_teacher, n_student)+1 evenly spaced points",
+                "pearson": "Pearson correlation of the two vectors", "mre": "mean |student - teacher| / |teacher|",
+            },
+            "log_keys": [f"{LOG_PREFIX}student_intensity_l{{i}}", *(f"{LOG_PREFIX}{k}" for k in (*AGREEMENT_KEYS, "freq_loss"))],
+            "measurements": self.records,
+            "callback_seconds": self.seconds,
+            "train_runtime_s": runtime,
+            "callback_fraction_of_train_runtime": (self.seconds / runtime) if runtime else None,
+        }
+
+    def write_report(self, output_dir: str, state=None) -> tuple:
+        """Write ``distillation_dynamics.json`` and ``distillation_dynamics.png``; returns their paths."""
+        if not self.records or self.teacher_profile is None:
+            return ()
+        start = time.perf_counter()
+        os.makedirs(output_dir, exist_ok=True)
+        plot_path = os.path.join(output_dir, DYNAMICS_PLOT)
+        chosen = _spread(self.records, 4)
+        pairs = self.trainer.layer_map.pairs if self.trainer.layer_map is not None else []
+        plot_intensity_curves(
+            plot_path, self.teacher_profile.intensity,
+            [(f"student @ step {r['step']}", r["student_intensity"]) for r in chosen], pairs=pairs, history=self.records,
+            title=f"Distillation dynamics ({self._sample_info.get('num_samples')} eval examples)",
+        )
+        self.seconds += time.perf_counter() - start  # the JSON records the cost including the plot
+        json_path = os.path.join(output_dir, DYNAMICS_JSON)
+        tmp = json_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(self.report(state), handle, indent=1)
+        os.replace(tmp, json_path)
+        return json_path, plot_path
+
+
+def _spread(records: list, count: int) -> list:
+    """Up to ``count`` records evenly spread over the list, first and last included."""
+    if len(records) <= count:
+        return list(records)
+    picks = sorted({round(i * (len(records) - 1) / (count - 1)) for i in range(count)})
+    return [records[i] for i in picks]

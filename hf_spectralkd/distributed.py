@@ -7,30 +7,51 @@ from __future__ import annotations
 
 from copy import deepcopy
 
-__all__ = ["prepare_teacher"]
+__all__ = ["prepare_teacher", "teacher_deepspeed_config"]
+
+
+def _hidden_size(model):
+    config = getattr(model, "config", None)
+    sizes = getattr(config, "hidden_sizes", None)  # e.g. ConvNeXt / Swin style configs
+    if sizes:
+        return max(sizes)
+    return getattr(config, "hidden_size", None)
+
+
+def teacher_deepspeed_config(deepspeed_config: dict, model) -> dict:
+    """The DeepSpeed config of the frozen teacher's inference engine, derived from the student's.
+
+    As TRL's ``prepare_deepspeed``: ZeRO-3 shards the teacher like the student; under ZeRO-0/1/2 (which shard
+    only optimizer state and gradients) the teacher is replicated with ZeRO disabled (stage 0). Unlike TRL, the
+    ZeRO-3 bucket sizes are written into the nested ``zero_optimization`` section, replacing ``"auto"`` (TRL
+    adds them as dotted top-level keys, which DeepSpeed does not read, so ``"auto"`` values reached the
+    engine), and optimizer / scheduler sections are dropped (an inference engine has nothing to optimize).
+    """
+    config = deepcopy(deepspeed_config)
+    zero = config.setdefault("zero_optimization", {})
+    stage = zero.get("stage", 0)
+    if stage == 3:
+        hidden_size = _hidden_size(model)
+        if hidden_size is not None:
+            defaults = {
+                "reduce_bucket_size": hidden_size * hidden_size,
+                "stage3_param_persistence_threshold": 10 * hidden_size,
+                "stage3_prefetch_bucket_size": int(0.9 * hidden_size * hidden_size),
+            }
+            for key, value in defaults.items():
+                if zero.get(key, "auto") == "auto":
+                    zero[key] = value
+    else:
+        zero["stage"] = 0
+    config.pop("optimizer", None)
+    config.pop("scheduler", None)
+    return config
 
 
 def _prepare_deepspeed(model, accelerator):
     import deepspeed
 
-    plugin = accelerator.state.deepspeed_plugin
-    config = deepcopy(plugin.deepspeed_config)
-    stage = config.get("zero_optimization", {}).get("stage", 0)
-    hidden_size = getattr(getattr(model, "config", None), "hidden_size", None)
-    if hidden_size is not None and stage == 3:
-        # the bucket sizes TRL uses for an inference-only ZeRO-3 engine
-        config.update(
-            {
-                "zero_optimization.reduce_bucket_size": hidden_size * hidden_size,
-                "zero_optimization.stage3_param_persistence_threshold": 10 * hidden_size,
-                "zero_optimization.stage3_prefetch_bucket_size": 0.9 * hidden_size * hidden_size,
-            }
-        )
-    if stage != 3:
-        # ZeRO-1/2 shard optimizer state only: a frozen teacher is simply replicated
-        config.setdefault("zero_optimization", {})["stage"] = 0
-    config.pop("optimizer", None)
-    config.pop("scheduler", None)
+    config = teacher_deepspeed_config(accelerator.state.deepspeed_plugin.deepspeed_config, model)
     engine, *_ = deepspeed.initialize(model=model, config=config)
     engine.eval()
     return engine
@@ -49,7 +70,8 @@ def _prepare_fsdp(model, accelerator):
             plugin.set_auto_wrap_policy(model)
             model = FSDP(
                 model,
-                sharding_strategy=plugin.sharding_strategy,
+                # accelerate deprecates sharding_strategy in favour of reshard_after_forward (either may be set)
+                sharding_strategy=plugin.sharding_strategy or plugin.reshard_after_forward,
                 cpu_offload=plugin.cpu_offload,
                 auto_wrap_policy=plugin.auto_wrap_policy,
                 mixed_precision=plugin.mixed_precision_policy,

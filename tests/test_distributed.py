@@ -77,3 +77,80 @@ def test_one_model_saved_by_rank_zero(two_rank_run):
 
     saved = load_file(str(out / "run" / "model.safetensors"))
     assert float(sum(t.double().sum() for t in saved.values())) == pytest.approx(ranks[0]["param_checksum"], rel=1e-6)
+
+
+def _teacher(hidden_size=64):
+    from conftest import tiny_bert
+
+    return tiny_bert(num_layers=2, hidden=hidden_size)
+
+
+def test_teacher_deepspeed_config_zero3_shards_and_fills_auto_buckets():
+    from hf_spectralkd.distributed import teacher_deepspeed_config
+
+    student_config = {
+        "train_micro_batch_size_per_gpu": 8,
+        "bf16": {"enabled": True},
+        "optimizer": {"type": "AdamW", "params": {"lr": 1e-4}},
+        "scheduler": {"type": "WarmupLR"},
+        "zero_optimization": {"stage": 3, "reduce_bucket_size": "auto", "stage3_prefetch_bucket_size": "auto",
+                              "stage3_param_persistence_threshold": 1234},
+    }
+    config = teacher_deepspeed_config(student_config, _teacher(64))
+    zero = config["zero_optimization"]
+    assert zero["stage"] == 3  # the teacher is sharded like the student
+    assert zero["reduce_bucket_size"] == 64 * 64
+    assert zero["stage3_prefetch_bucket_size"] == int(0.9 * 64 * 64)
+    assert zero["stage3_param_persistence_threshold"] == 1234  # an explicit value is kept
+    assert "optimizer" not in config and "scheduler" not in config
+    assert not any("." in key for key in config)  # no dotted keys DeepSpeed would ignore
+    assert config["bf16"] == {"enabled": True} and config["train_micro_batch_size_per_gpu"] == 8
+    assert student_config["zero_optimization"]["reduce_bucket_size"] == "auto"  # the student's config is untouched
+
+
+@pytest.mark.parametrize("stage", [0, 1, 2])
+def test_teacher_deepspeed_config_replicates_below_zero3(stage):
+    from hf_spectralkd.distributed import teacher_deepspeed_config
+
+    config = teacher_deepspeed_config({"zero_optimization": {"stage": stage, "offload_optimizer": {"device": "cpu"}}}, _teacher())
+    assert config["zero_optimization"]["stage"] == 0
+    assert teacher_deepspeed_config({}, _teacher())["zero_optimization"]["stage"] == 0
+
+
+def test_prepare_teacher_single_process_is_frozen_and_unwrapped():
+    from accelerate import Accelerator
+
+    from hf_spectralkd.distributed import prepare_teacher
+
+    teacher = _teacher()
+    prepared = prepare_teacher(teacher, Accelerator(cpu=True), False, False)
+    assert prepared is teacher and not prepared.training
+    assert not any(p.requires_grad for p in prepared.parameters())
+
+
+ACCELERATE_CONFIGS = {
+    "single_gpu_bf16.yaml": ("NO", None),
+    "multi_gpu_ddp.yaml": ("MULTI_GPU", None),
+    "fsdp.yaml": ("FSDP", None),
+    "deepspeed_zero2.yaml": ("DEEPSPEED", 2),
+    "deepspeed_zero3.yaml": ("DEEPSPEED", 3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACCELERATE_CONFIGS))
+def test_accelerate_recipes_parse_and_are_documented(name):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    path = os.path.join(os.path.dirname(HERE), "recipes", "accelerate", name)
+    config = load_config_from_file(path)
+    kind, stage = ACCELERATE_CONFIGS[name]
+    assert config.distributed_type.value == kind
+    assert config.mixed_precision == "bf16"
+    if stage is not None:
+        assert config.deepspeed_config["zero_stage"] == stage
+    if kind == "FSDP":
+        assert config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"  # one ordinary model file on save
+    with open(os.path.join(os.path.dirname(HERE), "README.md"), encoding="utf-8") as handle:
+        readme = handle.read()
+    scale = readme[readme.index("<!-- section:scale -->"): readme.index("<!-- /section:scale -->")]
+    assert f"`{name}`" in scale

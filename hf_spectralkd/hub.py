@@ -1,0 +1,157 @@
+"""Pushing a distilled student (weights, tokenizer, card, graphs) to the Hugging Face Hub.
+
+Every failure (offline, no token, a rejected or failed upload) becomes one :class:`HubPushError` whose message
+says what failed and the exact ``hf-spectralkd push`` command that retries; nothing local is touched by a
+failed push (the card is written before any network call).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+from typing import Optional
+
+from .cards import CARD_FILENAME, find_run_results, write_model_card
+from .cli import UserError
+from .loading import is_offline
+
+__all__ = ["HubPushError", "push_student", "retry_command", "hub_errors", "UPLOAD_IGNORE_PATTERNS"]
+
+# never uploaded: Trainer internals, checkpoints, optimizer state
+UPLOAD_IGNORE_PATTERNS = ["_*", "checkpoint-*", "checkpoint-*/**", "optimizer.pt", "scheduler.pt", "rng_state*.pth", "*.lock"]
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+                "open_clip_model.safetensors", "adapter_model.safetensors")
+
+
+class HubPushError(UserError):
+    """A push to the Hub failed; the message says why and how to retry. Local files are intact.
+
+    A ``UserError``: the CLI prints it as one line (no traceback) and exits non-zero."""
+
+
+def retry_command(model_dir, repo_id: Optional[str], private: bool = False, revision: Optional[str] = None) -> str:
+    command = ["hf-spectralkd", "push", "--model-dir", os.fspath(model_dir), "--repo-id", repo_id or "<user>/<name>"]
+    if private:
+        command.append("--private")
+    if revision:
+        command += ["--revision", revision]
+    return " ".join(shlex.quote(part) for part in command)
+
+
+def _describe_error(exc: BaseException) -> str:
+    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
+
+    if isinstance(exc, OfflineModeIsEnabled):
+        return "the Hub is unreachable because offline mode is on (HF_HUB_OFFLINE=1)"
+    if isinstance(exc, LocalTokenNotFoundError):
+        return "no Hugging Face token was found (log in with `hf auth login` or set HF_TOKEN)"
+    if isinstance(exc, HfHubHTTPError):
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        hint = {401: " (the token is missing or invalid)", 403: " (the token may lack write access to this repo)",
+                404: " (repo or revision not found)"}.get(status, "")
+        return f"the Hub rejected the request{f' with HTTP {status}' if status else ''}{hint}: {first_line}"
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+
+
+def _network_errors() -> tuple:
+    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
+
+    errors = [HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError, OSError]
+    try:
+        from httpx2 import HTTPError as _HTTPError  # the HTTP client huggingface_hub 2.x uses
+    except ImportError:  # pragma: no cover - other huggingface_hub versions
+        try:
+            from httpx import HTTPError as _HTTPError
+        except ImportError:
+            _HTTPError = None
+    if _HTTPError is not None:
+        errors.append(_HTTPError)
+    return tuple(errors)
+
+
+@contextlib.contextmanager
+def hub_errors(model_dir, repo_id: Optional[str], private: bool = False, revision: Optional[str] = None):
+    """Turn Hub / network errors raised inside the block into one :class:`HubPushError`."""
+    try:
+        yield
+    except HubPushError:
+        raise
+    except _network_errors() as exc:
+        raise HubPushError(
+            f"push to the Hub failed: {_describe_error(exc)}. Nothing is lost: the model and its card (README.md) "
+            f"are in {os.fspath(model_dir)}. Retry with: {retry_command(model_dir, repo_id, private, revision)}"
+        ) from exc
+
+
+def _check_ready(student_dir, repo_id: str, private: bool, revision: Optional[str], token) -> None:
+    retry = retry_command(student_dir, repo_id, private, revision)
+    if is_offline():
+        raise HubPushError(
+            "push to the Hub failed: offline mode is on (HF_HUB_OFFLINE=1), so nothing was uploaded. The model and its "
+            f"card are in {student_dir}. Retry with network access: HF_HUB_OFFLINE=0 {retry}"
+        )
+    if token is None:
+        from huggingface_hub import get_token
+
+        if get_token() is None:
+            raise HubPushError(
+                "push to the Hub failed: no Hugging Face token found (HF_TOKEN is not set and `hf auth login` was not "
+                f"run), so nothing was uploaded. The model and its card are in {student_dir}. Log in, then retry with: {retry}"
+            )
+
+
+def push_student(
+    model_dir,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: Optional[str] = None,
+    commit_message: Optional[str] = None,
+    token: Optional[str] = None,
+    api=None,
+    regenerate_card: bool = True,
+):
+    """Write the card (README.md) and upload a finished run's student to ``repo_id``.
+
+    ``model_dir`` is a run dir (``results.json`` + ``student/``) or a student dir (``results.json`` in it or its
+    parent; without one, an existing README.md is pushed as it is). Returns the ``CommitInfo`` of the upload.
+    Raises ``ValueError`` for a bad directory or repo id (before any work) and :class:`HubPushError` when the Hub
+    part fails.
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise ValueError(f"--repo-id {repo_id!r} is not a valid Hub repo id ('name' or 'user/name'): {exc}") from exc
+    results, student_dir = find_run_results(model_dir)
+    present = set(os.listdir(student_dir))
+    if not present & set(WEIGHT_FILES) and not any(n.endswith(".safetensors") for n in present):
+        raise ValueError(
+            f"{student_dir} holds no model weights ({', '.join(WEIGHT_FILES[:3])}, ...): point --model-dir at a finished "
+            "run directory (with results.json and student/) or at the student's directory"
+        )
+    if results is None and CARD_FILENAME not in present:
+        raise ValueError(
+            f"no results.json in {student_dir} or its parent and no README.md: the model card needs the run's results; "
+            "run the recipe to the end (hf-spectralkd distill --config ...) or write a README.md first"
+        )
+    if results is not None and regenerate_card:
+        write_model_card(student_dir, results, repo_id=repo_id)  # always local first: intact whatever happens next
+    _check_ready(student_dir, repo_id, private, revision, token)
+    if commit_message is None:
+        teacher = ((results or {}).get("teacher") or {}).get("source")
+        commit_message = "Upload SpectralKD student" + (f" distilled from {teacher}" if teacher else "")
+    api = api or HfApi(library_name="hf_spectralkd")
+    with hub_errors(student_dir, repo_id, private, revision):
+        repo = api.create_repo(repo_id, token=token, private=private, exist_ok=True)
+        repo_id = getattr(repo, "repo_id", None) or repo_id
+        if revision:
+            api.create_branch(repo_id, branch=revision, token=token, exist_ok=True)
+        return api.upload_folder(
+            repo_id=repo_id, folder_path=student_dir, commit_message=commit_message, token=token, revision=revision,
+            ignore_patterns=UPLOAD_IGNORE_PATTERNS,
+        )

@@ -59,6 +59,15 @@ class ModelAdapter:
         """Sizes for results and model cards."""
         return {"num_layers": self.num_layers(model), "num_parameters": sum(p.numel() for p in model.parameters())}
 
+    def match_student_inputs(self, model, student) -> None:
+        """Called on the *teacher's* adapter: the batches are prepared for ``student``; adapt to them if
+        needed (the timm adapter re-normalises pixels when the mean/std differ). Default: nothing."""
+
+    def save_pretrained(self, model, directory: str, state_dict: Optional[dict] = None) -> bool:
+        """Save ``model`` in its library's own format and return True, or return False to let
+        ``transformers.Trainer`` save it (the default)."""
+        return False
+
 
 ADAPTER_REGISTRY: "dict[str, type[ModelAdapter]]" = {}
 

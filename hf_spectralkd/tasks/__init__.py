@@ -35,6 +35,12 @@ pipeline's flow does not change. The contract (every method gets the validated
     TrainingArguments fields the task needs (e.g. ``remove_unused_columns=False`` for images).
 ``save_processor(processor, directory)``
     Save the tokenizer / processor next to a model.
+``resolve_reference(reference, what)``
+    A model reference made usable (local dir or Hub id; the image task also takes timm model names).
+``trainer_class()``
+    The ``transformers.Trainer`` class for plain (no-KD) training and evaluation of the task's models.
+``save_model(model, directory)``
+    Save a trained model in its library's format (``save_pretrained`` for transformers, timm's for timm).
 """
 
 from __future__ import annotations
@@ -126,6 +132,19 @@ class Task:
 
     def training_overrides(self, recipe) -> dict:
         return {}
+
+    def resolve_reference(self, reference, what: str = "model"):
+        from ..loading import resolve_model_reference
+
+        return resolve_model_reference(reference, what)
+
+    def trainer_class(self):
+        from transformers import Trainer
+
+        return Trainer
+
+    def save_model(self, model, directory: str) -> None:
+        model.save_pretrained(directory)
 
     def save_processor(self, processor, directory: str) -> None:
         if processor is not None and hasattr(processor, "save_pretrained"):

@@ -1,0 +1,262 @@
+"""Distillation dynamics: agreement math, the callback (numbers, logs, files, off switch) and `compare`."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_token_rows, pad_collate, small_config, tiny_bert
+from torch.utils.data import DataLoader
+
+from hf_spectralkd import SpectralDistillationTrainer, collect_profile, frequency_alignment_loss
+from hf_spectralkd.dynamics import (
+    DYNAMICS_JSON,
+    DYNAMICS_PLOT,
+    SpectralDynamicsCallback,
+    curve_agreement,
+    mean_relative_error,
+    pearson,
+    resample_curve,
+)
+
+DYN_KEYS = ("dynamics/pearson_aligned", "dynamics/mre_aligned", "dynamics/pearson_all", "dynamics/mre_all", "dynamics/freq_loss")
+
+
+# ---------------------------------------------------------------------------------------------- agreement math
+def test_resample_linear_interpolation():
+    assert resample_curve([1.0, 2.0, 3.0, 5.0], 2).tolist() == [1.0, 5.0]  # ends kept
+    # 4 points at depths 0, 1/3, 2/3, 1 -> 3 points at 0, 1/2, 1: the middle one halfway between 2 and 3
+    assert resample_curve([1.0, 2.0, 3.0, 5.0], 3).tolist() == pytest.approx([1.0, 2.5, 5.0])
+    # 2 points -> 5 points: a straight line
+    assert resample_curve([0.0, 4.0], 5).tolist() == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0])
+    assert resample_curve([1.0, 2.0, 3.0], 3).tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="num_points must be >= 1"):
+        resample_curve([1.0, 2.0], 0)
+
+
+def test_pearson_and_mre_by_hand():
+    assert pearson([1.0, 2.0, 4.0], [1.0, 2.0, 4.0]) == pytest.approx(1.0)
+    assert pearson([1.0, 2.0, 4.0], [2.0, 4.0, 8.0]) == pytest.approx(1.0)  # scale-free
+    assert pearson([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]) == pytest.approx(-1.0)
+    # x = [1, 2, 3], y = [1, 3, 2]: centred (-1, 0, 1) and (-1, 1, 0) -> 1 / sqrt(2 * 2) = 0.5
+    assert pearson([1.0, 2.0, 3.0], [1.0, 3.0, 2.0]) == pytest.approx(0.5)
+    assert math.isnan(pearson([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))  # constant curve: undefined
+    assert math.isnan(pearson([1.0], [2.0]))
+    # |1.1-1|/1 = 0.1, |1.8-2|/2 = 0.1, |4.4-4|/4 = 0.1
+    assert mean_relative_error([1.1, 1.8, 4.4], [1.0, 2.0, 4.0]) == pytest.approx(0.1)
+    assert mean_relative_error(torch.tensor([2.0, 2.0]), [2.0, 2.0]) == 0.0
+    with pytest.raises(ValueError, match="same length"):
+        pearson([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_curve_agreement_by_hand():
+    teacher = [1.0, 2.0, 3.0, 4.0, 6.0]  # 4 blocks
+    student = [1.0, 3.0, 6.6]  # 2 blocks
+    pairs = [(1, 2), (2, 4)]  # student 1 <-> teacher 2, student 2 <-> teacher 4
+    result = curve_agreement(teacher, student, pairs)
+    # aligned: student [3, 6.6] vs teacher [3, 6]: two points -> Pearson 1, MRE (0 + 0.1) / 2
+    assert result["pearson_aligned"] == pytest.approx(1.0)
+    assert result["mre_aligned"] == pytest.approx(0.05)
+    # all: the student resampled to 5 depth points: [1, 2, 3, 4.8, 6.6]
+    s_all = np.array([1.0, 2.0, 3.0, 4.8, 6.6])
+    t_all = np.array(teacher)
+    assert result["pearson_all"] == pytest.approx(np.corrcoef(s_all, t_all)[0, 1])
+    assert result["mre_all"] == pytest.approx(np.mean(np.abs(s_all - t_all) / t_all))
+    identical = curve_agreement(teacher, teacher, [(i, i) for i in range(1, 5)])
+    assert identical["pearson_aligned"] == pytest.approx(1.0) and identical["pearson_all"] == pytest.approx(1.0)
+    assert identical["mre_aligned"] == 0.0 and identical["mre_all"] == 0.0
+    no_pairs = curve_agreement(teacher, student)
+    assert math.isnan(no_pairs["pearson_aligned"]) and math.isnan(no_pairs["mre_aligned"])
+    with pytest.raises(ValueError, match=r"layer pairs \[\(3, 2\)\] are out of range"):
+        curve_agreement(teacher, student, [(3, 2)])
+
+
+# ---------------------------------------------------------------------------------------------- the callback
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from datasets import Dataset
+
+    tmp_path = tmp_path_factory.mktemp("dynamics")
+    teacher, student = tiny_bert(num_layers=4, hidden=32, seed=0), tiny_bert(num_layers=2, hidden=16, seed=1)
+    eval_rows = make_token_rows(40, seed=7)
+    args = small_config(tmp_path, max_steps=6, eval_strategy="steps", eval_steps=2, dynamics_samples=12,
+                        per_device_eval_batch_size=5, learning_rate=1e-3)
+    trainer = SpectralDistillationTrainer(model=student, teacher_model=teacher, args=args,
+                                          train_dataset=Dataset.from_list(make_token_rows()),
+                                          eval_dataset=Dataset.from_list(eval_rows), data_collator=pad_collate)
+    trainer.train()
+    return trainer, eval_rows
+
+
+def _callback(trainer):
+    found = [cb for cb in trainer.callback_handler.callbacks if isinstance(cb, SpectralDynamicsCallback)]
+    assert len(found) == 1
+    return found[0]
+
+
+def _independent_loader(eval_rows, n, seed, batch_size):
+    """The fixed sample rebuilt from its definition: `n` indices drawn with torch.randperm(seed), sorted."""
+    indices = sorted(torch.randperm(len(eval_rows), generator=torch.Generator().manual_seed(seed))[:n].tolist())
+    return DataLoader([eval_rows[i] for i in indices], batch_size=batch_size, shuffle=False, collate_fn=pad_collate)
+
+
+def test_callback_numbers_equal_collect_profile(trained):
+    trainer, eval_rows = trained
+    callback = _callback(trainer)
+    loader = _independent_loader(eval_rows, 12, trainer.args.seed, 5)
+    final = callback.records[-1]
+    assert final["step"] == 6  # the model has not changed since the last evaluation
+    student_profile = collect_profile(trainer.model, loader)
+    teacher_profile = collect_profile(trainer.teacher, loader)
+    assert student_profile.num_samples == 12
+    assert final["student_intensity"] == pytest.approx(student_profile.intensity.tolist(), rel=1e-6)
+    assert callback.teacher_profile.intensity.tolist() == pytest.approx(teacher_profile.intensity.tolist(), rel=1e-6)
+    expected = curve_agreement(teacher_profile.intensity, student_profile.intensity, trainer.layer_map.pairs)
+    for key, value in expected.items():
+        assert final[key] == pytest.approx(value, rel=1e-5)
+    # freq_loss: per-batch mean over the pairs, weighted by batch size
+    total, count = 0.0, 0
+    with torch.no_grad():
+        trainer.model.eval()
+        for batch in loader:
+            inputs = {k: v for k, v in batch.items() if k != "labels"}
+            s = trainer.model(**inputs, output_hidden_states=True).hidden_states
+            t = trainer.teacher(**inputs, output_hidden_states=True).hidden_states
+            pair = [frequency_alignment_loss(s[a], t[b], batch["attention_mask"]) for a, b in trainer.layer_map.pairs]
+            total += float(torch.stack(pair).mean()) * len(batch["labels"])
+            count += len(batch["labels"])
+    assert final["freq_loss"] == pytest.approx(total / count, rel=1e-5)
+    # the student moved during training: its curve at step 0 differs from the final one
+    assert callback.records[0]["step"] == 0
+    assert callback.records[0]["student_intensity"] != pytest.approx(final["student_intensity"], rel=1e-7)
+
+
+def test_log_keys_at_each_evaluation(trained):
+    trainer, _ = trained
+    history = trainer.state.log_history
+    dynamics = [entry for entry in history if any(k.startswith("dynamics/") for k in entry)]
+    evaluations = [entry["step"] for entry in history if "eval_loss" in entry]
+    assert evaluations == [2, 4, 6]
+    # one entry at the start (step 0) and exactly one per evaluation
+    assert [entry["step"] for entry in dynamics] == [0, 2, 4, 6]
+    n_student = 2
+    for entry in dynamics:
+        for key in DYN_KEYS + tuple(f"dynamics/student_intensity_l{i}" for i in range(n_student + 1)):
+            assert isinstance(entry[key], float) and math.isfinite(entry[key]), key
+        assert "dynamics/student_intensity_l3" not in entry
+        assert -1.0 <= entry["dynamics/pearson_all"] <= 1.0
+    # the log carries the same numbers as the callback's records
+    records = _callback(trainer).records
+    assert [entry["dynamics/mre_all"] for entry in dynamics] == [r["mre_all"] for r in records]
+
+
+def test_report_files_written(trained):
+    trainer, _ = trained
+    out = trainer.args.output_dir
+    with open(os.path.join(out, DYNAMICS_JSON)) as handle:
+        report = json.load(handle)
+    callback = _callback(trainer)
+    assert [m["step"] for m in report["measurements"]] == [0, 2, 4, 6]
+    assert [m["event"] for m in report["measurements"]] == ["train_begin", "evaluate", "evaluate", "evaluate"]
+    assert report["teacher_intensity"] == pytest.approx(callback.teacher_profile.intensity.tolist())
+    assert len(report["teacher_intensity"]) == 5 and len(report["measurements"][0]["student_intensity"]) == 3
+    assert report["layer_map"]["teacher_layers"] == trainer.layer_map.teacher_layers
+    assert report["layer_map"]["pairs"] == [list(p) for p in trainer.layer_map.pairs]
+    assert report["sample"]["num_samples"] == 12
+    assert report["callback_seconds"] > 0 and report["callback_seconds"] == pytest.approx(callback.seconds)
+    assert report["callback_seconds"] >= sum(m["seconds"] for m in report["measurements"])
+    assert report["train_runtime_s"] > 0
+    with open(os.path.join(out, DYNAMICS_PLOT), "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_callback_off(tmp_path, bert_pair, token_dataset):
+    teacher, student = bert_pair
+    args = small_config(tmp_path, max_steps=2, eval_strategy="steps", eval_steps=1, spectral_dynamics=False)
+    trainer = SpectralDistillationTrainer(model=student, teacher_model=teacher, args=args, train_dataset=token_dataset,
+                                          eval_dataset=token_dataset, data_collator=pad_collate)
+    assert not [cb for cb in trainer.callback_handler.callbacks if isinstance(cb, SpectralDynamicsCallback)]
+    trainer.train()
+    assert [e["step"] for e in trainer.state.log_history if "eval_loss" in e] == [1, 2]
+    assert not [k for e in trainer.state.log_history for k in e if k.startswith("dynamics/")]
+    assert not os.path.exists(os.path.join(args.output_dir, DYNAMICS_JSON))
+    assert not os.path.exists(os.path.join(args.output_dir, DYNAMICS_PLOT))
+
+
+# ---------------------------------------------------------------------------------------------- compare
+WORDS = [f"w{i}" for i in range(50)]
+
+
+def _save_tiny(directory, num_layers, hidden, seed, layer_map=None):
+    from transformers import BertTokenizerFast
+
+    vocab = os.path.join(os.path.dirname(directory), "vocab.txt")
+    with open(vocab, "w") as handle:
+        handle.write("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=vocab, do_lower_case=True)
+    model = tiny_bert(num_layers=num_layers, hidden=hidden, seed=seed)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    if layer_map is not None:
+        with open(os.path.join(directory, "layer_map.json"), "w") as handle:
+            json.dump(layer_map, handle)
+    return model, tokenizer
+
+
+def test_compare_two_saved_models(tmp_path, capsys):
+    from hf_spectralkd import analyze
+    from hf_spectralkd.cli import main
+
+    teacher_dir, student_dir = str(tmp_path / "teacher"), str(tmp_path / "student")
+    teacher, tokenizer = _save_tiny(teacher_dir, 4, 32, seed=0)
+    student, _ = _save_tiny(student_dir, 2, 16, seed=1, layer_map={"teacher_layers": [3, 4], "student_layers": [1, 2]})
+    g = torch.Generator().manual_seed(0)
+    rows = [{"text": " ".join(WORDS[int(i)] for i in torch.randint(0, 50, (int(n),), generator=g)), "label": 0}
+            for n in torch.randint(3, 9, (20,), generator=g)]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "cmp"
+    code = main(["compare", "--teacher", teacher_dir, "--student", student_dir, "--data", str(data), "--max-samples", "16",
+                 "--batch-size", "4", "--output", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    report = json.loads((out / "compare.json").read_text())
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    # the curves are those of analyze() on the same 16 texts
+    reference_t = analyze(teacher, rows[:16], tokenizer=tokenizer, max_samples=16, batch_size=4, progress=False).intensity.tolist()
+    reference_s = analyze(student, rows[:16], tokenizer=tokenizer, max_samples=16, batch_size=4, progress=False).intensity.tolist()
+    assert report["teacher"]["intensity"] == pytest.approx(reference_t, rel=1e-5)
+    assert report["student"]["intensity"] == pytest.approx(reference_s, rel=1e-5)
+    assert report["num_samples"] == 16 and report["pairs"] == [[1, 3], [2, 4]]
+    expected = curve_agreement(report["teacher"]["intensity"], report["student"]["intensity"], [(1, 3), (2, 4)])
+    for key, value in expected.items():
+        assert report["agreement"][key] == pytest.approx(value, rel=1e-9)
+    # both curves printed side by side, with the agreement numbers
+    for index, value in enumerate(reference_t):
+        line = next(l for l in printed.splitlines() if l.strip().startswith(f"{index} "))
+        assert f"{value:.6f}" in line
+        if index < len(reference_s):
+            assert f"{reference_s[index]:.6f}" in line
+    assert "student 2 <-> teacher 4" in printed
+    assert f"pearson_all: {expected['pearson_all']:.4f}" in printed
+
+
+def test_compare_user_errors(tmp_path, capsys):
+    from hf_spectralkd.cli import main
+
+    teacher_dir = str(tmp_path / "teacher")
+    _save_tiny(teacher_dir, 2, 16, seed=0)
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps({"sentence": "w1 w2", "label": 0}) + "\n")
+    out = tmp_path / "cmp"
+    code = main(["compare", "--teacher", teacher_dir, "--student", teacher_dir, "--data", str(data), "--output", str(out)])
+    assert code == 2
+    assert "--text-column 'text' not found" in capsys.readouterr().err
+    assert not out.exists()  # nothing partial left behind
+    code = main(["compare", "--teacher", teacher_dir, "--student", str(tmp_path / "missing"), "--data", str(data)])
+    assert code == 2 and "--student" in capsys.readouterr().err
+    code = main(["compare", "--teacher", teacher_dir, "--student", teacher_dir, "--data", str(data),
+                 "--layer-map", str(tmp_path / "nope.json")])
+    assert code == 2 and "neither a layer_map.json file" in capsys.readouterr().err

@@ -1,0 +1,38 @@
+"""Accuracy as an ``evaluate`` metric module, shipped with hf_spectralkd so it loads offline.
+
+``evaluate.load("accuracy")`` fetches the module from the Hub; ``evaluate.load(<this directory>)`` does not.
+Same inputs and output as the Hub's ``accuracy`` module (computed with scikit-learn).
+"""
+
+import datasets
+import evaluate
+from sklearn.metrics import accuracy_score
+
+_DESCRIPTION = "Accuracy: the fraction of predictions equal to the references."
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (`list` of `int`): predicted labels.
+    references (`list` of `int`): ground-truth labels.
+    normalize (`bool`, defaults to `True`): return the fraction (True) or the count (False) of correct predictions.
+    sample_weight (`list` of `float`, optional): sample weights.
+Returns:
+    accuracy (`float` or `int`).
+"""
+_CITATION = """@article{scikit-learn, title={Scikit-learn: Machine Learning in {P}ython}, author={Pedregosa, F. and others},
+journal={Journal of Machine Learning Research}, volume={12}, pages={2825--2830}, year={2011}}"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class Accuracy(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features({"predictions": datasets.Value("int32"), "references": datasets.Value("int32")}),
+            reference_urls=["https://scikit-learn.org/stable/modules/generated/sklearn.metrics.accuracy_score.html"],
+        )
+
+    def _compute(self, predictions, references, normalize=True, sample_weight=None):
+        score = accuracy_score(references, predictions, normalize=normalize, sample_weight=sample_weight)
+        return {"accuracy": float(score) if normalize else int(score)}

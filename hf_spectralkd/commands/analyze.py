@@ -81,7 +81,8 @@ def _load_rows(data: str, split: str, max_samples: int):
 
 
 def run(args) -> int:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
     from ..analysis import PLOT_FILENAME, PROFILE_FILENAME, analyze
     from ..loading import resolve_model_reference
@@ -98,17 +99,27 @@ def run(args) -> int:
             raise ValueError(f"{option} {column!r} not found in {args.data}: the columns are {rows.column_names}")
 
     try:
+        config = AutoConfig.from_pretrained(location)
+        num_layers = getattr(config, "num_hidden_layers", None)
+        if args.select is not None and num_layers is not None:
+            # fail before loading weights and running forward passes, not after them
+            available = num_layers + (1 if args.include_embeddings else 0)
+            if args.select > available:
+                raise ValueError(
+                    f"--select {args.select}: the model has only {available} selectable layers "
+                    f"({'0' if args.include_embeddings else '1'}..{num_layers})"
+                )
         tokenizer = AutoTokenizer.from_pretrained(location)
-        model = AutoModelForSequenceClassification.from_pretrained(location)
+        # only the hidden states are analysed: a freshly initialised classification head (a base encoder such as
+        # the packaged MiniLM) is expected, so the load report about it is not shown
+        verbosity = transformers_logging.get_verbosity()
+        transformers_logging.set_verbosity_error()
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(location)
+        finally:
+            transformers_logging.set_verbosity(verbosity)
     except OSError as exc:
         raise ValueError(f"--model: could not load {args.model!r} ({str(exc).splitlines()[0]})") from exc
-    if args.select is not None:
-        # fail before the forward passes, not after them
-        from ..adapters import get_adapter
-
-        available = get_adapter(model).num_layers(model) + (1 if args.include_embeddings else 0)
-        if args.select > available:
-            raise ValueError(f"--select {args.select}: the model has only {available} selectable layers")
 
     profile = analyze(
         model, rows, tokenizer=tokenizer, text_column=args.text_column, text_pair_column=args.text_pair_column,

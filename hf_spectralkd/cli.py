@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # sub-command modules, in the order `--help` lists them
-COMMANDS = ("analyze", "distill", "evaluate", "compare", "push", "cache_teacher")
+COMMANDS = ("analyze", "distill", "evaluate", "compare", "push", "card", "cache_teacher")
 
 
 class UserError(Exception):

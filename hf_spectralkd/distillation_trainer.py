@@ -381,3 +381,28 @@ class SpectralDistillationTrainer(Trainer):
         super().save_model(output_dir, _internal_call)
         if self.layer_map is not None and self.args.should_save:
             self.layer_map.save(output_dir or self.args.output_dir)
+
+    # ------------------------------------------------------------------ Hub (hf_spectralkd/cards.py, hub.py)
+    def create_model_card(self, language=None, license=None, tags=None, model_name=None, finetuned_from=None,
+                          tasks=None, dataset_tags=None, dataset=None, dataset_args=None, **kwargs):
+        """Write the SpectralKD model card (README.md + layer-intensity graph) to ``output_dir``; same arguments as
+        ``Trainer.create_model_card``, so ``push_to_hub()`` uploads this card."""
+        if not self.is_world_process_zero():
+            return None
+        from .cards import write_trainer_model_card
+
+        return write_trainer_model_card(self, language=language, license=license, tags=tags, model_name=model_name,
+                                        finetuned_from=finetuned_from, tasks=tasks, dataset_tags=dataset_tags,
+                                        dataset=dataset, dataset_args=dataset_args)
+
+    def push_to_hub(self, commit_message="End of training", blocking=True, token=None, revision=None, private=None, **kwargs):
+        """``Trainer.push_to_hub`` with this card; a Hub failure raises one ``HubPushError`` saying how to retry."""
+        from .hub import trainer_push_to_hub
+
+        return trainer_push_to_hub(self, super().push_to_hub, commit_message=commit_message, blocking=blocking, token=token,
+                                   revision=revision, private=private, **kwargs)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        if self.args.hub_strategy != "end" and self.is_world_process_zero():
+            self.create_model_card(model_name=(self.args.hub_model_id or os.path.basename(self.args.output_dir)).split("/")[-1])
+        super()._push_from_checkpoint(checkpoint_folder)

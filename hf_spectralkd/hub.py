@@ -16,7 +16,7 @@ from .cards import CARD_FILENAME, find_run_results, write_model_card
 from .cli import UserError
 from .loading import is_offline
 
-__all__ = ["HubPushError", "push_student", "retry_command", "hub_errors", "UPLOAD_IGNORE_PATTERNS"]
+__all__ = ["HubPushError", "push_student", "retry_command", "hub_errors", "trainer_push_to_hub", "UPLOAD_IGNORE_PATTERNS"]
 
 # never uploaded: Trainer internals, checkpoints, optimizer state
 UPLOAD_IGNORE_PATTERNS = ["_*", "checkpoint-*", "checkpoint-*/**", "optimizer.pt", "scheduler.pt", "rng_state*.pth", "*.lock"]
@@ -155,3 +155,18 @@ def push_student(
             repo_id=repo_id, folder_path=student_dir, commit_message=commit_message, token=token, revision=revision,
             ignore_patterns=UPLOAD_IGNORE_PATTERNS,
         )
+
+
+def trainer_push_to_hub(trainer, parent_push, **kwargs):
+    """``SpectralDistillationTrainer.push_to_hub``: ``Trainer.push_to_hub`` (``parent_push``) with Hub errors turned
+    into one :class:`HubPushError`. When the push fails before the Trainer saved (e.g. ``create_repo`` rejected),
+    the model and its card are saved to ``output_dir`` anyway, so the retry command has something to push."""
+    args = trainer.args
+    try:
+        with hub_errors(args.output_dir, args.hub_model_id, bool(kwargs.get("private")), kwargs.get("revision")):
+            return parent_push(**kwargs)
+    except HubPushError:
+        if args.should_save:
+            trainer.save_model(_internal_call=True)
+            trainer.create_model_card(model_name=(args.hub_model_id or os.path.basename(os.path.normpath(args.output_dir))).split("/")[-1])
+        raise

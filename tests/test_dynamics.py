@@ -21,6 +21,15 @@ from hf_spectralkd.dynamics import (
     resample_curve,
 )
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy shared CPU they only contend."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 DYN_KEYS = ("dynamics/pearson_aligned", "dynamics/mre_aligned", "dynamics/pearson_all", "dynamics/mre_all", "dynamics/freq_loss")
 
 
@@ -260,3 +269,32 @@ def test_compare_user_errors(tmp_path, capsys):
     code = main(["compare", "--teacher", teacher_dir, "--student", teacher_dir, "--data", str(data),
                  "--layer-map", str(tmp_path / "nope.json")])
     assert code == 2 and "neither a layer_map.json file" in capsys.readouterr().err
+
+
+def test_callback_on_timm_vision_models(tmp_path):
+    """Vision students go through the adapter registry (NCHW feature maps), with a plain list as eval data."""
+    import timm
+    torch.manual_seed(0)
+    kw = dict(img_size=16, patch_size=8, num_classes=3)
+    teacher = timm.create_model("vit_tiny_patch16_224", pretrained=False, depth=3, embed_dim=32, num_heads=2, **kw)
+    student = timm.create_model("vit_tiny_patch16_224", pretrained=False, depth=2, embed_dim=16, num_heads=2, **kw)
+    g = torch.Generator().manual_seed(0)
+    rows = [{"pixel_values": torch.randn(3, 16, 16, generator=g), "labels": i % 3} for i in range(24)]
+
+    def collate(batch):
+        return {"pixel_values": torch.stack([x["pixel_values"] for x in batch]), "labels": torch.tensor([x["labels"] for x in batch])}
+
+    args = small_config(tmp_path, max_steps=2, eval_strategy="steps", eval_steps=2, dynamics_samples=6,
+                        remove_unused_columns=False, label_names=["labels"])
+    trainer = SpectralDistillationTrainer(model=student, teacher_model=teacher, args=args, train_dataset=rows,
+                                          eval_dataset=rows, data_collator=collate)
+    trainer.train()
+    dynamics = [e for e in trainer.state.log_history if "dynamics/pearson_all" in e]
+    assert [e["step"] for e in dynamics] == [0, 2]
+    indices = sorted(torch.randperm(24, generator=torch.Generator().manual_seed(args.seed))[:6].tolist())
+    loader = DataLoader([rows[i] for i in indices], batch_size=args.per_device_eval_batch_size, collate_fn=collate)
+    expected = collect_profile(trainer.model, loader).intensity.tolist()
+    assert len(expected) == 3  # patch embedding + 2 blocks
+    assert [dynamics[-1][f"dynamics/student_intensity_l{i}"] for i in range(3)] == pytest.approx(expected, rel=1e-6)
+    assert math.isfinite(dynamics[-1]["dynamics/freq_loss"])
+    assert os.path.exists(os.path.join(args.output_dir, DYNAMICS_JSON))

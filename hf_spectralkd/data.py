@@ -55,25 +55,41 @@ def _local_files(section) -> dict:
         if not os.path.isfile(path):
             raise ValueError(f"data: the {split} file {path!r} does not exist")
         _builder_for(path)
+        if _is_blank(path):
+            raise ValueError(f"data: the {split} split ({path}) is empty")
     return files
+
+
+def _is_blank(path: str) -> bool:
+    if os.path.getsize(path) == 0:
+        return True
+    if path.endswith((".jsonl", ".json", ".csv")):
+        with open(path, "rb") as handle:
+            return not handle.read(1 << 16).strip()
+    return False
 
 
 def is_local_source(section) -> bool:
     source = section.source
-    return bool(section.train_file) or (source is not None and (os.path.exists(source) or source.startswith((".", "/", "~"))))
+    if section.train_file or section.validation_file or section.test_file:
+        return True
+    return (source is not None and (os.path.exists(source) or source.startswith((".", "/", "~"))))
 
 
 def _load_raw(section):
     import datasets
 
     if is_local_source(section):
-        if section.source and not section.train_file and not os.path.exists(section.source):
+        if section.source and not (section.train_file or section.test_file) and not os.path.exists(section.source):
             raise ValueError(f"data.source {section.source!r} does not exist (a local file or directory was expected)")
         files = _local_files(section)
         builders = {_builder_for(p) for p in files.values()}
         if len(builders) > 1:
             raise ValueError(f"data files mix formats ({', '.join(sorted(builders))}): use one format for every split")
-        raw = datasets.load_dataset(builders.pop(), data_files=files)
+        try:
+            raw = datasets.load_dataset(builders.pop(), data_files=files)
+        except (ValueError, OSError, datasets.exceptions.DatasetGenerationError) as exc:
+            raise ValueError(f"could not read the data files {files}: {str(exc).splitlines()[0]}") from exc
         return raw, files
     source = section.source
     if is_offline() or os.environ.get("HF_DATASETS_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):

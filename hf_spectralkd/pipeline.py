@@ -273,6 +273,10 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
     processor = task.load_processor(recipe, teacher_ref)
     probe_dir = os.path.join(out, ".args-check")
     distillation_args(recipe, probe_dir, task)  # raises ValueError for a bad value, creates nothing
+    if recipe.student.peft:
+        from .peft_students import lora_config
+
+        lora_config(recipe.student.peft)  # a bad student.peft field fails here, before any work
     if recipe.evaluation.baseline:
         baseline_args(recipe, probe_dir, task)
     if recipe.teacher.base:
@@ -393,7 +397,20 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
 
     def build_student():
         set_seed(student_training_values(recipe, task)["seed"])
-        return task.build_student(recipe, teacher, label_names, init_layers)
+        model = task.build_student(recipe, teacher, label_names, init_layers)
+        if recipe.student.peft:  # LoRA student: adapters (+ classifier) train, the rest stays frozen
+            from .peft_students import apply_peft
+
+            model = apply_peft(model, recipe.student.peft)
+        return model
+
+    def save_student(trainer, directory):
+        if recipe.student.peft:  # merged model in <dir>/, the PEFT adapter in <dir>/adapter/
+            from .peft_students import save_peft_student
+
+            save_peft_student(trainer, directory)
+        else:
+            trainer.save_model(directory)
 
     student_fp = _hash({**student_inputs, "distillation": distill_cfg})
     student_dir = os.path.join(out, "student")
@@ -422,7 +439,7 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
                 trainer._probe_student(trainer.layer_map)
                 trainer.layer_map.save(stage.tmp)
             trainer.train()
-            trainer.save_model(stage.tmp)
+            save_student(trainer, stage.tmp)
             task.save_processor(processor, stage.tmp)
             for name in (PROFILE_FILENAME, PLOT_FILENAME):
                 if not os.path.exists(os.path.join(stage.tmp, name)):
@@ -480,7 +497,7 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
                                                eval_dataset=prepared["validation"], data_collator=collator,
                                                compute_metrics=compute_metrics)
                 trainer.train()
-                trainer.save_model(stage.tmp)
+                save_student(trainer, stage.tmp)
                 task.save_processor(processor, stage.tmp)
                 _write_json(os.path.join(stage.tmp, "training_log.json"), trainer.state.log_history)
                 del trainer

@@ -28,13 +28,12 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..loading import resolve_model_reference
     from ..pipeline import evaluate_model
     from ..recipes import DataSection, EvaluationSection, Recipe, TeacherSection
     from ..tasks import get_task
 
-    model_ref = resolve_model_reference(args.model, "--model")
     task = get_task(args.task)
+    model_ref = task.resolve_reference(args.model, "--model")
     model = task.load_classifier(None, model_ref, what="--model")
     id2label = getattr(model.config, "id2label", None) or {}
     names = [str(id2label.get(i, f"LABEL_{i}")) for i in range(model.config.num_labels)]
@@ -67,7 +66,8 @@ def run(args) -> int:
         check(model, task_data.label_names, "--model")
     processor = task.load_processor(recipe, model_ref)
     prepared = task.prepare_datasets(recipe, task_data, processor)
-    result = evaluate_model(model, prepared[args.split], task.data_collator(processor), batch_size=args.batch_size)
+    result = evaluate_model(model, prepared[args.split], task.data_collator(processor), batch_size=args.batch_size,
+                            trainer_class=task.trainer_class())
     m = result["metrics"]
     print(f"{args.model} on {args.split} ({result['num_samples']} examples): accuracy {100 * m['accuracy']:.2f}%, "
           f"macro-F1 {100 * m['macro_f1']:.2f}%, {result['throughput_samples_per_s']:.0f} samples/s")

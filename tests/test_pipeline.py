@@ -1,0 +1,278 @@
+"""The recipe pipeline end to end on a tiny BERT teacher and a 3-intent subset of CLINC150, its resume logic,
+the errors raised before any work (nothing left in the output directory), and the `evaluate` command."""
+
+import json
+import os
+
+import pytest
+import yaml
+
+from conftest import SHARED_DATA
+
+LABELS = ["timer", "translate", "weather"]
+LAYOUT = [
+    "teacher/config.json", "teacher/model.safetensors", "teacher/tokenizer.json", "teacher/fingerprint.json",
+    "teacher/stage_done.json",
+    "analysis/spectral_profile.json", "analysis/layer_intensity.png", "analysis/stage_done.json",
+    "student/config.json", "student/model.safetensors", "student/tokenizer.json", "student/layer_map.json",
+    "student/layer_intensity.png", "student/stage_done.json",
+    "baseline/config.json", "baseline/model.safetensors", "baseline/stage_done.json",
+    "results.json", "summary.md",
+]
+RESULT_KEYS = {"recipe", "recipe_name", "created", "task", "eval_split", "dataset", "teacher", "student", "baseline",
+               "layer_map", "distillation", "training", "timings_s", "versions", "output_dir"}
+MODEL_KEYS = {"source", "path", "num_layers", "hidden_size", "num_parameters", "metrics", "throughput_samples_per_s"}
+
+
+def _subset(split, per_label):
+    rows, counts = [], {}
+    with open(os.path.join(SHARED_DATA, f"{split}.jsonl"), encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            if row["label"] in LABELS and counts.get(row["label"], 0) < per_label:
+                counts[row["label"]] = counts.get(row["label"], 0) + 1
+                rows.append(row)
+    return rows
+
+
+def _write_jsonl(path, rows):
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A tiny BERT base (MiniLM vocabulary and tokenizer) and a 3-intent CLINC150 subset, plus a recipe."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from hf_spectralkd.loading import packaged_minilm_path
+
+    root = tmp_path_factory.mktemp("pipeline")
+    tokenizer = AutoTokenizer.from_pretrained(packaged_minilm_path())
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, num_labels=2)
+    base = root / "tiny_bert"
+    BertForSequenceClassification(config).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    data = root / "data"
+    data.mkdir()
+    _write_jsonl(data / "train.jsonl", _subset("train", 24))
+    _write_jsonl(data / "validation.jsonl", _subset("validation", 6))
+    _write_jsonl(data / "test.jsonl", _subset("test", 8))
+    recipe = {
+        "name": "tiny_clinc",
+        "teacher": {"base": "../tiny_bert", "finetune": {"epochs": 1, "max_steps": 3, "batch_size": 16, "learning_rate": "1e-3"}},
+        "student": {"init": "teacher_layers", "num_layers": 2, "init_layers": "uniform"},
+        "data": {"source": "../data", "max_length": 24, "name": "clinc150-3"},
+        "distillation": {"beta": 0.2, "layer_selection": "topk", "selection_samples": 16, "dynamics_samples": 8},
+        "training": {"max_steps": 3, "per_device_train_batch_size": 8, "per_device_eval_batch_size": 32,
+                     "learning_rate": "1e-3", "logging_steps": 1, "disable_tqdm": True},
+        "evaluation": {"split": "test", "baseline": True},
+        "output": {"dir": str(root / "run")},
+    }
+    recipes = root / "recipes"
+    recipes.mkdir()
+    path = recipes / "tiny.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return {"root": root, "recipe": str(path), "out": str(root / "run"), "data": str(data), "base": str(base)}
+
+
+def _run(recipe_path, overrides=()):
+    from hf_spectralkd.pipeline import run_pipeline
+    from hf_spectralkd.recipes import load_recipe
+
+    lines = []
+    results = run_pipeline(load_recipe(recipe_path, list(overrides)), log=lines.append)
+    return results, lines
+
+
+@pytest.fixture(scope="module")
+def first_run(workspace):
+    results, lines = _run(workspace["recipe"])
+    return results, lines
+
+
+def test_pipeline_writes_the_layout_and_results(workspace, first_run):
+    results, lines = first_run
+    out = workspace["out"]
+    for name in LAYOUT:
+        assert os.path.isfile(os.path.join(out, name)), name
+    assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
+    with open(os.path.join(out, "results.json")) as handle:
+        saved = json.load(handle)
+    assert RESULT_KEYS <= set(saved)
+    for role in ("teacher", "student", "baseline"):
+        assert MODEL_KEYS <= set(saved[role]), role
+        for metric in ("accuracy", "macro_f1"):
+            assert 0.0 <= saved[role]["metrics"][metric] <= 1.0
+        assert saved[role]["throughput_samples_per_s"] > 0
+    assert saved["dataset"]["num_labels"] == 3 and saved["dataset"]["splits"] == {"train": 72, "validation": 18, "test": 24}
+    assert saved["dataset"]["label_names"] == LABELS  # sorted names from train
+    assert saved["teacher"]["num_layers"] == 4 and saved["student"]["num_layers"] == 2
+    assert saved["student"]["init"] == "teacher_layers" and saved["student"]["init_layers"] == [2, 4]
+    assert saved["student"]["num_parameters"] < saved["teacher"]["num_parameters"]
+    assert saved["layer_map"]["student_layers"] == [1, 2] and len(saved["layer_map"]["teacher_layers"]) == 2
+    assert len(saved["layer_map"]["teacher_intensity"]) == 5
+    assert set(saved["timings_s"]) >= {"teacher_finetune", "analysis", "distill", "baseline", "evaluate", "total"}
+    assert saved["distillation"]["beta"] == pytest.approx(0.2)
+    assert saved["training"]["max_steps"] == 3
+    # the accuracies in results.json are the ones in the per-model evaluation files
+    with open(os.path.join(out, "evaluation", "student.json")) as handle:
+        assert json.load(handle)["metrics"] == saved["student"]["metrics"]
+    # one line per stage, saying where outputs go
+    for tag, where in (("[1/6 teacher]", "teacher"), ("[2/6 analysis]", "analysis"), ("[3/6 student]", "student"),
+                       ("[4/6 evaluate]", "evaluation"), ("[5/6 baseline]", "baseline"), ("[6/6 results]", "results.json")):
+        line = next(line for line in lines if line.startswith(tag))
+        assert os.path.join(out, where) in line
+    summary = open(os.path.join(out, "summary.md")).read()
+    assert "teacher" in summary and "no-KD" in summary and "SpectralKD" in summary
+
+
+def test_labels_are_stored_in_both_models(workspace, first_run):
+    from transformers import AutoConfig
+
+    for role in ("teacher", "student", "baseline"):
+        config = AutoConfig.from_pretrained(os.path.join(workspace["out"], role))
+        assert [config.id2label[i] for i in range(3)] == LABELS
+        assert config.label2id == {name: i for i, name in enumerate(LABELS)}
+
+
+def test_student_is_built_from_the_copied_teacher_layers(workspace, first_run):
+    """With max_steps=0 nothing trains: student block j equals teacher block init_layers[j]."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from hf_spectralkd.recipes import load_recipe
+    from hf_spectralkd.tasks.text import copy_teacher_layers
+
+    teacher = AutoModelForSequenceClassification.from_pretrained(os.path.join(workspace["out"], "teacher"))
+    student = copy_teacher_layers(teacher, [2, 4])
+    assert student.config.num_hidden_layers == 2
+    assert torch.equal(student.bert.encoder.layer[0].attention.self.query.weight, teacher.bert.encoder.layer[1].attention.self.query.weight)
+    assert torch.equal(student.bert.encoder.layer[1].output.dense.weight, teacher.bert.encoder.layer[3].output.dense.weight)
+    assert torch.equal(student.classifier.weight, teacher.classifier.weight)
+    assert torch.equal(student.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight)
+    with pytest.raises(ValueError, match=r"init_layers \[7\] out of range: the teacher has 4 blocks"):
+        copy_teacher_layers(teacher, [1, 7])
+    assert load_recipe(workspace["recipe"]).student.num_layers == 2
+
+
+def test_second_run_reuses_every_finished_stage(workspace, first_run):
+    out = workspace["out"]
+    markers = {stage: os.path.getmtime(os.path.join(out, stage, "stage_done.json")) for stage in ("teacher", "analysis", "student", "baseline")}
+    results, lines = _run(workspace["recipe"])
+    assert results["reused_stages"] == ["teacher", "analysis", "student", "baseline"]
+    for stage, mtime in markers.items():
+        assert os.path.getmtime(os.path.join(out, stage, "stage_done.json")) == mtime, stage
+    assert any(line.startswith("[1/6 teacher] reusing") for line in lines)
+    assert results["student"]["metrics"] == first_run[0]["student"]["metrics"]
+
+
+def test_interrupted_run_keeps_finished_stages_and_resumes(workspace, first_run, monkeypatch):
+    """Ctrl-C during distillation: teacher/analysis stay usable, no partial student; the next run resumes."""
+    from hf_spectralkd import SpectralDistillationTrainer
+
+    out = workspace["out"]
+    teacher_marker = os.path.getmtime(os.path.join(out, "teacher", "stage_done.json"))
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    overrides = ["training.learning_rate=5e-4"]  # the student's inputs change: the student stage runs again
+    with monkeypatch.context() as patch:
+        patch.setattr(SpectralDistillationTrainer, "train", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            _run(workspace["recipe"], overrides)
+    assert not os.path.exists(os.path.join(out, ".student.tmp"))
+    with open(os.path.join(out, "student", "stage_done.json")) as handle:
+        old_fingerprint = json.load(handle)["fingerprint"]  # the previous complete student is untouched
+    results, lines = _run(workspace["recipe"], overrides)
+    assert results["reused_stages"] == ["teacher", "analysis"]
+    assert os.path.getmtime(os.path.join(out, "teacher", "stage_done.json")) == teacher_marker
+    with open(os.path.join(out, "student", "stage_done.json")) as handle:
+        assert json.load(handle)["fingerprint"] != old_fingerprint
+    assert results["training"]["learning_rate"] == pytest.approx(5e-4)
+
+
+def test_evaluate_command_matches_the_pipeline(workspace, first_run, tmp_path):
+    from hf_spectralkd.cli import main
+
+    student = os.path.join(workspace["out"], "student")
+    target = tmp_path / "metrics.json"
+    assert main(["evaluate", "--model", student, "--data", workspace["data"], "--split", "test", "--output", str(target)]) == 0
+    payload = json.loads(target.read_text())
+    with open(os.path.join(student, "..", "evaluation", "student.json")) as handle:
+        expected = json.load(handle)["metrics"]
+    assert payload["num_samples"] == 24
+    assert payload["metrics"]["accuracy"] == pytest.approx(expected["accuracy"])
+    assert payload["metrics"]["macro_f1"] == pytest.approx(expected["macro_f1"])
+    # a single test file works too; labels come from the model's id2label
+    assert main(["evaluate", "--model", student, "--data", os.path.join(workspace["data"], "test.jsonl"), "--output", str(target)]) == 0
+    assert json.loads(target.read_text())["metrics"]["accuracy"] == pytest.approx(expected["accuracy"])
+
+
+# ---------------------------------------------------------------------------------------------- errors
+def _error_case(workspace, tmp_path, files=None, overrides=()):
+    """Write a data folder (train/validation/test, optionally altered) and return (recipe path, overrides, out dir)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = {"train": _subset("train", 4), "validation": _subset("validation", 2), "test": _subset("test", 2)}
+    for split, content in {**rows, **(files or {})}.items():
+        if isinstance(content, str):
+            (data / f"{split}.jsonl").write_text(content)
+        else:
+            _write_jsonl(data / f"{split}.jsonl", content)
+    out = tmp_path / "out"
+    return workspace["recipe"], [f"data.source={data}", f"output.dir={out}", *overrides], str(out)
+
+
+ERROR_CASES = {
+    "missing data file": ({}, ["data.test_file=/nonexistent/test.jsonl"], r"the test file '/nonexistent/test.jsonl' does not exist"),
+    "missing column": ({}, ["data.text_column=utterance"], r"column\(s\) 'utterance' not found in .*train.jsonl; the columns are text, label"),
+    "labels in test not in train": (
+        {"test": [{"text": "sing me a song", "label": "karaoke"}, {"text": "what time", "label": "timer"}]}, [],
+        r"the test split has 1 label\(s\) that the training split does not have \('karaoke'\)",
+    ),
+    "empty split": ({"validation": ""}, [], r"the validation split \(.*validation.jsonl\) is empty"),
+    "nonexistent model path": ({}, ["teacher.base=./no_such_model"], r"teacher.base: the path .*no_such_model.* does not exist"),
+    "hub model id offline": ({}, ["teacher.base=someone/some-model"], r"'someone/some-model' .* Hub is unreachable .*local copy"),
+    "hub dataset id offline": ({}, ["data.source=someone/intents"], r"'someone/intents' .* Hub is unreachable .*local copy"),
+    "bad distillation value": ({}, ["distillation.alpha=1.5"], r"alpha must be in \[0, 1\], got 1.5"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERROR_CASES))
+def test_errors_before_any_work_leave_nothing_behind(workspace, tmp_path, monkeypatch, case):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    files, extra, message = ERROR_CASES[case]
+    recipe, overrides, out = _error_case(workspace, tmp_path, files, extra)
+    with pytest.raises(ValueError, match=message):
+        _run(recipe, overrides)
+    assert not os.path.exists(out)
+
+
+def test_unknown_recipe_key_through_the_cli(workspace, tmp_path, capsys):
+    from hf_spectralkd.cli import main
+
+    data = yaml.safe_load(open(workspace["recipe"]))
+    data["evaluation"]["baseline_runs"] = 2
+    data["output"]["dir"] = str(tmp_path / "out")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["distill", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'baseline_runs' in section 'evaluation' of" in err and "bad.yaml" in err
+    assert "did you mean 'baseline'" in err
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_distill_help_lists_options_with_defaults(capsys):
+    from hf_spectralkd.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["distill", "--help"])
+    text = capsys.readouterr().out
+    assert "--config" in text and "--smoke" in text and "(default: False)" in text and "results.json" in text

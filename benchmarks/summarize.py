@@ -1,0 +1,143 @@
+"""Collect ``benchmarks/results/{speed,quality}.json`` into ``summary.json`` and Markdown tables.
+
+    python benchmarks/summarize.py            # writes results/summary.json and results/tables.md
+    python benchmarks/summarize.py --readme   # also fills the README's benchmarks section with the tables
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import RESULTS_DIR, ROOT, write_json  # noqa: E402
+
+SPEED_CMD = "nice -n 5 python benchmarks/speed.py"
+QUALITY_CMD = "nice -n 5 python benchmarks/quality.py --teacher-epochs 1 --train-samples 2000 --threads 1"
+
+
+def _load(name):
+    path = os.path.join(RESULTS_DIR, name)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def build_summary(speed, quality) -> dict:
+    summary = {"spectral_vs_logit_kd_step_ratio": None, "spectral_vs_logit_kd_step_ratio_by_axis": {},
+               "analysis_vs_inference_throughput_ratio": None, "textbrewer_step_ratio": None, "textbrewer_note": None,
+               "quality": {}, "commands": {"speed": SPEED_CMD, "quality": QUALITY_CMD}}
+    if speed:
+        ratios = speed["step_time"]["ratios_to_logit_kd"]
+        methods = speed["step_time"]["methods"]
+        summary["spectral_vs_logit_kd_step_ratio"] = ratios.get("spectralkd_tokens")
+        summary["spectral_vs_logit_kd_step_ratio_by_axis"] = {k[len("spectralkd_"):]: v for k, v in ratios.items() if k.startswith("spectralkd_")}
+        summary["step_ratios_to_logit_kd"] = ratios
+        if "analysis_throughput" in speed:
+            summary["analysis_vs_inference_throughput_ratio"] = speed["analysis_throughput"]["analysis_vs_inference_throughput_ratio"]
+        if "analysis_memory" in speed:
+            summary["analysis_peak_rss_mib"] = {f"{r['factor']}x ({r['samples']} samples)": r["peak_rss_mib"] for r in speed["analysis_memory"]}
+        if "textbrewer" in methods:
+            summary["textbrewer_step_ratio"] = methods["spectralkd_tokens"]["median_ms"] / methods["textbrewer"]["median_ms"]
+        summary["textbrewer_note"] = speed.get("textbrewer_note")
+        summary["speed_machine"] = speed["machine"]
+    if quality:
+        for name, m in quality["methods"].items():
+            summary["quality"][name] = {k: m[k] for k in ("accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std", "seeds")}
+        summary["quality_teacher"] = {k: quality["teacher"][k] for k in ("source", "accuracy", "macro_f1", "intensity", "topk_layers")}
+        summary["quality_budget"] = quality["budget"]
+        summary["quality_machine"] = quality["machine"]
+        if "textbrewer_hidden_mse" not in quality["methods"] and summary["textbrewer_note"] is None:
+            summary["textbrewer_note"] = "TextBrewer ran in the speed benchmark; its quality run did not complete within the session's budget"
+    return summary
+
+
+def tables(speed, quality) -> str:
+    out = []
+    if speed:
+        m = speed["machine"]
+        out.append(f"**Speed** ({m['date_utc'][:10]}, {m['cpu_count']}-core CPU, torch {m['torch']}, transformers {m['transformers']}; "
+                   f"machine shared with other jobs: {'yes' if m['shared_machine'] else 'no'}). MiniLM-L6 teacher -> 3-layer student, "
+                   f"CLINC150 batches of 32 (dynamic padding), methods alternated step by step, median of "
+                   f"{speed['step_time']['steps']} steps after {speed['step_time']['warmup']} warm-up. Command: `{SPEED_CMD}`.\n")
+        out.append("| method | median step (ms) | p10-p90 (ms) | samples/s | x logit KD |")
+        out.append("|---|---:|---:|---:|---:|")
+        for name, r in speed["step_time"]["methods"].items():
+            out.append(f"| {name} | {r['median_ms']:.0f} | {r['p10_ms']:.0f}-{r['p90_ms']:.0f} | {r['samples_per_s']:.1f} | "
+                       f"{speed['step_time']['ratios_to_logit_kd'][name]:.3f} |")
+        if speed.get("textbrewer_note"):
+            out.append(f"\nTextBrewer could not run: `{speed['textbrewer_note']}`")
+        if "analysis_throughput" in speed:
+            a = speed["analysis_throughput"]
+            out.append(f"\nAnalysis (`collect_profile`) {a['analysis_samples_per_s']:.1f} samples/s vs plain teacher inference with "
+                       f"`output_hidden_states=True` {a['inference_samples_per_s']:.1f} samples/s: ratio "
+                       f"**{a['analysis_vs_inference_throughput_ratio']:.3f}** (goal >= 0.9).")
+        if "analysis_memory" in speed:
+            out.append("\n| analysis samples | peak RSS (MiB) | growth during the analysis (MiB) |")
+            out.append("|---:|---:|---:|")
+            for r in speed["analysis_memory"]:
+                out.append(f"| {r['samples']} ({r['factor']}x) | {r['peak_rss_mib']:.0f} | {r['peak_growth_mib']:.1f} |")
+        if "cost_growth" in speed:
+            out.append("\n| seq len | hidden | spectral_intensity, 7 layers (ms) | frequency_alignment_loss fwd+bwd (ms) | elements x | intensity x | loss x |")
+            out.append("|---:|---:|---:|---:|---:|---:|---:|")
+            for r in speed["cost_growth"]:
+                out.append(f"| {r['seq_len']} | {r['hidden']} | {r['intensity_ms']:.2f} | {r['freq_loss_fwd_bwd_ms']:.2f} | "
+                           f"{r['elements_vs_smallest']:.0f} | {r['intensity_vs_smallest']:.1f} | {r['freq_loss_vs_smallest']:.1f} |")
+    if quality:
+        t, b, m = quality["teacher"], quality["budget"], quality["machine"]
+        out.append(f"\n**Quality** ({m['date_utc'][:10]}, {m['cpu_count']}-core CPU, shared: {'yes' if m['shared_machine'] else 'no'}). "
+                   f"CLINC150 test ({quality['test_samples']} rows). Teacher: MiniLM-L6 ({t['source']}), test accuracy "
+                   f"{t['accuracy']:.4f}, macro-F1 {t['macro_f1']:.4f}; layer intensities "
+                   f"{[round(v, 4) for v in t['intensity']]} (index 0 = embeddings), `topk` picks {t['topk_layers']}, uniform is "
+                   f"{t['uniform_layers']}. Same budget for every student: {b['train_samples']} training rows (seeded subset), "
+                   f"{b['epochs']:g} epoch, lr {b['learning_rate']:g}, batch {b['batch_size']}; mean ± std over seeds. "
+                   f"Command: `{QUALITY_CMD}`.\n")
+        out.append("| method | student init | aligned teacher layers | accuracy | macro-F1 | seeds |")
+        out.append("|---|---|---|---:|---:|---|")
+        specs = quality.get("method_specs", {})
+        for name, r in quality["methods"].items():
+            spec = specs.get(name, {})
+            aligned = r.get("teacher_layers") or "-"
+            extras = []
+            for key, default in (("fft_axis", "tokens"), ("variant", "complex"), ("beta", 0.2)):
+                if spec.get(key) not in (None, default) and spec.get("beta", 0.2) > 0:
+                    extras.append(f"{key}={spec[key]}")
+            label = name + (f" ({', '.join(extras)})" if extras else "")
+            out.append(f"| {label} | {r['init_layers']} | {aligned} | {r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f} | "
+                       f"{r['macro_f1_mean']:.4f} ± {r['macro_f1_std']:.4f} | {len(r['seeds'])} |")
+    return "\n".join(out) + "\n"
+
+
+def fill_readme_section(text: str, name: str = "benchmarks") -> None:
+    path = os.path.join(ROOT, "README.md")
+    with open(path, encoding="utf-8") as handle:
+        readme = handle.read()
+    start, end = f"<!-- section:{name} -->", f"<!-- /section:{name} -->"
+    if start not in readme or end not in readme:
+        raise ValueError(f"README.md has no {start} ... {end} markers")
+    head, rest = readme.split(start, 1)
+    _, tail = rest.split(end, 1)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(head + start + "\n" + text.rstrip() + "\n" + end + tail)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--readme", action="store_true", help="also fill the README benchmarks section")
+    args = parser.parse_args(argv)
+    speed, quality = _load("speed.json"), _load("quality.json")
+    summary = build_summary(speed, quality)
+    write_json(os.path.join(RESULTS_DIR, "summary.json"), summary)
+    md = tables(speed, quality)
+    with open(os.path.join(RESULTS_DIR, "tables.md"), "w", encoding="utf-8") as handle:
+        handle.write(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

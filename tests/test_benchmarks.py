@@ -1,0 +1,78 @@
+"""The benchmark scripts' building blocks on tiny models (no wall-time assertions)."""
+
+import os
+import sys
+
+import pytest
+import torch
+
+from conftest import make_token_rows, pad_collate, tiny_bert
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from benchmarks.common import masked_hidden_mse, student_from_teacher, uniform_layers  # noqa: E402
+from benchmarks.speed import BASE_METHODS, STEP_KEYS, cost_growth, time_methods  # noqa: E402
+
+
+def _batches(n=3, size=4):
+    rows = make_token_rows(n * size, seed=3)
+    return [pad_collate(rows[i * size : (i + 1) * size]) for i in range(n)]
+
+
+def test_time_methods_runs_every_method_and_returns_documented_keys(tmp_path):
+    teacher = tiny_bert(num_layers=4, hidden=32, seed=0)
+    student = student_from_teacher(teacher, [2, 4])
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    result = time_methods(teacher, student, _batches(), teacher_layers=[2, 4], steps=2, warmup=1, output_dir=str(tmp_path))
+
+    assert set(result) == {"methods", "ratios_to_logit_kd", "steps", "warmup", "teacher_layers", "student_layers"}
+    assert list(result["methods"]) == BASE_METHODS
+    assert BASE_METHODS[-3:] == ["spectralkd_tokens", "spectralkd_hidden", "spectralkd_tokens+hidden"]
+    for name, stats in result["methods"].items():
+        assert set(stats) == set(STEP_KEYS), name
+        assert stats["steps"] == 2
+        assert stats["median_ms"] > 0 and stats["p10_ms"] <= stats["p90_ms"]
+        assert stats["samples_per_s"] > 0
+    assert result["ratios_to_logit_kd"]["logit_kd"] == pytest.approx(1.0)
+    assert result["student_layers"] == [1, 2] and result["teacher_layers"] == [2, 4]
+    # every method trained its own copy: the student given in is untouched
+    for key, value in student.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    # the SpectralKD trainers wrote their layer maps (the real trainer ran)
+    assert (tmp_path / "spectralkd_tokens" / "layer_map.json").is_file()
+
+
+def test_time_methods_rejects_unknown_method(tmp_path):
+    teacher = tiny_bert(num_layers=2, hidden=16, seed=0)
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        time_methods(teacher, student_from_teacher(teacher, [2]), _batches(1), [2], methods=["nope"], steps=1, warmup=0,
+                     output_dir=str(tmp_path))
+
+
+def test_student_from_teacher_copies_the_chosen_blocks():
+    teacher = tiny_bert(num_layers=4, hidden=32, seed=0)
+    student = student_from_teacher(teacher, [1, 4])
+    assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
+    t, s = teacher.state_dict(), student.state_dict()
+    assert torch.equal(s["bert.encoder.layer.0.attention.self.query.weight"], t["bert.encoder.layer.0.attention.self.query.weight"])
+    assert torch.equal(s["bert.encoder.layer.1.output.dense.weight"], t["bert.encoder.layer.3.output.dense.weight"])
+    assert torch.equal(s["bert.embeddings.word_embeddings.weight"], t["bert.embeddings.word_embeddings.weight"])
+    assert torch.equal(s["classifier.weight"], t["classifier.weight"])
+    assert uniform_layers(6, 3) == [2, 4, 6]
+
+
+def test_masked_hidden_mse_matches_reference():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 5, 3, generator=g), torch.randn(2, 5, 3, generator=g)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    keep = mask.bool()
+    expected = ((a[keep] - b[keep]) ** 2).mean()
+    assert masked_hidden_mse(a, b, mask).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert masked_hidden_mse(a, b).item() == pytest.approx(((a - b) ** 2).mean().item(), rel=1e-6)
+
+
+def test_cost_growth_grid_rows():
+    rows = cost_growth(lengths=(4, 8), widths=(8,), batch=2, layers=2, repeats=1)
+    assert [(r["seq_len"], r["hidden"]) for r in rows] == [(4, 8), (8, 8)]
+    assert rows[0]["intensity_vs_smallest"] == pytest.approx(1.0) and rows[1]["elements_vs_smallest"] == pytest.approx(2.0)
+    assert all(r["intensity_ms"] > 0 and r["freq_loss_fwd_bwd_ms"] > 0 for r in rows)

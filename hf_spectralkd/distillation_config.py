@@ -37,7 +37,8 @@ class SpectralDistillationConfig(TrainingArguments):
         include_embeddings (`bool`, *optional*, defaults to `False`):
             Let the automatic selection pick the teacher's embedding output (index 0).
         selection_samples (`int`, *optional*, defaults to `512`):
-            Number of training examples the automatic spectral analysis reads before the first step.
+            Number of training examples the automatic spectral analysis reads before the first step (a random
+            sample drawn with `seed`; iterable datasets: the first examples).
         fft_axis (`str`, *optional*, defaults to `"tokens"`):
             Axis of the alignment FFT: `tokens` (as the paper), `hidden`, or `tokens+hidden`.
         freq_loss_variant (`str`, *optional*, defaults to `"complex"`):
@@ -68,7 +69,7 @@ class SpectralDistillationConfig(TrainingArguments):
         default=False, metadata={"help": "Allow the automatic selection to pick the embedding output (index 0)."}
     )
     selection_samples: int = field(
-        default=512, metadata={"help": "Training examples read by the automatic spectral analysis."}
+        default=512, metadata={"help": "Training examples read by the automatic spectral analysis (a random sample drawn with `seed`)."}
     )
     fft_axis: str = field(
         default="tokens", metadata={"help": "Alignment FFT axis: tokens, hidden or tokens+hidden.", "choices": list(FFT_AXES)}

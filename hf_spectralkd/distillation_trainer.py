@@ -203,18 +203,27 @@ class SpectralDistillationTrainer(Trainer):
         if dataset is None:
             raise ValueError("automatic layer selection reads the training data: pass train_dataset, or set teacher_layers")
         n = self.args.selection_samples
+
+        def sample_indices(size):
+            # a seeded random sample: training files are often sorted by label (CLINC150 is), and their first rows
+            # would cover only a few classes
+            if n >= size:
+                return list(range(size))
+            generator = torch.Generator().manual_seed(self.args.seed)
+            return sorted(torch.randperm(size, generator=generator)[:n].tolist())
+
         try:
             import datasets
 
             if isinstance(dataset, datasets.Dataset):
-                dataset = dataset.select(range(min(n, len(dataset))))
+                dataset = dataset.select(sample_indices(len(dataset)))
                 dataset = self._remove_unused_columns(dataset, description="spectral selection")
             elif isinstance(dataset, torch.utils.data.IterableDataset) or isinstance(dataset, datasets.IterableDataset):
                 dataset = list(itertools.islice(iter(dataset), n))
             else:
-                dataset = torch.utils.data.Subset(dataset, range(min(n, len(dataset))))
+                dataset = torch.utils.data.Subset(dataset, sample_indices(len(dataset)))
         except ImportError:  # pragma: no cover - datasets is a dependency
-            dataset = torch.utils.data.Subset(dataset, range(min(n, len(dataset))))
+            dataset = torch.utils.data.Subset(dataset, sample_indices(len(dataset)))
         if len(dataset) == 0:
             raise ValueError("the training dataset is empty: nothing to run the spectral layer selection on")
         return DataLoader(dataset, batch_size=self.args.per_device_eval_batch_size, shuffle=False, collate_fn=self.data_collator)
@@ -307,9 +316,16 @@ class SpectralDistillationTrainer(Trainer):
         mode = "train" if model.training else "eval"
         labels = inputs.get("labels")
         need_hidden = args.beta > 0 and bool(layer_map.teacher_layers)
+        cache = getattr(self, "teacher_cache", None)  # set by hf_spectralkd.teacher_cache.enable_teacher_cache
+        example_ids = inputs.get(cache.id_column) if cache is not None else None
+        if example_ids is not None:  # the id column is the cache key, never a model input
+            inputs = {k: v for k, v in inputs.items() if k != cache.id_column}
         student = self.student_adapter.forward(model, inputs, output_hidden_states=need_hidden)
-        with torch.no_grad():
-            teacher = self.teacher_adapter.forward(self.teacher, inputs, output_hidden_states=need_hidden)
+        if example_ids is not None and model.training:
+            teacher = cache.teacher_outputs({**inputs, cache.id_column: example_ids}, need_hidden)
+        else:
+            with torch.no_grad():
+                teacher = self.teacher_adapter.forward(self.teacher, inputs, output_hidden_states=need_hidden)
         s_logits = student.logits.float()
         t_logits = teacher.logits.float()
         zero = s_logits.new_zeros(())

@@ -120,7 +120,10 @@ def test_selected_layers_are_the_spectral_choice_and_are_recorded(tmp_path, stra
     rows = make_token_rows(48, seed=5)
     trainer = make_trainer(tmp_path, rows=rows, selection_samples=40, layer_selection=strategy, max_steps=1)
     trainer.train()
-    intensity = independent_intensity(trainer.teacher, rows[:40], 0)  # selection_samples = the first 40 rows
+    # selection_samples = a random sample of 40 of the 48 rows, drawn with the run's seed
+    sample = sorted(torch.randperm(48, generator=torch.Generator().manual_seed(0))[:40].tolist())
+    intensity = independent_intensity(trainer.teacher, [rows[i] for i in sample], 0)
+    assert intensity != pytest.approx(independent_intensity(trainer.teacher, rows[:40], 0), rel=1e-6)
     expected = select_layers(intensity, 2, strategy)
     assert trainer.layer_map.teacher_layers == expected
     assert trainer.layer_map.student_layers == [1, 2]

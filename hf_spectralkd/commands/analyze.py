@@ -33,7 +33,11 @@ def register(subparsers) -> None:
     parser.add_argument("--text-column", default="text", help="Column holding the text.")
     parser.add_argument("--text-pair-column", default=None, help="Optional second text column (sentence pairs).")
     parser.add_argument("--split", default="train", help="Dataset split to read.")
-    parser.add_argument("--max-samples", type=int, default=512, help="Number of examples to analyse (first N of the split).")
+    parser.add_argument("--max-samples", type=int, default=512, help="Number of examples to analyse.")
+    parser.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=True,
+                        help="Analyse a seeded random sample of --max-samples examples (files sorted by label, such as "
+                             "CLINC150, would otherwise give only the first few classes); --no-shuffle reads the first N.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the random sample.")
     parser.add_argument("--batch-size", type=int, default=32, help="Examples per forward pass.")
     parser.add_argument("--max-length", type=int, default=128, help="Truncate texts to this many tokens.")
     parser.add_argument("--select", type=int, default=None, metavar="K",
@@ -45,7 +49,7 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _load_rows(data: str, split: str, max_samples: int):
+def _load_rows(data: str, split: str, max_samples: int, shuffle: bool = False, seed: int = 0):
     """Rows of ``split`` from a local file or a Hub dataset, first ``max_samples`` only."""
     import datasets
 
@@ -77,6 +81,8 @@ def _load_rows(data: str, split: str, max_samples: int):
             raise ValueError(f"--data: could not load split {split!r} of {data!r}: {exc}") from exc
     if len(rows) == 0:
         raise ValueError(f"--data: {data!r} has no rows")
+    if shuffle and max_samples < len(rows):
+        rows = rows.shuffle(seed=seed)
     return rows.select(range(min(max_samples, len(rows))))
 
 
@@ -93,7 +99,7 @@ def run(args) -> int:
     if args.select is not None and args.select < 1:
         raise ValueError(f"--select must be >= 1, got {args.select}")
     location = resolve_model_reference(args.model, what="--model")
-    rows = _load_rows(args.data, args.split, args.max_samples)
+    rows = _load_rows(args.data, args.split, args.max_samples, shuffle=args.shuffle, seed=args.seed)
     for option, column in (("--text-column", args.text_column), ("--text-pair-column", args.text_pair_column)):
         if column is not None and column not in rows.column_names:
             raise ValueError(f"{option} {column!r} not found in {args.data}: the columns are {rows.column_names}")
@@ -125,7 +131,8 @@ def run(args) -> int:
         model, rows, tokenizer=tokenizer, text_column=args.text_column, text_pair_column=args.text_pair_column,
         max_samples=args.max_samples, batch_size=args.batch_size, max_length=args.max_length, select=args.select,
         strategy=args.strategy, include_embeddings=args.include_embeddings, output_dir=args.output, progress=True,
-        metadata={"model": args.model, "data": args.data, "text_column": args.text_column, "max_length": args.max_length},
+        metadata={"model": args.model, "data": args.data, "split": args.split, "text_column": args.text_column,
+                  "max_length": args.max_length, "shuffle": args.shuffle, "seed": args.seed},
     )
     selected = set(profile.metadata.get("selected_layers") or [])
     print(f"spectral intensity of {args.model} over {profile.num_samples} examples of {args.data}")

@@ -93,6 +93,17 @@ def hub_model_id(source, vision: bool = False) -> Optional[str]:
     return source if is_hub_id(source) else None
 
 
+def _display_path(path):
+    """Paths as a card shows them: relative to the current directory when inside it (no machine-specific prefix)."""
+    if not isinstance(path, str) or not os.path.isabs(path):
+        return path
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if relative.startswith("..") else relative
+
+
 def _fmt_int(value) -> str:
     return f"{int(value):,}" if isinstance(value, (int, float)) and value is not None else "n/a"
 
@@ -185,14 +196,21 @@ def _metric_header(key: str) -> str:
 
 
 def _read_log_history(student_dir) -> list:
-    path = os.path.join(student_dir, "trainer_state.json") if student_dir else None
-    if not path or not os.path.isfile(path):
+    """The Trainer log history saved in ``student_dir`` (the pipeline's training_log.json, or trainer_state.json)."""
+    if not student_dir:
         return []
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle).get("log_history", [])
-    except (OSError, ValueError):
-        return []
+    for name, key in (("training_log.json", None), ("trainer_state.json", "log_history")):
+        path = os.path.join(student_dir, name)
+        if os.path.isfile(path):
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    data = json.load(handle)
+            except (OSError, ValueError):
+                continue
+            history = data.get(key) if key and isinstance(data, dict) else data
+            if isinstance(history, list):
+                return history
+    return []
 
 
 def _log_table(log_history: list, max_rows: int = 20):
@@ -247,10 +265,11 @@ def _context(results: dict, model_name: str, repo_id: Optional[str], plot, dynam
 
     task = results.get("task") or "text-classification"
     vision = task == "image-classification"
-    teacher = dict(results.get("teacher") or {})
-    student = dict(results.get("student") or {})
-    baseline = results.get("baseline") or None
+    teacher = {k: (_display_path(v) if k in ("source", "path") else v) for k, v in (results.get("teacher") or {}).items()}
+    student = {k: (_display_path(v) if k in ("source", "path") else v) for k, v in (results.get("student") or {}).items()}
+    baseline = {k: (_display_path(v) if k in ("source", "path") else v) for k, v in (results.get("baseline") or {}).items()} or None
     dataset = dict(results.get("dataset") or {})
+    dataset["source"] = _display_path(dataset.get("source"))
     layer_map = dict(results.get("layer_map") or {})
     distillation = dict(results.get("distillation") or {})
     training = dict(results.get("training") or {})
@@ -396,7 +415,7 @@ def _context(results: dict, model_name: str, repo_id: Optional[str], plot, dynam
         result_note = ((result_note + " ") if result_note else "") + "The teacher was not evaluated in this run."
 
     # --- usage
-    where = repo_id or usage_path or "path/to/this/model"
+    where = repo_id or usage_path or (_display_path(os.path.abspath(student_dir)) if student_dir else "path/to/this/model")
     if vision:
         prefix = "hf-hub:" if repo_id else "local-dir:"
         usage = (
@@ -418,17 +437,18 @@ def _context(results: dict, model_name: str, repo_id: Optional[str], plot, dynam
 
     # --- training
     train_size = splits.get("train")
+    finetuned_here = bool(training.get("teacher_finetune"))
     training_text = (
-        f"The teacher was fine-tuned on the training split"
-        + (f" ({train_size} examples)" if train_size else "")
-        + f" of {name}; its per-layer spectral intensities were measured on training data and the layers above were "
+        ("The teacher was fine-tuned on the training split" + (f" ({train_size} examples)" if train_size else "") + f" of {name}"
+         if finetuned_here else "The teacher was given already trained")
+        + "; its per-layer spectral intensities were measured on training data and the aligned layers were "
         "chosen before the first distillation step. The student was then trained with "
         "`hf_spectralkd.SpectralDistillationTrainer` (a `transformers.Trainer`)"
         + (" and the no-KD baseline with the same settings and plain cross-entropy" if baseline else "")
         + f"; the checkpoint was evaluated on the {eval_split} split."
     )
     if results.get("recipe"):
-        training_text += f" Recipe: `{results['recipe']}`" + (f" (`{results.get('recipe_name')}`)" if results.get("recipe_name") else "") + "."
+        training_text += f" Recipe: `{_display_path(results['recipe'])}`" + (f" (`{results.get('recipe_name')}`)" if results.get("recipe_name") else "") + "."
     training_rows = [{"name": f"`{k}`", "value": _fmt_value(v)} for k, v in training.items()]
     if splits:
         training_rows.append({"name": "data splits", "value": ", ".join(f"{k} {v}" for k, v in splits.items())})

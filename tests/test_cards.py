@@ -104,7 +104,7 @@ def test_card_has_metadata_and_every_section_with_the_runs_values(finished_run):
     card = ModelCard.load(path)
     assert card.data.library_name == "transformers" and card.data.pipeline_tag == "text-classification"
     assert {"hf_spectralkd", "distillation", "spectralkd"} <= set(card.data.tags)
-    assert card.data.license == "apache-2.0" or card.data.license is None  # no licence to inherit from a config-built teacher
+    assert card.data.license is None  # a teacher built from a config has no licence to inherit
     assert "base_model" not in meta  # the teacher is a local directory, not a Hub id ...
     assert f"`{run / 'teacher'}` (local)" in text  # ... so the body names it
     name, evals = model_index_to_eval_results(meta["model-index"])
@@ -140,7 +140,7 @@ def test_card_has_metadata_and_every_section_with_the_runs_values(finished_run):
         row = next(line for line in text.splitlines() if line.startswith(f"| {label}"))
         assert row.endswith(f"| {m['accuracy']:.4f} | {m['macro_f1']:.4f} |"), row
     # usage, training procedure, versions, citations
-    assert 'pipeline("text-classification", model="path/to/this/model")' in text
+    assert f'pipeline("text-classification", model="{run / "student"}")' in text
     assert "| `learning_rate` | 0.005 |" in text and "| `max_steps` | 6 |" in text and "| distill | 1.5 |" in text
     assert f"- torch {torch.__version__}" in text
     assert SpectralDistillationTrainer._paper["citation"] in text and "arXiv [2412.19055]" in text
@@ -168,13 +168,25 @@ def test_hub_teacher_becomes_base_model_and_vision_cards_use_timm(finished_run, 
     assert meta["base_model"] == "FacebookAI/roberta-large" and meta["datasets"] == ["clinc/clinc_oos"]
     assert meta["model-index"][0]["results"][0]["dataset"]["type"] == "clinc/clinc_oos"
 
+    # the licence is inherited from the teacher's card: a local README, or the packaged MiniLM's
+    licensed = json.loads(json.dumps(results))
+    (tmp_path / "teacher").mkdir()
+    (tmp_path / "teacher" / "README.md").write_text("---\nlicense: mit\n---\n# teacher\n")
+    licensed["teacher"]["path"] = str(tmp_path / "teacher")
+    assert validate_model_card(write_model_card(tmp_path / "a", licensed, overwrite=True))["license"] == "mit"
+    licensed["teacher"].update(source="packaged:minilm", path=None)
+    meta = validate_model_card(write_model_card(tmp_path / "a", licensed, overwrite=True))
+    assert meta["license"] == "apache-2.0" and "base_model" not in meta
+
     vision = json.loads(json.dumps(results))
     vision["task"] = "image-classification"
+    vision["teacher"]["source"] = "vit_tiny_patch16_224"  # a timm architecture name is not a Hub repo
     (tmp_path / "v").mkdir()
     path = write_model_card(tmp_path / "v", vision, repo_id="someone/digits-vit-student")
     meta, text = validate_model_card(path), open(path).read()
     assert meta["library_name"] == "timm" and meta["pipeline_tag"] == "image-classification"
     assert 'timm.create_model("hf-hub:someone/digits-vit-student", pretrained=True)' in text
+    assert "base_model" not in meta and "timm `vit_tiny_patch16_224`" in text
     assert "pipeline(" not in text
 
 

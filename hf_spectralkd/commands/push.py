@@ -26,10 +26,10 @@ def register(subparsers) -> None:
     parser.add_argument("--repo-id", required=True, default=argparse.SUPPRESS,
                         help="Hub repo to create or update, 'user/name' or 'org/name'.")
     parser.add_argument("--private", action="store_true", help="Create the repo as private (no effect if it exists).")
-    parser.add_argument("--revision", default=None, help="Branch to push to (created if missing); default: main.")
+    parser.add_argument("--revision", default=None, help="Branch to push to, created if missing (None: main).")
     parser.add_argument("--commit-message", default=None,
-                        help="Commit message (default: 'Upload SpectralKD student distilled from <teacher>').")
-    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the `hf auth login` token).")
+                        help="Commit message (None: 'Upload SpectralKD student distilled from <teacher>').")
+    parser.add_argument("--token", default=None, help="Hub token (None: HF_TOKEN or the `hf auth login` token).")
     parser.set_defaults(func=run)
 
 

@@ -233,9 +233,13 @@ def test_compare_two_saved_models(tmp_path, capsys):
     assert code == 0
     report = json.loads((out / "compare.json").read_text())
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
-    # the curves are those of analyze() on the same 16 texts
-    reference_t = analyze(teacher, rows[:16], tokenizer=tokenizer, max_samples=16, batch_size=4, progress=False).intensity.tolist()
-    reference_s = analyze(student, rows[:16], tokenizer=tokenizer, max_samples=16, batch_size=4, progress=False).intensity.tolist()
+    # the curves are those of analyze() on the same 16 texts (drawn with datasets' shuffle, seed 42)
+    from datasets import Dataset
+
+    sample = Dataset.from_list(rows).shuffle(seed=42).select(range(16))
+    assert sample["text"] != [r["text"] for r in rows[:16]]
+    reference_t = analyze(teacher, sample, tokenizer=tokenizer, max_samples=16, batch_size=4, progress=False).intensity.tolist()
+    reference_s = analyze(student, sample, tokenizer=tokenizer, max_samples=16, batch_size=4, progress=False).intensity.tolist()
     assert report["teacher"]["intensity"] == pytest.approx(reference_t, rel=1e-5)
     assert report["student"]["intensity"] == pytest.approx(reference_s, rel=1e-5)
     assert report["num_samples"] == 16 and report["pairs"] == [[1, 3], [2, 4]]
@@ -250,6 +254,12 @@ def test_compare_two_saved_models(tmp_path, capsys):
             assert f"{reference_s[index]:.6f}" in line
     assert "student 2 <-> teacher 4" in printed
     assert f"pearson_all: {expected['pearson_all']:.4f}" in printed
+    # --in-order reads the first 16 rows of the file
+    code = main(["compare", "--teacher", teacher_dir, "--student", student_dir, "--data", str(data), "--max-samples", "16",
+                 "--batch-size", "4", "--in-order", "--output", str(out)])
+    assert code == 0
+    first = analyze(teacher, rows[:16], tokenizer=tokenizer, max_samples=16, batch_size=4, progress=False).intensity.tolist()
+    assert json.loads((out / "compare.json").read_text())["teacher"]["intensity"] == pytest.approx(first, rel=1e-5)
 
 
 def test_compare_user_errors(tmp_path, capsys):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 COMPARE_JSON = "compare.json"
 COMPARE_PLOT = "compare.png"
@@ -36,7 +37,10 @@ def register(subparsers) -> None:
     parser.add_argument("--text-column", default="text", help="Column holding the text.")
     parser.add_argument("--text-pair-column", default=None, help="Optional second text column (sentence pairs).")
     parser.add_argument("--split", default="train", help="Dataset split to read (Hub datasets only).")
-    parser.add_argument("--max-samples", type=int, default=256, help="Number of examples to analyse (first N).")
+    parser.add_argument("--max-samples", type=int, default=256,
+                        help="Number of examples to analyse, drawn at random with --seed (files are often sorted by label).")
+    parser.add_argument("--seed", type=int, default=42, help="Seed of the random draw of the examples.")
+    parser.add_argument("--in-order", action="store_true", help="Read the first --max-samples examples in file order instead.")
     parser.add_argument("--batch-size", type=int, default=32, help="Examples per forward pass.")
     parser.add_argument("--max-length", type=int, default=128, help="Truncate texts to this many tokens.")
     parser.add_argument(
@@ -95,7 +99,11 @@ def run(args) -> int:
     elif os.path.isfile(os.path.join(student_location, "layer_map.json")):
         layer_map_source = os.path.join(student_location, "layer_map.json")
         pairs = _read_pairs("--student", layer_map_source)
-    rows = _load_rows(args.data, args.split, args.max_samples)
+    if args.in_order:
+        rows = _load_rows(args.data, args.split, args.max_samples)
+    else:
+        rows = _load_rows(args.data, args.split, sys.maxsize)
+        rows = rows.shuffle(seed=args.seed).select(range(min(args.max_samples, len(rows))))
     for option, column in (("--text-column", args.text_column), ("--text-pair-column", args.text_pair_column)):
         if column is not None and column not in rows.column_names:
             raise ValueError(f"{option} {column!r} not found in {args.data}: the columns are {rows.column_names}")
@@ -115,7 +123,8 @@ def run(args) -> int:
         raise ValueError(f"--layer-map {layer_map_source}: {exc}") from exc
 
     aligned_with = {s: t for s, t in pairs}
-    print(f"spectral intensity over {num_samples} examples of {args.data} (index 0 = embeddings)")
+    drawn = "the first" if args.in_order else f"random (seed {args.seed})"
+    print(f"spectral intensity over {drawn} {num_samples} examples of {args.data} (index 0 = embeddings)")
     print(f"  teacher: {args.teacher} ({len(teacher) - 1} blocks)   student: {args.student} ({len(student) - 1} blocks)")
     print(f"{'layer':>5}  {'teacher':>10}  {'student':>10}  aligned")
     for index in range(max(len(teacher), len(student))):
@@ -141,7 +150,7 @@ def run(args) -> int:
         "pairs": [list(p) for p in pairs],
         "layer_map_source": layer_map_source,
         "agreement": {key: _json_number(value) for key, value in agreement.items()},
-        "data": args.data, "text_column": args.text_column, "num_samples": num_samples, "max_length": args.max_length,
+        "data": args.data, "sample": "file order" if args.in_order else f"random (seed {args.seed})", "text_column": args.text_column, "num_samples": num_samples, "max_length": args.max_length,
     }
     with open(json_path, "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=1)

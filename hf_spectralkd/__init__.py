@@ -10,6 +10,7 @@ from .adapters import ADAPTER_REGISTRY, get_adapter, register_adapter
 from .analysis import analyze, collect_profile, plot_layer_intensity
 from .distillation_config import SpectralDistillationConfig
 from .distillation_trainer import LayerMap, SpectralDistillationTrainer
+from .dynamics import SpectralDynamicsCallback, curve_agreement
 from .spectral import (
     SpectralProfile,
     frequency_alignment_loss,
@@ -23,9 +24,11 @@ __all__ = [
     "LayerMap",
     "SpectralDistillationConfig",
     "SpectralDistillationTrainer",
+    "SpectralDynamicsCallback",
     "SpectralProfile",
     "analyze",
     "collect_profile",
+    "curve_agreement",
     "frequency_alignment_loss",
     "get_adapter",
     "plot_layer_intensity",

@@ -1,0 +1,299 @@
+"""Teacher cache: the frozen teacher's logits and aligned hidden states, computed once, read every epoch.
+
+Layout of a cache directory (all arrays are ``numpy`` ``.npy`` files opened memory-mapped, float16):
+
+* ``logits.npy``   ``(N, C)`` teacher logits, one row per example;
+* ``hidden.npy``   ``(T, K, D)`` hidden states of the ``K`` aligned teacher layers, **real tokens only**
+  (``T`` = total number of non-padding tokens), example ``i`` owning rows ``offsets[i]:offsets[i+1]``;
+* ``offsets.npy``  ``(N + 1,)`` int64, ``ids.npy`` ``(N,)`` int64 example ids (the dataset's id column);
+* ``checksums.npy`` ``(N,)`` int64 checksum of each example's real input ids (catches inputs that change);
+* ``cache_meta.json``  the fingerprint (teacher weights hash, data hash, layer map), layers, shapes.
+
+Examples are found by their id (an integer column, ``example_id`` by default; :func:`add_example_ids` adds
+one). The fingerprint covers the teacher's weights, the training inputs and the aligned layers: when any
+of them changes, :func:`enable_teacher_cache` rebuilds the cache. Pipelines whose inputs change from
+epoch to epoch (``set_transform`` / ``with_transform`` augmentation, iterable datasets) are refused: a cache
+of one epoch's inputs would silently be wrong for the next.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .adapters import AdapterOutput, get_adapter
+
+__all__ = ["TeacherCache", "build_teacher_cache", "enable_teacher_cache", "add_example_ids", "cache_fingerprint",
+           "DEFAULT_ID_COLUMN", "META_FILENAME"]
+
+DEFAULT_ID_COLUMN = "example_id"
+META_FILENAME = "cache_meta.json"
+FORMAT_VERSION = 1
+_MOD = (1 << 61) - 1
+
+
+def add_example_ids(dataset, column: str = DEFAULT_ID_COLUMN):
+    """Return ``dataset`` with an integer id column ``0..n-1`` (the key of the teacher cache)."""
+    if column in dataset.column_names:
+        return dataset
+    return dataset.add_column(column, list(range(len(dataset))))
+
+
+# ---------------------------------------------------------------- fingerprints
+def teacher_weights_hash(model) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _input_columns(dataset, id_column: str) -> list:
+    wanted = ("input_ids", "token_type_ids", "attention_mask", "position_ids")
+    return [c for c in wanted if c in dataset.column_names]
+
+
+def data_hash(dataset, id_column: str = DEFAULT_ID_COLUMN) -> str:
+    """Hash of the model inputs and ids of every example (content, not storage layout)."""
+    digest = hashlib.sha256()
+    columns = [id_column, *_input_columns(dataset, id_column)]
+    table = dataset.select_columns(columns).with_format("numpy")
+    for column in columns:
+        digest.update(column.encode())
+        for value in table[column]:
+            digest.update(np.asarray(value, dtype=np.int64).tobytes() + b"|")
+    return digest.hexdigest()[:16]
+
+
+def cache_fingerprint(teacher, dataset, teacher_layers, id_column: str = DEFAULT_ID_COLUMN) -> dict:
+    return {
+        "version": FORMAT_VERSION,
+        "teacher": teacher_weights_hash(teacher),
+        "data": data_hash(dataset, id_column),
+        "teacher_layers": [int(t) for t in teacher_layers],
+        "id_column": id_column,
+    }
+
+
+def _checksum(ids: torch.Tensor) -> int:
+    """Order-sensitive checksum of one example's real token ids."""
+    ids = ids.to(torch.int64).cpu()
+    weights = torch.arange(1, ids.numel() + 1, dtype=torch.int64)
+    return int(((ids + 7) * weights * 1_000_003 + ids.numel()).sum().item() % _MOD)
+
+
+def _check_fixed_inputs(dataset, id_column: str):
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - datasets is a dependency
+        datasets = None
+    if datasets is None or not isinstance(dataset, datasets.Dataset):
+        raise ValueError(
+            f"the teacher cache needs a datasets.Dataset whose inputs are fixed, got {type(dataset).__name__}: an "
+            "iterable or custom dataset may yield different inputs each epoch (augmentation), which a cache of the "
+            "teacher's outputs cannot follow. Drop the teacher cache or pre-tokenize into a datasets.Dataset"
+        )
+    if dataset.format.get("type") == "custom":
+        raise ValueError(
+            "the training dataset has an on-the-fly transform (set_transform / with_transform): an augmenting pipeline "
+            "changes the inputs every epoch, so cached teacher outputs would be wrong. Apply the transform with "
+            "dataset.map(...) once (fixed inputs) or train without the teacher cache"
+        )
+    if id_column not in dataset.column_names:
+        raise ValueError(
+            f"the teacher cache finds examples by an id column, and the training dataset has no {id_column!r} column "
+            f"(columns: {', '.join(dataset.column_names)}); add one with hf_spectralkd.teacher_cache.add_example_ids(dataset)"
+        )
+    if "input_ids" not in dataset.column_names or "attention_mask" not in dataset.column_names:
+        raise ValueError("the teacher cache needs pre-tokenized text data with input_ids and attention_mask columns")
+    ids = np.asarray(dataset[id_column])
+    if ids.dtype.kind not in "iu":
+        raise ValueError(f"the id column {id_column!r} must hold integers, got {ids.dtype}")
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError(f"the id column {id_column!r} has duplicate values: every example needs its own id")
+
+
+# ---------------------------------------------------------------- the cache
+class TeacherCache:
+    """A built cache, memory-mapped read-only. ``teacher_outputs(inputs)`` replaces the teacher's forward."""
+
+    def __init__(self, directory: str):
+        meta_path = os.path.join(directory, META_FILENAME)
+        if not os.path.isfile(meta_path):
+            raise ValueError(f"{directory} is not a teacher cache (no {META_FILENAME}); build one with hf-spectralkd cache-teacher")
+        with open(meta_path, encoding="utf-8") as handle:
+            self.meta = json.load(handle)
+        self.directory = directory
+        self.fingerprint = self.meta["fingerprint"]
+        self.id_column = self.fingerprint["id_column"]
+        self.teacher_layers = list(self.fingerprint["teacher_layers"])
+        load = lambda name: np.load(os.path.join(directory, name), mmap_mode="r")  # noqa: E731
+        self.logits, self.hidden = load("logits.npy"), load("hidden.npy")
+        self.offsets, self.checksums = load("offsets.npy"), load("checksums.npy")
+        ids = np.asarray(load("ids.npy"))
+        self._order = np.argsort(ids, kind="stable")
+        self._sorted_ids = ids[self._order]
+
+    def __len__(self) -> int:
+        return len(self._sorted_ids)
+
+    def disk_bytes(self) -> int:
+        return sum(os.path.getsize(os.path.join(self.directory, f)) for f in os.listdir(self.directory))
+
+    def slots(self, example_ids) -> np.ndarray:
+        ids = np.asarray(torch.as_tensor(example_ids).cpu(), dtype=np.int64).reshape(-1)
+        pos = np.searchsorted(self._sorted_ids, ids)
+        pos = np.clip(pos, 0, len(self._sorted_ids) - 1)
+        missing = ids[self._sorted_ids[pos] != ids]
+        if missing.size:
+            raise ValueError(f"example ids {missing[:5].tolist()} are not in the teacher cache {self.directory}; rebuild it")
+        return self._order[pos]
+
+    def teacher_outputs(self, inputs: dict, need_hidden: bool = True) -> AdapterOutput:
+        """The teacher's outputs for a batch, read from the cache (float32 on the batch's device)."""
+        ids = inputs[self.id_column]
+        mask = inputs["attention_mask"]
+        device = mask.device
+        slots = self.slots(ids)
+        logits = torch.from_numpy(np.asarray(self.logits[slots], dtype=np.float32)).to(device)
+        hidden = None
+        if need_hidden:
+            batch, length = mask.shape
+            k, width = self.hidden.shape[1], self.hidden.shape[2]
+            out = torch.zeros(batch, length, k, width, dtype=torch.float32)
+            mask_cpu = mask.detach().cpu().bool()
+            input_ids = inputs["input_ids"].detach().cpu()
+            for row, slot in enumerate(slots):
+                start, end = int(self.offsets[slot]), int(self.offsets[slot + 1])
+                real = mask_cpu[row]
+                if int(real.sum()) != end - start or _checksum(input_ids[row][real]) != int(self.checksums[slot]):
+                    raise ValueError(
+                        f"the inputs of example {int(torch.as_tensor(ids)[row])} differ from the ones the teacher cache was "
+                        "built from (an augmenting or re-tokenizing pipeline?): cached teacher outputs would be wrong. "
+                        "Rebuild the cache or train without it"
+                    )
+                out[row, real] = torch.from_numpy(np.asarray(self.hidden[start:end], dtype=np.float32))
+            out = out.to(device)
+            hidden = {layer: out[:, :, i] for i, layer in enumerate(self.teacher_layers)}
+        return AdapterOutput(logits=logits, hidden_states=hidden, attention_mask=mask)
+
+
+@torch.no_grad()
+def build_teacher_cache(teacher, dataset, collator, teacher_layers, directory: str, id_column: str = DEFAULT_ID_COLUMN,
+                        batch_size: int = 64, device=None, adapter=None, fingerprint: Optional[dict] = None,
+                        progress: bool = False) -> TeacherCache:
+    """Run ``teacher`` once over ``dataset`` and write its logits and ``teacher_layers`` hidden states."""
+    _check_fixed_inputs(dataset, id_column)
+    adapter = adapter or get_adapter(teacher)
+    fingerprint = fingerprint or cache_fingerprint(teacher, dataset, teacher_layers, id_column)
+    keep = (id_column, "input_ids", "attention_mask", "token_type_ids", "position_ids", "labels", "label")
+    columns = [c for c in dataset.column_names if c in keep]
+    rows = dataset.select_columns(columns)
+    n = len(rows)
+    lengths = np.array([int(np.sum(m)) for m in rows.with_format("numpy")["attention_mask"]], dtype=np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    device = device or next(teacher.parameters()).device
+    was_training = teacher.training
+    teacher.eval()
+    tmp = directory.rstrip("/") + ".building"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    start_time = time.time()
+    try:
+        loader = DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collator)
+        logits_mm = hidden_mm = None
+        ids_out = np.zeros(n, dtype=np.int64)
+        checksums = np.zeros(n, dtype=np.int64)
+        cursor = 0
+        iterator = loader
+        if progress:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(loader, desc="caching teacher outputs")
+        for batch in iterator:
+            ids = batch.pop(id_column)
+            batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+            out = adapter.forward(teacher, batch, output_hidden_states=True)
+            if out.hidden_states[0].dim() != 3:
+                raise ValueError("the teacher cache stores (N, L, D) token hidden states; this teacher returns feature maps")
+            if logits_mm is None:
+                num_labels, width = out.logits.shape[-1], out.hidden_states[teacher_layers[0]].shape[-1]
+                logits_mm = np.lib.format.open_memmap(os.path.join(tmp, "logits.npy"), "w+", np.float16, (n, num_labels))
+                hidden_mm = np.lib.format.open_memmap(os.path.join(tmp, "hidden.npy"), "w+", np.float16,
+                                                      (int(offsets[-1]), len(teacher_layers), width))
+            mask = batch["attention_mask"].bool().cpu()
+            stacked = torch.stack([out.hidden_states[t] for t in teacher_layers], dim=2).float().cpu()  # (B, L, K, D)
+            logits_mm[cursor:cursor + len(ids)] = out.logits.float().cpu().numpy().astype(np.float16)
+            for row in range(len(ids)):
+                i = cursor + row
+                real = mask[row]
+                if int(real.sum()) != lengths[i]:
+                    raise ValueError(f"the collator changed the length of example {int(ids[row])}; the cache needs fixed inputs")
+                hidden_mm[offsets[i]:offsets[i + 1]] = stacked[row][real].numpy().astype(np.float16)
+                checksums[i] = _checksum(batch["input_ids"][row].cpu()[real])
+            ids_out[cursor:cursor + len(ids)] = np.asarray(ids, dtype=np.int64)
+            cursor += len(ids)
+        logits_mm.flush()
+        hidden_mm.flush()
+        del logits_mm, hidden_mm
+        np.save(os.path.join(tmp, "ids.npy"), ids_out)
+        np.save(os.path.join(tmp, "offsets.npy"), offsets)
+        np.save(os.path.join(tmp, "checksums.npy"), checksums)
+        meta = {"fingerprint": fingerprint, "num_examples": n, "num_tokens": int(offsets[-1]),
+                "dtype": "float16", "build_seconds": round(time.time() - start_time, 3)}
+        with open(os.path.join(tmp, META_FILENAME), "w", encoding="utf-8") as handle:
+            json.dump(meta, handle, indent=1)
+        shutil.rmtree(directory, ignore_errors=True)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        teacher.train(was_training)
+    return TeacherCache(directory)
+
+
+def enable_teacher_cache(trainer, directory: str, id_column: str = DEFAULT_ID_COLUMN, rebuild: bool = True) -> TeacherCache:
+    """Make ``trainer`` read the teacher's training-time outputs from the cache in ``directory``.
+
+    The layer map is chosen first (spectral selection, as without the cache); then the cache is loaded if
+    its fingerprint (teacher weights, training inputs, aligned layers) matches, else (re)built. Evaluation
+    keeps running the live teacher.
+    """
+    dataset = trainer.train_dataset
+    _check_fixed_inputs(dataset, id_column)
+    layer_map = trainer.setup_layer_map()
+    if not layer_map.teacher_layers:
+        raise ValueError("the teacher cache stores the aligned layers' hidden states: it needs beta > 0 and aligned layers")
+    teacher = trainer.accelerator.unwrap_model(trainer.teacher)
+    fingerprint = cache_fingerprint(teacher, dataset, layer_map.teacher_layers, id_column)
+    cache = None
+    with trainer.accelerator.main_process_first():
+        if os.path.isfile(os.path.join(directory, META_FILENAME)):
+            existing = TeacherCache(directory)
+            if existing.fingerprint == fingerprint:
+                cache = existing
+            elif not rebuild:
+                changed = [k for k in fingerprint if existing.fingerprint.get(k) != fingerprint[k]]
+                raise ValueError(f"the teacher cache in {directory} is stale ({', '.join(changed)} changed); rebuild it")
+        if cache is None:
+            collator = trainer.data_collator
+            cache = build_teacher_cache(teacher, dataset, collator, layer_map.teacher_layers, directory, id_column,
+                                        batch_size=trainer.args.per_device_eval_batch_size, device=trainer.accelerator.device,
+                                        adapter=trainer.teacher_adapter, fingerprint=fingerprint)
+    # keep the id column through the Trainer's column removal (the student never sees it: compute_loss drops it)
+    trainer._set_signature_columns_if_needed()
+    if id_column not in trainer._signature_columns:
+        trainer._signature_columns = [*trainer._signature_columns, id_column]
+    trainer.teacher_cache = cache
+    return cache

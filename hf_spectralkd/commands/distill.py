@@ -13,7 +13,8 @@ overrides: after the options, any number of section.key=value pairs (values are 
 output layout (<output.dir>, default runs/<recipe name>):
   teacher/    fine-tuned teacher + tokenizer + fingerprint.json (reused while its inputs are unchanged)
   analysis/   spectral_profile.json, layer_intensity.png (teacher, training data)
-  student/    distilled student + tokenizer, layer_map.json, layer_intensity.png, training_log.json
+  student/    distilled student + tokenizer, layer_map.json, layer_intensity.png, README.md (model card),
+              distillation_dynamics.json/png, training_log.json
   baseline/   the same student trained without distillation (evaluation.baseline: true)
   evaluation/ per-model metrics on the evaluation split
   results.json, summary.md
@@ -49,7 +50,19 @@ def run(args) -> int:
         data = recipe.to_dict()
         print(yaml.safe_dump(data, sort_keys=False))
         return 0
+    import signal
+    import threading
+
     from ..pipeline import run_pipeline
 
-    run_pipeline(recipe)
+    def _terminate(signum, frame):  # `kill` behaves like Ctrl-C: the running stage is dropped, finished ones kept
+        raise KeyboardInterrupt
+
+    handler_set = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if handler_set else None
+    try:
+        run_pipeline(recipe)
+    finally:
+        if handler_set:
+            signal.signal(signal.SIGTERM, previous)
     return 0

@@ -285,6 +285,13 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
     collator = task.data_collator(processor)
     eval_split = recipe.evaluation.split
     eval_batch = recipe.evaluation.batch_size or student_training_values(recipe, task)["per_device_eval_batch_size"]
+    from .loading import is_offline
+
+    if recipe.hub.push_to_hub and is_offline():
+        raise ValueError(
+            "hub.push_to_hub is set but the Hub is unreachable (HF_HUB_OFFLINE=1): run with hub.push_to_hub=false and "
+            f"push later with `hf-spectralkd push --model-dir {out} --repo-id {recipe.hub.hub_model_id}` where the Hub is reachable"
+        )
 
     os.makedirs(out, exist_ok=True)
     timings, reused = {}, []

@@ -241,6 +241,8 @@ ERROR_CASES = {
     "hub model id offline": ({}, ["teacher.base=someone/some-model"], r"'someone/some-model' .* Hub is unreachable .*local copy"),
     "hub dataset id offline": ({}, ["data.source=someone/intents"], r"'someone/intents' .* Hub is unreachable .*local copy"),
     "bad distillation value": ({}, ["distillation.alpha=1.5"], r"alpha must be in \[0, 1\], got 1.5"),
+    "hub push while offline": ({}, ["hub.push_to_hub=true", "hub.hub_model_id=me/student"],
+                               r"hub.push_to_hub is set but the Hub is unreachable"),
 }
 
 

@@ -439,7 +439,7 @@ def _context(results: dict, model_name: str, repo_id: Optional[str], plot, dynam
     train_size = splits.get("train")
     finetuned_here = bool(training.get("teacher_finetune"))
     training_text = (
-        ("The teacher was fine-tuned on the training split" + (f" ({train_size} examples)" if train_size else "") + f" of {name}"
+        ("The teacher was trained on the training split" + (f" ({train_size} examples)" if train_size else "") + f" of {name}"
          if finetuned_here else "The teacher was given already trained")
         + "; its per-layer spectral intensities were measured on training data and the aligned layers were "
         "chosen before the first distillation step. The student was then trained with "

@@ -19,7 +19,7 @@ from .loading import is_offline
 __all__ = ["HubPushError", "push_student", "retry_command", "hub_errors", "trainer_push_to_hub", "UPLOAD_IGNORE_PATTERNS"]
 
 # never uploaded: Trainer internals, checkpoints, optimizer state
-UPLOAD_IGNORE_PATTERNS = ["_*", "checkpoint-*", "checkpoint-*/**", "optimizer.pt", "scheduler.pt", "rng_state*.pth", "*.lock"]
+UPLOAD_IGNORE_PATTERNS = ["_*", "checkpoint-*", "checkpoint-*/**", "optimizer.pt", "scheduler.pt", "rng_state*.pth", "*.lock", "stage_done.json"]
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
                 "open_clip_model.safetensors", "adapter_model.safetensors")
 

@@ -108,3 +108,34 @@ def test_analyze_cli_errors_before_any_work(tmp_path, capsys, monkeypatch, argv,
     assert len(errors) == 1 and errors[0].startswith("hf-spectralkd analyze: error: "), err
     assert re.search(message, errors[0]), err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_analyze_cli_on_local_csv_parquet_with_text_pairs(tmp_path, capsys, fmt):
+    """A tiny BERT saved with its own tokenizer, sentence pairs in a CSV / Parquet file."""
+    from conftest import tiny_bert
+    from datasets import Dataset
+    from transformers import BertTokenizerFast
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(40)]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    model_dir = tmp_path / "model"
+    BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt")).save_pretrained(model_dir)
+    tiny_bert(num_layers=3, hidden=16).save_pretrained(model_dir)
+    rows = [{"premise": f"w{i} w{i + 1} w{i + 2}", "hypothesis": f"w{i % 7} w3", "label": i % 3} for i in range(30)]
+    data = tmp_path / f"pairs.{fmt}"
+    getattr(Dataset.from_list(rows), f"to_{fmt}")(str(data))
+    out = tmp_path / "analysis"
+    argv = ["analyze", "--model", str(model_dir), "--data", str(data), "--text-column", "premise",
+            "--text-pair-column", "hypothesis", "--max-samples", "20", "--batch-size", "8", "--select", "2",
+            "--strategy", "ends", "--output", str(out)]
+    assert main(argv) == 0
+    with open(out / "spectral_profile.json") as handle:
+        data = json.load(handle)
+    assert data["num_samples"] == 20 and len(data["intensity"]) == 4 and len(data["spectra"][1]) == 16
+    assert len(data["metadata"]["selected_layers"]) == 2
+    assert sum(line.endswith("*") for line in capsys.readouterr().out.splitlines()) == 2
+    # the missing pair column is named, with the columns that exist
+    assert main([*argv[:7], "--text-pair-column", "second", "--output", str(tmp_path / "x")]) == 2
+    assert "--text-pair-column 'second' not found" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -141,3 +141,83 @@ def test_augmenting_or_unkeyed_pipelines_are_refused(tmp_path):
     batch["input_ids"][2, 1] = (batch["input_ids"][2, 1] + 1) % 60
     with pytest.raises(ValueError, match="inputs of example 2 differ .* augmenting"):
         cache.teacher_outputs(batch)
+
+
+@pytest.fixture(scope="module")
+def text_teacher(tmp_path_factory):
+    """A tiny BERT teacher with the packaged MiniLM tokenizer, and 24 CLINC150 rows."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from conftest import SHARED_DATA
+    from hf_spectralkd.loading import packaged_minilm_path
+
+    root = tmp_path_factory.mktemp("cache_cli")
+    tokenizer = AutoTokenizer.from_pretrained(packaged_minilm_path())
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, num_labels=3)
+    BertForSequenceClassification(config).save_pretrained(root / "teacher")
+    tokenizer.save_pretrained(root / "teacher")
+    with open(os.path.join(SHARED_DATA, "train.jsonl"), encoding="utf-8") as src, open(root / "train.jsonl", "w") as dst:
+        for _, line in zip(range(24), src):
+            dst.write(line)
+    return root
+
+
+def test_cache_teacher_command_builds_reuses_and_feeds_the_trainer(text_teacher, capsys, monkeypatch):
+    import datasets
+    from transformers import AutoTokenizer, DataCollatorWithPadding
+
+    from hf_spectralkd.cli import main
+    from hf_spectralkd.commands.cache_teacher import tokenize_split
+
+    root = text_teacher
+    argv = ["cache-teacher", "--teacher", str(root / "teacher"), "--data", str(root / "train.jsonl"), "--layers", "2", "4",
+            "--output", str(root / "cache"), "--max-length", "32", "--batch-size", "8"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert "teacher cache built: 24 examples" in first and "per 1,000 examples" in first
+    assert main(argv) == 0
+    assert "teacher cache up to date: 24 examples" in capsys.readouterr().out
+
+    # the trainer, given the same tokenization, finds the command's cache up to date (no rebuild)
+    built = []
+    monkeypatch.setattr(tc, "build_teacher_cache", lambda *a, **k: built.append(1))
+    tokenizer = AutoTokenizer.from_pretrained(root / "teacher")
+    raw = datasets.load_dataset("json", data_files=str(root / "train.jsonl"), split="train")
+    train = tokenize_split(tokenizer, raw, "text", max_length=32)
+    labels = sorted(set(raw["label"]))[:3]
+    train = train.add_column("labels", [labels.index(x) if x in labels else 0 for x in raw["label"]])
+    trainer = SpectralDistillationTrainer(
+        model=_tiny_student(tokenizer),
+        teacher_model=str(root / "teacher"), train_dataset=train, data_collator=DataCollatorWithPadding(tokenizer),
+        args=small_config(root, teacher_layers=[2, 4], spectral_dynamics=False, max_steps=1),
+    )
+    cache = tc.enable_teacher_cache(trainer, str(root / "cache"))
+    assert built == [] and len(cache) == 24
+    trainer.teacher.forward = lambda *a, **k: (_ for _ in ()).throw(AssertionError("teacher ran"))
+    trainer.train()
+    assert [e for e in trainer.state.log_history if "freq_loss" in e][0]["freq_loss"] > 0
+
+
+def _tiny_student(tokenizer):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(1)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, num_labels=3)
+    return BertForSequenceClassification(config)
+
+
+def test_cache_teacher_command_checks_before_work(text_teacher, capsys):
+    from hf_spectralkd.cli import main
+
+    root = text_teacher
+    out = root / "bad_cache"
+    code = main(["cache-teacher", "--teacher", str(root / "teacher"), "--data", str(root / "train.jsonl"),
+                 "--layers", "2", "7", "--output", str(out)])
+    assert code == 2 and "--layers [7] out of range: the teacher has 4 blocks" in capsys.readouterr().err
+    assert not out.exists()
+    code = main(["cache-teacher", "--teacher", str(root / "teacher"), "--data", str(root / "missing.jsonl"),
+                 "--layers", "2", "--output", str(out)])
+    assert code == 2 and "no such file" in capsys.readouterr().err and not out.exists()

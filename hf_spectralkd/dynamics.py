@@ -317,7 +317,14 @@ class SpectralDynamicsCallback(TrainerCallback):
 
         trainer = self.trainer
         return DataLoader(self._sample_dataset(), batch_size=trainer.args.per_device_eval_batch_size, shuffle=False,
-                          collate_fn=trainer.data_collator)
+                          collate_fn=self._collate)
+
+    def _collate(self, features):
+        batch = self.trainer.data_collator(features)
+        cache = getattr(self.trainer, "teacher_cache", None)  # its example-id column is a cache key, not a model input
+        if cache is not None and isinstance(batch, dict):
+            batch.pop(cache.id_column, None)
+        return batch
 
     # ---------------------------------------------------------------- measuring
     def measure(self, state, event: str) -> dict:

@@ -308,3 +308,29 @@ def test_callback_on_timm_vision_models(tmp_path):
     assert [dynamics[-1][f"dynamics/student_intensity_l{i}"] for i in range(3)] == pytest.approx(expected, rel=1e-6)
     assert math.isfinite(dynamics[-1]["dynamics/freq_loss"])
     assert os.path.exists(os.path.join(args.output_dir, DYNAMICS_JSON))
+
+
+def test_callback_with_teacher_cache_id_column(tmp_path):
+    """With the teacher cache the batches carry an example-id column; the callback must not feed it to the models."""
+    import hf_spectralkd.teacher_cache as tc
+    from datasets import Dataset
+
+    def id_collate(batch):
+        out = pad_collate(batch)
+        if "example_id" in batch[0]:  # as DataCollatorWithPadding passes any column through
+            out["example_id"] = torch.tensor([x["example_id"] for x in batch])
+        return out
+
+    train = tc.add_example_ids(Dataset.from_list(make_token_rows(24)))
+    evaluation = tc.add_example_ids(Dataset.from_list(make_token_rows(16, seed=3)))
+    args = small_config(tmp_path, teacher_layers=[2, 4], max_steps=2, eval_strategy="steps", eval_steps=2,
+                        prediction_loss_only=True, dynamics_samples=8)
+    trainer = SpectralDistillationTrainer(model=tiny_bert(num_layers=2, hidden=16, seed=1), teacher_model=tiny_bert(num_layers=4, hidden=32),
+                                          args=args, train_dataset=train, eval_dataset=evaluation, data_collator=id_collate)
+    tc.enable_teacher_cache(trainer, str(tmp_path / "cache"))
+    trainer.train()
+    dynamics = [e for e in trainer.state.log_history if "dynamics/freq_loss" in e]
+    assert [e["step"] for e in dynamics] == [0, 2]
+    callback = _callback(trainer)
+    assert "example_id" in callback._sample_dataset().column_names  # kept: the cache added it to the signature
+    assert "example_id" not in next(iter(callback.dataloader()))

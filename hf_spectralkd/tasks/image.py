@@ -71,6 +71,11 @@ def _load_raw(section):
         return _digits_dataset(section.seed)
     if not source:
         raise ValueError("data.source is required for image-classification (an imagefolder directory, a Hub id or sklearn:digits)")
+    if source.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(source)):
+        raise ValueError(
+            f"data.source: the directory {source!r} does not exist (expected an imagefolder: train/<label>/*.jpg, "
+            "val/<label>/..., optionally test/)"
+        )
     if os.path.isdir(os.path.expanduser(source)):
         raw = datasets.load_dataset("imagefolder", data_dir=os.path.expanduser(source))
     else:

@@ -98,12 +98,23 @@ def test_total_loss_of_one_batch_equals_independent_recomputation(tmp_path, fami
 
 
 def test_loss_decreases_on_learnable_task(tmp_path):
-    trainer = make_trainer(tmp_path, rows=make_token_rows(128, seed=4), max_steps=30, learning_rate=3e-3)
+    # the teacher is random (its KD target is near uniform), so alpha=0.5 leaves the labels enough weight for the
+    # student to learn the task (label = first token mod 3) in 40 steps; measured: CE 1.10 -> ~0.75 over 3 seeds
+    trainer = make_trainer(tmp_path, rows=make_token_rows(128, seed=4), max_steps=40, learning_rate=1e-2, alpha=0.5)
     trainer.train()
-    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
-    assert len(losses) == 30
-    early, late = np.mean(losses[:5]), np.mean(losses[-5:])
-    assert late < 0.8 * early, (early, late)
+    logs = [log for log in trainer.state.log_history if "loss" in log]
+    assert len(logs) == 40
+
+    def early_late(key):
+        values = [log[key] for log in logs]
+        return np.mean(values[:5]), np.mean(values[-5:])
+
+    early, late = early_late("loss")
+    assert late < 0.85 * early, (early, late)
+    early, late = early_late("ce_loss")
+    assert late < 0.9 * early, ("ce_loss", early, late)
+    early, late = early_late("freq_loss")
+    assert late < 0.5 * early, ("freq_loss", early, late)
 
 
 def independent_intensity(teacher, rows, pad_id):

@@ -80,6 +80,12 @@ def _load(option: str, reference: str):
         raise ValueError(f"{option}: could not load {reference!r} ({str(exc).splitlines()[0]})") from exc
 
 
+def _short(reference: str) -> str:
+    """The last two path components (``run/student``) for plot labels."""
+    parts = os.path.normpath(reference).split(os.sep)
+    return "/".join(parts[-2:])
+
+
 def run(args) -> int:
     from ..analysis import analyze
     from ..dynamics import AGREEMENT_KEYS, _json_number, curve_agreement, plot_intensity_curves
@@ -139,8 +145,8 @@ def run(args) -> int:
 
     os.makedirs(args.output, exist_ok=True)
     plot_path = plot_intensity_curves(
-        os.path.join(args.output, COMPARE_PLOT), teacher, [(f"student: {os.path.basename(os.path.normpath(args.student))}", student)],
-        pairs=pairs, title=f"Layer intensity on {num_samples} examples", teacher_label=f"teacher: {os.path.basename(os.path.normpath(args.teacher))}",
+        os.path.join(args.output, COMPARE_PLOT), teacher, [(f"student: {_short(args.student)} ({len(student) - 1} blocks)", student)],
+        pairs=pairs, title=f"Layer intensity on {num_samples} examples", teacher_label=f"teacher: {_short(args.teacher)}",
     )
     json_path = os.path.join(args.output, COMPARE_JSON)
     report = {

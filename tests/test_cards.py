@@ -47,20 +47,20 @@ def _describe(model, path, source):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    """run/ with student/ (distilled 6 steps), teacher/, results.json; returns (run_dir, results, trainer)."""
+    """run/ with student/ (distilled 3 steps), teacher/, results.json; returns (run_dir, results, trainer)."""
     from transformers import Trainer
 
     run = tmp_path_factory.mktemp("run")
     train_rows, test_rows = make_token_rows(64, seed=0), make_token_rows(24, seed=5)
     teacher, student = tiny_bert(num_layers=4, hidden=32, seed=0), tiny_bert(num_layers=2, hidden=16, seed=1)
     teacher.save_pretrained(run / "teacher")
-    args = small_config(run, output_dir=str(run / "student"), max_steps=6, spectral_dynamics=False, learning_rate=5e-3)
+    args = small_config(run, output_dir=str(run / "student"), max_steps=3, spectral_dynamics=False, learning_rate=5e-3)
     trainer = SpectralDistillationTrainer(model=student, teacher_model=teacher, args=args,
                                           train_dataset=Dataset.from_list(train_rows), data_collator=pad_collate)
     trainer.train()
     trainer.save_model()
     baseline = tiny_bert(num_layers=2, hidden=16, seed=1)
-    Trainer(model=baseline, args=small_config(run, output_dir=str(run / "baseline"), max_steps=6, learning_rate=5e-3),
+    Trainer(model=baseline, args=small_config(run, output_dir=str(run / "baseline"), max_steps=3, learning_rate=5e-3),
             train_dataset=Dataset.from_list(train_rows), data_collator=pad_collate).train()
     layer_map = trainer.layer_map
     results = {
@@ -141,7 +141,7 @@ def test_card_has_metadata_and_every_section_with_the_runs_values(finished_run):
         assert row.endswith(f"| {m['accuracy']:.4f} | {m['macro_f1']:.4f} |"), row
     # usage, training procedure, versions, citations
     assert f'pipeline("text-classification", model="{run / "student"}")' in text
-    assert "| `learning_rate` | 0.005 |" in text and "| `max_steps` | 6 |" in text and "| distill | 1.5 |" in text
+    assert "| `learning_rate` | 0.005 |" in text and "| `max_steps` | 3 |" in text and "| distill | 1.5 |" in text
     assert f"- torch {torch.__version__}" in text
     assert SpectralDistillationTrainer._paper["citation"] in text and "arXiv [2412.19055]" in text
     assert results["dataset"]["citation"] in text
@@ -209,6 +209,19 @@ def test_existing_readme_keeps_user_text_and_metadata(finished_run, tmp_path):
     # overwrite=True drops the user's text
     text = open(write_model_card(directory, results, overwrite=True)).read()
     assert "Hand-written intro." not in text and "A footer" not in text
+
+
+def test_card_command_writes_the_student_card_and_copies_it(finished_run, tmp_path, capsys):
+    run, results, _ = finished_run
+    out = tmp_path / "model_cards" / "tiny_run"
+    assert cli_main(["card", "--run-dir", str(run), "--output-dir", str(out)]) == 0
+    assert sorted(os.listdir(out)) == ["README.md", "layer_intensity.png"]
+    assert (out / "README.md").read_text() == (run / "student" / "README.md").read_text()
+    assert (out / "layer_intensity.png").read_bytes() == (run / "student" / "layer_intensity.png").read_bytes()
+    validate_model_card(out / "README.md")
+    (tmp_path / "lonely").mkdir()
+    assert cli_main(["card", "--run-dir", str(tmp_path / "lonely")]) == 2
+    assert "no results.json" in capsys.readouterr().err
 
 
 def test_invalid_model_index_is_rejected_by_the_validation():

@@ -90,7 +90,8 @@ def plot_layer_intensity(
     ax1.plot(layers, intensity, color="black", linewidth=1, marker="o", markersize=3)
     ax1.set_xlabel("layer (hidden_states index; 0 = embeddings)")
     ax1.set_ylabel("spectral intensity")
-    ax1.set_xticks(layers)
+    step = max(1, -(-len(layers) // 13))  # at most ~13 labelled ticks: RoBERTa-large has 25 tensors
+    ax1.set_xticks(layers[::step])
     low, high = min(intensity), max(intensity)
     pad = (high - low) * 0.15 or abs(high) * 0.05 or 1e-3
     ax1.set_ylim(max(0.0, low - pad), high + pad)
@@ -107,6 +108,11 @@ def plot_layer_intensity(
     ax2.set_title("Per-layer spectra")
     if len(layers) <= 13:
         ax2.legend(fontsize=7, ncol=2)
+    else:  # too many lines for a legend: the colour scale says which layer a line is
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        fig.colorbar(ScalarMappable(norm=Normalize(0, len(layers) - 1), cmap=cmap), ax=ax2, label="layer")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -169,9 +169,9 @@ class TeacherCache:
         if need_hidden:
             batch, length = mask.shape
             k, width = self.hidden.shape[1], self.hidden.shape[2]
-            out = torch.zeros(batch, length, k, width, dtype=torch.float32)
             mask_cpu = mask.detach().cpu().bool()
             input_ids = inputs["input_ids"].detach().cpu()
+            spans = []
             for row, slot in enumerate(slots):
                 start, end = int(self.offsets[slot]), int(self.offsets[slot + 1])
                 real = mask_cpu[row]
@@ -181,7 +181,11 @@ class TeacherCache:
                         "built from (an augmenting or re-tokenizing pipeline?): cached teacher outputs would be wrong. "
                         "Rebuild the cache or train without it"
                     )
-                out[row, real] = torch.from_numpy(np.asarray(self.hidden[start:end], dtype=np.float32))
+                spans.append(np.arange(start, end))
+            # one gather from the memory map; real tokens in row-major order are exactly the mask's True positions
+            flat = torch.from_numpy(np.asarray(self.hidden[np.concatenate(spans)], dtype=np.float32))
+            out = torch.zeros(batch, length, k, width, dtype=torch.float32)
+            out[mask_cpu] = flat
             out = out.to(device)
             hidden = {layer: out[:, :, i] for i, layer in enumerate(self.teacher_layers)}
         return AdapterOutput(logits=logits, hidden_states=hidden, attention_mask=mask)

@@ -206,7 +206,14 @@ def test_existing_readme_keeps_user_text_and_metadata(finished_run, tmp_path):
     assert meta["tags"][0] == "my-tag" and "spectralkd" in meta["tags"]
     assert text.count(START_MARKER) == 1 and text.count(END_MARKER) == 1
     assert text.index("Hand-written intro.") < text.index(START_MARKER) < text.index(END_MARKER) < text.index("A footer")
+    # the draft transformers.Trainer writes is not user text: it is replaced
+    (directory / "README.md").write_text(
+        "---\nlicense: other\n---\n<!-- This model card has been generated automatically according to the information "
+        "the Trainer had access to. You should probably proofread and complete it, then remove this comment. -->\n# out\n")
+    text = open(write_model_card(directory, results)).read()
+    assert "generated automatically" not in text and text.count(START_MARKER) == 1
     # overwrite=True drops the user's text
+    (directory / "README.md").write_text(first)
     text = open(write_model_card(directory, results, overwrite=True)).read()
     assert "Hand-written intro." not in text and "A footer" not in text
 

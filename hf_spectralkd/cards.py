@@ -514,7 +514,7 @@ def _card_data(results: dict, model_name: str, *, license=None, language=None, e
             EvalResult(
                 task_type=task,
                 task_name="Image Classification" if vision else "Text Classification",
-                dataset_type=hub_dataset or str(dataset.get("name") or "unknown"),
+                dataset_type=hub_dataset or (re.sub(r"[^\w.-]+", "-", str(dataset.get("name") or "unknown")).strip("-") or "unknown"),
                 dataset_name=str(dataset.get("name") or "unknown"),
                 dataset_split=eval_split,
                 metric_type=metric_type,
@@ -766,7 +766,7 @@ def results_from_trainer(trainer, dataset: Optional[str] = None, eval_split: str
     return {
         "task": "image-classification" if vision else "text-classification",
         "eval_split": eval_split,
-        "dataset": {"name": dataset or "the trainer's eval_dataset", "source": dataset, "num_labels": num_labels, "splits": splits},
+        "dataset": {"name": dataset or "the Trainer's eval_dataset", "source": dataset, "num_labels": num_labels, "splits": splits},
         "teacher": teacher,
         "student": student,
         "baseline": None,

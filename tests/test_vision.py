@@ -358,3 +358,25 @@ def test_clear_errors(tmp_path, digits_splits):
     with pytest.raises(ValueError, match=r"takes `pixel_values`; the batch has keys \['input_ids'\]"):
         get_adapter(student).forward(student, {"input_ids": torch.ones(1, 4, dtype=torch.long)})
     assert not os.path.exists(tmp_path / "out")  # nothing written before the errors
+
+
+def test_evaluate_command_on_a_saved_timm_model(tmp_path, digits_splits):
+    from hf_spectralkd.cli import main
+    from hf_spectralkd.recipes import DataSection
+    from hf_spectralkd.tasks.image import ImageProcessor, image_collator, load_image_data, transform_splits
+
+    model = _digits_vit(1, 16, 3).eval()
+    TimmAdapter().save_pretrained(model, str(tmp_path / "model"))
+    out = tmp_path / "eval.json"
+    code = main(["evaluate", "--model", str(tmp_path / "model"), "--data", "sklearn:digits", "--task", "image-classification",
+                 "--max-samples", "40", "--output", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    # the same 40 test images, scored here directly
+    splits, _, _ = load_image_data(DataSection(source="sklearn:digits", max_eval_samples=40))
+    test = transform_splits({"test": splits["test"]}, ImageProcessor.from_model(model))["test"]
+    batch = image_collator([test[i] for i in range(len(test))])
+    with torch.no_grad():
+        accuracy = (model(batch["pixel_values"]).argmax(-1) == batch["labels"]).float().mean().item()
+    assert result["num_samples"] == 40
+    assert abs(result["metrics"]["accuracy"] - accuracy) < 1e-9

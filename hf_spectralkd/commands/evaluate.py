@@ -35,8 +35,11 @@ def run(args) -> int:
     task = get_task(args.task)
     model_ref = task.resolve_reference(args.model, "--model")
     model = task.load_classifier(None, model_ref, what="--model")
-    id2label = getattr(model.config, "id2label", None) or {}
-    names = [str(id2label.get(i, f"LABEL_{i}")) for i in range(model.config.num_labels)]
+    from ..adapters import get_adapter
+
+    adapter = get_adapter(model)  # transformers or timm: label metadata through the adapter
+    id2label = adapter.id2label(model) or {}
+    names = [str(id2label.get(i, f"LABEL_{i}")) for i in range(adapter.num_labels(model))]
     fixed = None if all(n.startswith("LABEL_") for n in names) else names
     data = DataSection(text_column=args.text_column, text_pair_column=args.text_pair_column, label_column=args.label_column,
                        max_length=args.max_length, max_eval_samples=args.max_samples, label_names=fixed)

@@ -133,6 +133,9 @@ def load_image_data(section, need_test: bool = True):
     else:
         label_names = sorted({str(v) for v in raw["train"][section.label_column]})
         to_name = None
+    fixed = getattr(section, "label_names", None)
+    if fixed:  # the label order of an already trained model (evaluation)
+        label_names = [str(n) for n in fixed]
     index = {name: i for i, name in enumerate(label_names)}
 
     def name_of(value, split_feature):
@@ -150,7 +153,7 @@ def load_image_data(section, need_test: bool = True):
                 f"data: the {split} split has label(s) the training split does not have ({', '.join(map(repr, unknown[:5]))})"
             )
         dataset = dataset.select_columns([image_column, section.label_column])
-        if section.label_column != "label" or to_name is None or split_feature != feature:
+        if section.label_column != "label" or to_name is None or split_feature != feature or label_names != list(feature.names):
             dataset = dataset.remove_columns(section.label_column).add_column("label", [index[n] for n in names])
         splits[split] = dataset.cast_column("label", datasets.ClassLabel(names=label_names))
     if "validation" not in splits:

@@ -197,6 +197,11 @@ def build_teacher_cache(teacher, dataset, collator, teacher_layers, directory: s
                         progress: bool = False) -> TeacherCache:
     """Run ``teacher`` once over ``dataset`` and write its logits and ``teacher_layers`` hidden states."""
     _check_fixed_inputs(dataset, id_column)
+    if os.path.exists(directory) and not (
+        os.path.isdir(directory) and (not os.listdir(directory) or os.path.isfile(os.path.join(directory, META_FILENAME)))
+    ):
+        raise ValueError(f"refusing to write the teacher cache to {directory}: it exists and is not a teacher cache "
+                         "(the cache directory is replaced as a whole); choose a new or empty directory")
     adapter = adapter or get_adapter(teacher)
     fingerprint = fingerprint or cache_fingerprint(teacher, dataset, teacher_layers, id_column)
     keep = (id_column, "input_ids", "attention_mask", "token_type_ids", "position_ids", "labels", "label")

@@ -221,3 +221,10 @@ def test_cache_teacher_command_checks_before_work(text_teacher, capsys):
     code = main(["cache-teacher", "--teacher", str(root / "teacher"), "--data", str(root / "missing.jsonl"),
                  "--layers", "2", "--output", str(out)])
     assert code == 2 and "no such file" in capsys.readouterr().err and not out.exists()
+    # an existing directory that is not a cache is never replaced
+    (root / "precious").mkdir()
+    (root / "precious" / "notes.txt").write_text("keep me")
+    code = main(["cache-teacher", "--teacher", str(root / "teacher"), "--data", str(root / "train.jsonl"),
+                 "--layers", "2", "--output", str(root / "precious")])
+    assert code == 2 and "is not a teacher cache" in capsys.readouterr().err
+    assert os.listdir(root / "precious") == ["notes.txt"]

@@ -102,14 +102,51 @@ def finetune_teacher(base, out_dir, epochs=2, lr=1e-4, batch_size=32, max_length
     return out_dir
 
 
-def resolve_teacher(explicit=None, base=None, epochs=2) -> tuple:
+@torch.inference_mode()
+def probe_teacher(base, out_dir, train_samples=6000, max_length=64, seed=0) -> str:
+    """Cheap teacher for a CPU-starved machine: the pretrained body kept as it is, and the classification head fitted
+    as a multinomial logistic regression (scikit-learn) on the body's pooled outputs of ``train_samples`` rows."""
+    from sklearn.linear_model import LogisticRegression
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    names = label_names()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, dtype=torch.float32, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}).eval()
+    rows = load_clinc("train", limit=train_samples, seed=seed)
+    start = time.time()
+    feats = []
+    for i in range(0, len(rows), 64):
+        enc = tokenizer([r["text"] for r in rows[i : i + 64]], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        out = model.base_model(**enc)
+        feats.append(out.pooler_output)  # what the sequence-classification head reads (after dropout)
+    x = torch.cat(feats).numpy()
+    y = [model.config.label2id[r["label"]] for r in rows]
+    clf = LogisticRegression(max_iter=300, C=10.0).fit(x, y)
+    model.classifier.weight.copy_(torch.tensor(clf.coef_, dtype=torch.float32))
+    model.classifier.bias.copy_(torch.tensor(clf.intercept_, dtype=torch.float32))
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    write_json(os.path.join(out_dir, "benchmark_teacher.json"),
+               {"base": base, "mode": "linear probe (frozen pretrained body, logistic-regression head)", "train_samples": len(rows),
+                "C": 10.0, "max_length": max_length, "seed": seed, "fit_s": time.time() - start})
+    return out_dir
+
+
+def resolve_teacher(explicit=None, base=None, epochs=2, mode="finetune") -> tuple:
     if explicit:
         return explicit, "given"
     if os.path.isfile(os.path.join(RECIPE_TEACHER, "fingerprint.json")):
         return RECIPE_TEACHER, "recipe"
-    if not os.path.isfile(os.path.join(CACHED_TEACHER, "config.json")):
-        from hf_spectralkd.loading import packaged_minilm_path
+    from hf_spectralkd.loading import packaged_minilm_path
 
+    if mode == "probe":
+        target = CACHED_TEACHER + "_probe"
+        if not os.path.isfile(os.path.join(target, "config.json")):
+            print(f"fitting the linear-probe benchmark teacher into {target} ...", flush=True)
+            probe_teacher(base or packaged_minilm_path(), target)
+        return target, "benchmark-cache (linear probe)"
+    if not os.path.isfile(os.path.join(CACHED_TEACHER, "config.json")):
         print(f"fine-tuning the benchmark teacher into {CACHED_TEACHER} ...", flush=True)
         finetune_teacher(base or packaged_minilm_path(), CACHED_TEACHER, epochs=epochs)
     return CACHED_TEACHER, "benchmark-cache"
@@ -153,7 +190,9 @@ def _train_textbrewer(teacher, student, train, collator, spec, budget, seed, out
         adaptor_S=lambda b, o: {"logits": o.logits, "hidden": o.hidden_states, "inputs_mask": b["attention_mask"], "losses": o.loss},
     )
     gen = torch.Generator().manual_seed(seed)
-    loader = torch.utils.data.DataLoader(train, batch_size=budget["batch_size"], shuffle=True, collate_fn=collator, generator=gen)
+    # TextBrewer dispatches on `type(batch) is dict`; the collator returns a BatchEncoding
+    loader = torch.utils.data.DataLoader(train, batch_size=budget["batch_size"], shuffle=True, collate_fn=lambda b: dict(collator(b)),
+                                         generator=gen)
     steps = len(loader) * budget["epochs"]
     optimizer = torch.optim.AdamW(student.parameters(), lr=budget["learning_rate"], weight_decay=0.0)
     distiller.train(optimizer, loader, num_epochs=budget["epochs"], scheduler_class=get_linear_schedule_with_warmup,
@@ -235,6 +274,11 @@ def main(argv=None):
     parser.add_argument("--test-samples", type=int, default=None, help="seeded subset of the test split (default: all 4500)")
     parser.add_argument("--teacher", default=None, help="fine-tuned teacher directory (default: recipe teacher or benchmark cache)")
     parser.add_argument("--teacher-base", default=None, help="base model to fine-tune when no teacher exists (default: packaged MiniLM)")
+    parser.add_argument("--order", choices=["method", "seed"], default="method",
+                        help="method: every seed of a method before the next method; seed: every method for seed 0, then seed 1, ...")
+    parser.add_argument("--teacher-mode", choices=["finetune", "probe"], default="finetune",
+                        help="how the cached teacher is made when no recipe teacher exists: full fine-tuning, or a linear probe "
+                        "(frozen body, logistic-regression head; for CPU-starved machines)")
     parser.add_argument("--teacher-epochs", type=float, default=2.0, help="epochs of the teacher fine-tuning when it is cached here")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--output", default=os.path.join(RESULTS_DIR, "quality.json"))
@@ -245,7 +289,7 @@ def main(argv=None):
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    teacher_dir, teacher_source = resolve_teacher(args.teacher, args.teacher_base, args.teacher_epochs)
+    teacher_dir, teacher_source = resolve_teacher(args.teacher, args.teacher_base, args.teacher_epochs, args.teacher_mode)
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
     teacher = AutoModelForSequenceClassification.from_pretrained(teacher_dir, dtype=torch.float32).to(_device()).eval()
     label2id = {str(k): int(v) for k, v in teacher.config.label2id.items()}
@@ -272,21 +316,29 @@ def main(argv=None):
     print(f"teacher {teacher_dir}: accuracy {teacher_metrics['accuracy']:.4f}; intensity {[round(float(v), 4) for v in profile.intensity]}; "
           f"topk {selected}", flush=True)
     work_dir = tempfile.mkdtemp(prefix="spectralkd-quality-")
-    for name in args.methods:
+    if args.order == "method":
+        schedule = [(name, seed) for name in args.methods for seed in args.seeds]
+    else:
+        schedule = [(name, seed) for seed in args.seeds for name in args.methods]
+    failed = set()
+    for name, seed in schedule:
+        if name in failed:
+            continue
         spec = {**DEFAULTS, **METHODS[name]}
-        for seed in args.seeds:
-            try:
-                record = run_one(name, spec, teacher, tokenizer, train, test, selected, budget, seed, work_dir)
-            except Exception as exc:
-                record = {"method": name, "seed": seed, "error": f"{type(exc).__name__}: {exc}"}
-                print(f"{name} seed {seed} FAILED: {record['error']}", flush=True)
-                result["runs"].append(record)
-                break
+        try:
+            record = run_one(name, spec, teacher, tokenizer, train, test, selected, budget, seed, work_dir)
+        except Exception as exc:
+            record = {"method": name, "seed": seed, "error": f"{type(exc).__name__}: {exc}"}
+            print(f"{name} seed {seed} FAILED: {record['error']}", flush=True)
             result["runs"].append(record)
-            print(f"{name:<32} seed {seed}: accuracy {record['accuracy']:.4f} macro-F1 {record['macro_f1']:.4f} "
-                  f"({record['train_s']:.0f}s, teacher layers {record.get('teacher_layers')})", flush=True)
-            result["methods"] = aggregate([r for r in result["runs"] if "error" not in r])
+            failed.add(name)
             write_json(args.output, result)
+            continue
+        result["runs"].append(record)
+        print(f"{name:<32} seed {seed}: accuracy {record['accuracy']:.4f} macro-F1 {record['macro_f1']:.4f} "
+              f"({record['train_s']:.0f}s, teacher layers {record.get('teacher_layers')})", flush=True)
+        result["methods"] = aggregate([r for r in result["runs"] if "error" not in r])
+        write_json(args.output, result)
     shutil.rmtree(work_dir, ignore_errors=True)
     print(f"\n{'method':<32}{'accuracy':>18}{'macro-F1':>18}")
     for name, m in result["methods"].items():

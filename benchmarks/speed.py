@@ -235,7 +235,7 @@ print(json.dumps({{"samples": profile.num_samples, "peak_rss_mib": after / 1024,
 """
 
 
-def analysis_memory(base_samples=256, factors=(1, 4, 16)) -> list:
+def analysis_memory(base_samples=256, factors=(1, 4, 16), threads=None) -> list:
     """Peak RSS of ``collect_profile`` over 1x, 4x, 16x samples, each in a fresh process (ru_maxrss is a
     process-wide high-water mark). The batches are tokenized up front, so their size grows with the sample
     count; the profile itself keeps only per-bin sums."""
@@ -244,6 +244,8 @@ def analysis_memory(base_samples=256, factors=(1, 4, 16)) -> list:
     for factor in factors:
         n = base_samples * factor
         code = _MEMORY_CHILD.format(root=root, n=n)
+        if threads:
+            code = f"import torch; torch.set_num_threads({int(threads)})\n" + code
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         record = json.loads(proc.stdout.strip().splitlines()[-1])
         record["factor"] = factor
@@ -294,11 +296,19 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=40, help="timed steps per method (after warm-up)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--no-textbrewer", action="store_true", help="skip the TextBrewer peer")
+    parser.add_argument("--methods", nargs="+", default=None, choices=BASE_METHODS + ["textbrewer"],
+                        help="methods to time (default: all, TextBrewer when installed); logit_kd is always added")
     parser.add_argument("--skip-extras", action="store_true", help="only the step timings")
+    parser.add_argument("--only-extras", action="store_true",
+                        help="keep the step timings already in --output; (re)measure analysis throughput, memory and cost growth")
+    parser.add_argument("--memory-base", type=int, default=256, help="samples of the 1x analysis-memory run (then 4x and 16x)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--output", default=os.path.join(RESULTS_DIR, "speed.json"))
     parser.add_argument("--teacher-base", default=None, help="teacher base model directory (default: the packaged MiniLM)")
     parser.add_argument("--shared-machine", type=int, default=1, help="1 if other jobs ran on the machine meanwhile")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     names = label_names()
     teacher, tokenizer = teacher_from_packaged(len(names), names, path=args.teacher_base)
@@ -317,8 +327,16 @@ def main(argv=None):
                         "optimizer": f"AdamW lr {LR}", "aligned_pairs": list(zip([1, 2, 3], teacher_layers)),
                         "mean_tokens_per_row": float(statistics.fmean(float(b["attention_mask"].sum()) / b["attention_mask"].shape[0] for b in batches))}}
     methods = list(BASE_METHODS)
+    if args.methods:
+        methods = ["logit_kd"] + [m for m in args.methods if m not in ("logit_kd", "textbrewer")]
+        args.no_textbrewer = args.no_textbrewer or "textbrewer" not in args.methods
     textbrewer_note = None
-    if not args.no_textbrewer:
+    if args.only_extras:
+        with open(args.output, encoding="utf-8") as handle:
+            previous = json.load(handle)
+        result = {**previous, "extras_machine": machine_info(bool(args.shared_machine))}
+        methods = []
+    if methods and not args.no_textbrewer:
         try:
             import textbrewer
 
@@ -328,11 +346,12 @@ def main(argv=None):
             result["setup"]["textbrewer_version"] = textbrewer.__version__
         except Exception as exc:  # record exactly why the peer could not run
             textbrewer_note = f"{type(exc).__name__}: {exc}"
-    print(f"timing {methods} for {args.steps} steps (+{args.warmup} warm-up), alternating", flush=True)
-    result["step_time"] = time_methods(teacher, student, batches, teacher_layers, methods=methods, steps=args.steps, warmup=args.warmup)
-    result["textbrewer_note"] = textbrewer_note
+    if methods:
+        print(f"timing {methods} for {args.steps} steps (+{args.warmup} warm-up), alternating", flush=True)
+        result["step_time"] = time_methods(teacher, student, batches, teacher_layers, methods=methods, steps=args.steps, warmup=args.warmup)
+        result["textbrewer_note"] = textbrewer_note
+        write_json(args.output, result)
     _print_table(result["step_time"])
-    write_json(args.output, result)
     if not args.skip_extras:
         gc.collect()
         print("analysis throughput ...", flush=True)
@@ -340,7 +359,7 @@ def main(argv=None):
         print(json.dumps(result["analysis_throughput"]), flush=True)
         write_json(args.output, result)
         print("analysis memory ...", flush=True)
-        result["analysis_memory"] = analysis_memory()
+        result["analysis_memory"] = analysis_memory(args.memory_base, threads=args.threads)
         print(json.dumps(result["analysis_memory"]), flush=True)
         write_json(args.output, result)
         print("cost growth ...", flush=True)

@@ -15,8 +15,21 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import RESULTS_DIR, ROOT, write_json  # noqa: E402
 
-SPEED_CMD = "nice -n 5 python benchmarks/speed.py"
-QUALITY_CMD = "nice -n 5 python benchmarks/quality.py --teacher-epochs 1 --train-samples 2000 --threads 1"
+SPEED_CMD = ("nice -n 5 python benchmarks/speed.py --skip-extras; "
+             "nice -n 5 python benchmarks/speed.py --only-extras --threads 1 --memory-base 128; "
+             "nice -n 5 python benchmarks/speed.py --threads 1 --methods logit_kd hidden_mse_kd spectralkd_tokens --steps 60 --skip-extras "
+             "--output benchmarks/results/speed_focus_1thread.json")
+# (key, label, file, command): the first one present is the headline `quality` of summary.json
+QUALITY_FILES = [
+    ("recipe_teacher", "teacher = the default recipe's fine-tuned MiniLM-L6", "quality_recipe_teacher.json",
+     "nice -n 5 python benchmarks/quality.py --teacher runs/clinc150_minilm/teacher --train-samples 2000 --threads 1 --order seed "
+     "--methods no_kd logit_kd spectralkd_topk spectralkd_topk_init_selected hidden_mse_uniform spectralkd_beta5 "
+     "--output benchmarks/results/quality_recipe_teacher.json"),
+    ("probe_teacher", "teacher = linear probe on the pretrained MiniLM-L6", "quality.json",
+     "nice -n 5 python benchmarks/quality.py --teacher-mode probe --train-samples 2000 --threads 1 "
+     "--methods no_kd logit_kd spectralkd_topk spectralkd_topk_init_selected hidden_mse_uniform"),
+]
+QUALITY_CMD = "; ".join(entry[3] for entry in QUALITY_FILES)
 
 
 def _load(name):
@@ -27,10 +40,10 @@ def _load(name):
         return json.load(handle)
 
 
-def build_summary(speed, quality) -> dict:
+def build_summary(speed, quality_sets) -> dict:
     summary = {"spectral_vs_logit_kd_step_ratio": None, "spectral_vs_logit_kd_step_ratio_by_axis": {},
                "analysis_vs_inference_throughput_ratio": None, "textbrewer_step_ratio": None, "textbrewer_note": None,
-               "quality": {}, "commands": {"speed": SPEED_CMD, "quality": QUALITY_CMD}}
+               "quality": {}, "quality_by_teacher": {}, "commands": {"speed": SPEED_CMD, "quality": QUALITY_CMD}}
     if speed:
         ratios = speed["step_time"]["ratios_to_logit_kd"]
         methods = speed["step_time"]["methods"]
@@ -45,18 +58,25 @@ def build_summary(speed, quality) -> dict:
             summary["textbrewer_step_ratio"] = methods["spectralkd_tokens"]["median_ms"] / methods["textbrewer"]["median_ms"]
         summary["textbrewer_note"] = speed.get("textbrewer_note")
         summary["speed_machine"] = speed["machine"]
-    if quality:
-        for name, m in quality["methods"].items():
-            summary["quality"][name] = {k: m[k] for k in ("accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std", "seeds")}
-        summary["quality_teacher"] = {k: quality["teacher"][k] for k in ("source", "accuracy", "macro_f1", "intensity", "topk_layers")}
-        summary["quality_budget"] = quality["budget"]
-        summary["quality_machine"] = quality["machine"]
-        if "textbrewer_hidden_mse" not in quality["methods"] and summary["textbrewer_note"] is None:
-            summary["textbrewer_note"] = "TextBrewer ran in the speed benchmark; its quality run did not complete within the session's budget"
+        if speed.get("focus"):
+            summary["one_thread_step_ratios_to_logit_kd"] = speed["focus"]["ratios_to_logit_kd"]
+    for i, (key, label, data, command) in enumerate(quality_sets):
+        block = {"teacher_label": label, "methods": {}}
+        for name, m in data["methods"].items():
+            block["methods"][name] = {k: m[k] for k in ("accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std", "seeds")}
+        block["teacher"] = {k: data["teacher"][k] for k in ("path", "source", "accuracy", "macro_f1", "intensity", "topk_layers")}
+        block["budget"] = data["budget"]
+        block["machine"] = data["machine"]
+        block["command"] = command
+        summary["quality_by_teacher"][key] = block
+        if i == 0:  # the first set is the headline one
+            summary["quality"] = block["methods"]
+            summary["quality_teacher"] = {"label": label, **block["teacher"]}
+            summary["quality_budget"] = block["budget"]
     return summary
 
 
-def tables(speed, quality) -> str:
+def tables(speed, quality_sets) -> str:
     out = []
     if speed:
         m = speed["machine"]
@@ -69,6 +89,10 @@ def tables(speed, quality) -> str:
         for name, r in speed["step_time"]["methods"].items():
             out.append(f"| {name} | {r['median_ms']:.0f} | {r['p10_ms']:.0f}-{r['p90_ms']:.0f} | {r['samples_per_s']:.1f} | "
                        f"{speed['step_time']['ratios_to_logit_kd'][name]:.3f} |")
+        if speed.get("focus"):
+            f = speed["focus"]
+            out.append(f"\nRe-measured with one torch thread (less sensitive to the other jobs; {f['steps']} steps, alternating): "
+                       + ", ".join(f"{k} {v['median_ms']:.0f} ms ({f['ratios_to_logit_kd'][k]:.3f}x)" for k, v in f["methods"].items()) + ".")
         if speed.get("textbrewer_note"):
             out.append(f"\nTextBrewer could not run: `{speed['textbrewer_note']}`")
         if "analysis_throughput" in speed:
@@ -77,25 +101,26 @@ def tables(speed, quality) -> str:
                        f"`output_hidden_states=True` {a['inference_samples_per_s']:.1f} samples/s: ratio "
                        f"**{a['analysis_vs_inference_throughput_ratio']:.3f}** (goal >= 0.9).")
         if "analysis_memory" in speed:
-            out.append("\n| analysis samples | peak RSS (MiB) | growth during the analysis (MiB) |")
-            out.append("|---:|---:|---:|")
+            out.append("\n| analysis samples | RSS before (MiB) | peak RSS during the analysis (MiB) | growth (MiB) |")
+            out.append("|---:|---:|---:|---:|")
             for r in speed["analysis_memory"]:
-                out.append(f"| {r['samples']} ({r['factor']}x) | {r['peak_rss_mib']:.0f} | {r['peak_growth_mib']:.1f} |")
+                out.append(f"| {r['samples']} ({r['factor']}x) | {r.get('rss_before_mib', float('nan')):.0f} | {r['peak_rss_mib']:.0f} | "
+                           f"{r['peak_growth_mib']:.1f} |")
         if "cost_growth" in speed:
             out.append("\n| seq len | hidden | spectral_intensity, 7 layers (ms) | frequency_alignment_loss fwd+bwd (ms) | elements x | intensity x | loss x |")
             out.append("|---:|---:|---:|---:|---:|---:|---:|")
             for r in speed["cost_growth"]:
                 out.append(f"| {r['seq_len']} | {r['hidden']} | {r['intensity_ms']:.2f} | {r['freq_loss_fwd_bwd_ms']:.2f} | "
                            f"{r['elements_vs_smallest']:.0f} | {r['intensity_vs_smallest']:.1f} | {r['freq_loss_vs_smallest']:.1f} |")
-    if quality:
+    for _key, set_label, quality, command in quality_sets:
         t, b, m = quality["teacher"], quality["budget"], quality["machine"]
-        out.append(f"\n**Quality** ({m['date_utc'][:10]}, {m['cpu_count']}-core CPU, shared: {'yes' if m['shared_machine'] else 'no'}). "
+        out.append(f"\n**Quality, {set_label}** ({m['date_utc'][:10]}, {m['cpu_count']}-core CPU, shared: {'yes' if m['shared_machine'] else 'no'}). "
                    f"CLINC150 test ({quality['test_samples']} rows). Teacher: MiniLM-L6 ({t['source']}), test accuracy "
                    f"{t['accuracy']:.4f}, macro-F1 {t['macro_f1']:.4f}; layer intensities "
                    f"{[round(v, 4) for v in t['intensity']]} (index 0 = embeddings), `topk` picks {t['topk_layers']}, uniform is "
                    f"{t['uniform_layers']}. Same budget for every student: {b['train_samples']} training rows (seeded subset), "
                    f"{b['epochs']:g} epoch, lr {b['learning_rate']:g}, batch {b['batch_size']}; mean ± std over seeds. "
-                   f"Command: `{QUALITY_CMD}`.\n")
+                   f"Command: `{command}`.\n")
         out.append("| method | student init | aligned teacher layers | accuracy | macro-F1 | seeds |")
         out.append("|---|---|---|---:|---:|---|")
         specs = quality.get("method_specs", {})
@@ -112,13 +137,12 @@ def tables(speed, quality) -> str:
     return "\n".join(out) + "\n"
 
 
-def fill_readme_section(text: str, name: str = "benchmarks") -> None:
-    path = os.path.join(ROOT, "README.md")
+def fill_between(path: str, start: str, end: str, text: str) -> None:
+    """Replace what lies between the ``start`` and ``end`` marker lines of ``path`` (nothing else is touched)."""
     with open(path, encoding="utf-8") as handle:
         readme = handle.read()
-    start, end = f"<!-- section:{name} -->", f"<!-- /section:{name} -->"
     if start not in readme or end not in readme:
-        raise ValueError(f"README.md has no {start} ... {end} markers")
+        raise ValueError(f"{path} has no {start} ... {end} markers")
     head, rest = readme.split(start, 1)
     _, tail = rest.split(end, 1)
     with open(path, "w", encoding="utf-8") as handle:
@@ -127,14 +151,31 @@ def fill_readme_section(text: str, name: str = "benchmarks") -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--readme", action="store_true", help="also fill the README benchmarks section")
+    parser.add_argument("--readme", action="store_true",
+                        help="also fill the README benchmarks section from benchmarks/README_section.md ({{tables}} = the tables)")
     args = parser.parse_args(argv)
-    speed, quality = _load("speed.json"), _load("quality.json")
-    summary = build_summary(speed, quality)
+    speed = _load("speed.json")
+    quality_sets = []
+    for key, label, filename, command in QUALITY_FILES:
+        data = _load(filename)
+        if data and data.get("methods"):
+            quality_sets.append((key, label, data, command))
+    focus = _load("speed_focus_1thread.json")
+    if speed and focus:
+        speed["focus"] = focus["step_time"]
+    summary = build_summary(speed, quality_sets)
     write_json(os.path.join(RESULTS_DIR, "summary.json"), summary)
-    md = tables(speed, quality)
+    md = tables(speed, quality_sets)
     with open(os.path.join(RESULTS_DIR, "tables.md"), "w", encoding="utf-8") as handle:
         handle.write(md)
+    bench_readme = os.path.join(ROOT, "benchmarks", "README.md")
+    if os.path.isfile(bench_readme):
+        fill_between(bench_readme, "<!-- results:begin -->", "<!-- results:end -->", md)
+    if args.readme:
+        with open(os.path.join(ROOT, "benchmarks", "README_section.md"), encoding="utf-8") as handle:
+            section = handle.read()
+        fill_between(os.path.join(ROOT, "README.md"), "<!-- section:benchmarks -->", "<!-- /section:benchmarks -->",
+                     section.replace("{{tables}}", md))
     print(md)
     return 0
 

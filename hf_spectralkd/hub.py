@@ -12,7 +12,7 @@ import os
 import shlex
 from typing import Optional
 
-from .cards import CARD_FILENAME, find_run_results, write_model_card
+from .cards import CARD_FILENAME, PACKAGED_SOURCES, find_run_results, write_model_card
 from .cli import UserError
 from .loading import is_offline
 
@@ -144,6 +144,7 @@ def push_student(
     _check_ready(student_dir, repo_id, private, revision, token)
     if commit_message is None:
         teacher = ((results or {}).get("teacher") or {}).get("source")
+        teacher = PACKAGED_SOURCES.get(teacher, teacher)
         commit_message = "Upload SpectralKD student" + (f" distilled from {teacher}" if teacher else "")
     api = api or HfApi(library_name="hf_spectralkd")
     with hub_errors(student_dir, repo_id, private, revision):

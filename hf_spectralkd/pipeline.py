@@ -30,6 +30,7 @@ import shutil
 import time
 from typing import Callable, Optional
 
+from .metrics import compute_metrics
 from .recipes import Recipe
 
 __all__ = ["run_pipeline", "evaluate_model", "STAGE_MARKER", "FINGERPRINT_FILENAME", "RESULTS_FILENAME"]
@@ -194,7 +195,6 @@ def evaluate_model(model, dataset, collator, batch_size: int = 128, output_dir: 
 
     from transformers import Trainer, TrainingArguments
 
-    from .metrics import compute_metrics
 
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
@@ -436,7 +436,7 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
             trainer = SpectralDistillationTrainer(
                 model=student, args=args, teacher_model=teacher, train_dataset=prepared["train"],
                 eval_dataset=prepared["validation"], data_collator=collator,
-                compute_metrics=__import__("hf_spectralkd.metrics", fromlist=["compute_metrics"]).compute_metrics,
+                compute_metrics=compute_metrics,
             )
             if not distill_cfg.get("teacher_layers") and args.beta > 0 and args.layer_selection != "manual":
                 # align the layers the analysis stage chose, from the same profile (no second analysis)
@@ -494,8 +494,6 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
         else:
             log(f"[5/6 baseline] training the same student without distillation (same budget) -> {baseline_dir}")
             from transformers import Trainer
-
-            from .metrics import compute_metrics
 
             with _StageDir(out, "baseline", baseline_fp) as stage:
                 model = build_student()

@@ -29,6 +29,12 @@ QUALITY_FILES = [
      "nice -n 5 python benchmarks/quality.py --teacher-mode probe --train-samples 2000 --threads 1 "
      "--methods no_kd logit_kd spectralkd_topk spectralkd_topk_init_selected hidden_mse_uniform"),
 ]
+EXTRA_COMMANDS = {
+    "recipe_teacher": "nice -n 5 python benchmarks/quality.py --teacher runs/clinc150_minilm/teacher --train-samples 2000 --threads 1 "
+                      "--order seed --methods spectralkd_uniform spectralkd_magnitude spectralkd_axis_hidden logit_kd_init_selected "
+                      "spectralkd_ends textbrewer_hidden_mse spectralkd_beta1 spectralkd_axis_tokens_hidden spectralkd_one_layer "
+                      "--output benchmarks/results/quality_recipe_teacher_extra.json",
+}
 QUALITY_CMD = "; ".join(entry[3] for entry in QUALITY_FILES)
 
 
@@ -158,6 +164,11 @@ def main(argv=None):
     quality_sets = []
     for key, label, filename, command in QUALITY_FILES:
         data = _load(filename)
+        extra = _load(filename.replace(".json", "_extra.json"))  # secondary methods, same teacher and budget, run alongside
+        if data and extra and extra.get("methods") and extra["teacher"]["path"] == data["teacher"]["path"] and extra["budget"] == data["budget"]:
+            data["methods"].update(extra["methods"])
+            data.setdefault("method_specs", {}).update(extra.get("method_specs", {}))
+            command += "; " + EXTRA_COMMANDS.get(key, "")
         if data and data.get("methods"):
             quality_sets.append((key, label, data, command))
     focus = _load("speed_focus_1thread.json")
@@ -176,6 +187,9 @@ def main(argv=None):
             section = handle.read()
         fill_between(os.path.join(ROOT, "README.md"), "<!-- section:benchmarks -->", "<!-- /section:benchmarks -->",
                      section.replace("{{tables}}", md))
+        if os.path.isfile(bench_readme):
+            fill_between(bench_readme, "<!-- findings:begin -->", "<!-- findings:end -->",
+                         section.replace("{{tables}}", "(tables above)"))
     print(md)
     return 0
 

@@ -26,7 +26,7 @@ from transformers.trainer import TRAINING_ARGS_NAME
 from .adapters import get_adapter, unwrap_model
 from .analysis import PLOT_FILENAME, PROFILE_FILENAME, collect_profile, plot_layer_intensity
 from .distillation_config import SpectralDistillationConfig
-from .distributed import prepare_teacher
+from .distributed import prepare_teacher, preserve_rng_state
 from .loading import load_classifier
 from .spectral import frequency_alignment_loss, select_layers
 
@@ -248,18 +248,19 @@ class SpectralDistillationTrainer(Trainer):
         elif args.beta == 0:
             layer_map = LayerMap([], [], "none")  # no alignment term: nothing to select
         else:
-            loader = self._selection_dataloader()
-            profile = collect_profile(
-                self.teacher, loader, adapter=self.teacher_adapter, device=self.accelerator.device,
-                max_samples=args.selection_samples, progress=not args.disable_tqdm and self.is_world_process_zero(),
-                description="spectral layer selection",
-            )
+            with preserve_rng_state(self.accelerator.device):
+                profile = collect_profile(
+                    self.teacher, self._selection_dataloader(), adapter=self.teacher_adapter,
+                    device=self.accelerator.device, max_samples=args.selection_samples,
+                    progress=not args.disable_tqdm and self.is_world_process_zero(), description="spectral layer selection",
+                )
             teacher_layers = select_layers(
                 profile.intensity, len(student_layers), strategy=args.layer_selection, include_embeddings=args.include_embeddings
             )
             layer_map = LayerMap(teacher_layers, student_layers, args.layer_selection, [float(v) for v in profile.intensity])
         if layer_map.teacher_layers:
-            self._probe_student(layer_map)
+            with preserve_rng_state(self.accelerator.device):
+                self._probe_student(layer_map)
         # every process must align the same layers: rank 0's choice is the one used everywhere
         if self.accelerator.num_processes > 1:
             from accelerate.utils import broadcast_object_list

@@ -5,9 +5,28 @@ Follows what TRL's distillation trainers (GKD) do for a frozen second model.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from copy import deepcopy
 
-__all__ = ["prepare_teacher", "teacher_deepspeed_config"]
+import torch
+
+__all__ = ["prepare_teacher", "preserve_rng_state", "teacher_deepspeed_config"]
+
+
+@contextmanager
+def preserve_rng_state(device=None):
+    """Run side work (layer selection, dynamics probes) without consuming the training run's random numbers.
+
+    Iterating a ``DataLoader`` draws a base seed from the global generator, so an analysis pass before or during
+    training would otherwise shift the Trainer's shuffling and dropout: runs with and without automatic
+    selection (or with the dynamics callback on and off) would see different batches.
+    """
+    devices = []
+    if device is not None and torch.device(device).type == "cuda":
+        index = torch.device(device).index
+        devices = [torch.cuda.current_device() if index is None else index]
+    with torch.random.fork_rng(devices=devices):
+        yield
 
 
 def _hidden_size(model):

@@ -33,6 +33,7 @@ from transformers import TrainerCallback
 
 from .adapters import ModelAdapter, unwrap_model
 from .analysis import collect_profile
+from .distributed import preserve_rng_state
 from .spectral import frequency_alignment_loss
 
 __all__ = [
@@ -328,7 +329,11 @@ class SpectralDynamicsCallback(TrainerCallback):
 
     # ---------------------------------------------------------------- measuring
     def measure(self, state, event: str) -> dict:
-        """Measure the student now, log the result and keep its summary."""
+        """Measure the student now, log the result and keep its summary (without touching the run's RNG)."""
+        with preserve_rng_state(self.trainer.accelerator.device):
+            return self._measure(state, event)
+
+    def _measure(self, state, event: str) -> dict:
         start = time.perf_counter()
         trainer = self.trainer
         args = trainer.args

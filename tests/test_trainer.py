@@ -223,3 +223,40 @@ def test_evaluate_without_train(tmp_path):
     assert metrics["eval_freq_loss"] > 0
     assert len(trainer.layer_map.teacher_layers) == 2  # the selection ran on first use
     assert os.path.isfile(tmp_path / "out" / "layer_map.json")
+
+
+def test_automatic_selection_and_dynamics_do_not_consume_the_runs_random_numbers(tmp_path):
+    """Auto-selected layers, or the same layers given by hand, with the dynamics callback on or off: same run.
+
+    The selection pass and the dynamics probes iterate DataLoaders, which draw seeds from the global generator;
+    without isolation they would shift the Trainer's shuffling and dropout.
+    """
+    rows = make_token_rows(64, seed=3)
+    eval_rows = make_token_rows(16, seed=4)
+    auto = make_trainer(tmp_path / "auto", rows=rows, max_steps=6)
+    before = torch.random.get_rng_state()
+    layer_map = auto.setup_layer_map()
+    assert torch.equal(before, torch.random.get_rng_state())
+    auto.train()
+    manual = make_trainer(tmp_path / "manual", rows=rows, max_steps=6, teacher_layers=layer_map.teacher_layers)
+    manual.train()
+    # evaluation itself draws from the generator (the Trainer's eval DataLoader): compare the callback on vs off.
+    # Each trainer is built right before it trains (Trainer.__init__ seeds the global generator).
+    runs = {}
+    for name, on in (("watched", True), ("unwatched", False)):
+        runs[name] = make_trainer(tmp_path / name, rows=rows, eval_rows=eval_rows, max_steps=6, eval_strategy="steps",
+                                  eval_steps=2, spectral_dynamics=on, dynamics_samples=8)
+        runs[name].train()
+    watched, unwatched = runs["watched"], runs["unwatched"]
+    (callback,) = [c for c in watched.callback_handler.callbacks if type(c).__name__ == "SpectralDynamicsCallback"]
+    assert [r["step"] for r in callback.records] == [0, 2, 4, 6]
+
+    def losses(trainer):
+        return [(r["ce_loss"], r["freq_loss"]) for r in trainer.state.log_history if "ce_loss" in r and "loss" in r]
+
+    assert manual.layer_map.teacher_layers == layer_map.teacher_layers
+    assert len(losses(auto)) == 6 and len(losses(watched)) == 6
+    assert losses(auto) == losses(manual)
+    assert losses(watched) == losses(unwatched)
+    for a, b in zip(watched.model.parameters(), unwatched.model.parameters()):
+        assert torch.equal(a, b)

@@ -279,7 +279,7 @@ def main(argv=None):
     parser.add_argument("--teacher-mode", choices=["finetune", "probe"], default="finetune",
                         help="how the cached teacher is made when no recipe teacher exists: full fine-tuning, or a linear probe "
                         "(frozen body, logistic-regression head; for CPU-starved machines)")
-    parser.add_argument("--teacher-epochs", type=float, default=2.0, help="epochs of the teacher fine-tuning when it is cached here")
+    parser.add_argument("--teacher-epochs", type=float, default=3.0, help="epochs of the teacher fine-tuning when it is cached here")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--output", default=os.path.join(RESULTS_DIR, "quality.json"))
     parser.add_argument("--shared-machine", type=int, default=1)

@@ -15,13 +15,22 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import RESULTS_DIR, ROOT, write_json  # noqa: E402
 
-SPEED_CMD = ("nice -n 5 python benchmarks/speed.py --skip-extras; "
-             "nice -n 5 python benchmarks/speed.py --only-extras --threads 1 --memory-base 128; "
-             "nice -n 5 python benchmarks/speed.py --threads 1 --methods logit_kd hidden_mse_kd spectralkd_tokens --steps 60 --skip-extras "
-             "--output benchmarks/results/speed_focus_1thread.json")
+SPEED_CMD = "python benchmarks/speed.py --steps 60 --shared-machine 0"
+# an earlier one-thread re-run, made while the machine was shared; shown only beside a shared-machine speed.json
+FOCUS_CMD = ("nice -n 5 python benchmarks/speed.py --threads 1 --methods logit_kd hidden_mse_kd spectralkd_tokens --steps 60 "
+             "--skip-extras --output benchmarks/results/speed_focus_1thread.json")
 # (key, label, file, command): the first one present is the headline `quality` of summary.json
 QUALITY_FILES = [
-    ("recipe_teacher", "teacher = the default recipe's fine-tuned MiniLM-L6", "quality_recipe_teacher.json",
+    ("recipe_teacher_3ep", "teacher = the default recipe's fine-tuned MiniLM-L6 (3 epochs)", "quality_teacher3ep.json",
+     "python benchmarks/quality.py --teacher runs/clinc150_minilm/teacher --train-samples 2000 --order seed "
+     "--methods no_kd logit_kd spectralkd_topk hidden_mse_uniform spectralkd_ends spectralkd_beta1 "
+     "--output benchmarks/results/quality_teacher3ep.json"),
+    ("recipe_teacher_3ep_full_data", "teacher = the default recipe's fine-tuned MiniLM-L6 (3 epochs), full train split",
+     "quality_teacher3ep_full.json",
+     "python benchmarks/quality.py --teacher runs/clinc150_minilm/teacher --order seed "
+     "--methods no_kd logit_kd spectralkd_topk hidden_mse_uniform --output benchmarks/results/quality_teacher3ep_full.json"),
+    ("recipe_teacher", "teacher = the default recipe's fine-tuned MiniLM-L6 as it was then (2 epochs, "
+     "`teacher.finetune.epochs=2`; runs before the RNG fix)", "quality_recipe_teacher.json",
      "nice -n 5 python benchmarks/quality.py --teacher runs/clinc150_minilm/teacher --train-samples 2000 --threads 1 --order seed "
      "--methods no_kd logit_kd spectralkd_topk spectralkd_topk_init_selected hidden_mse_uniform spectralkd_beta5 "
      "--output benchmarks/results/quality_recipe_teacher.json"),
@@ -30,6 +39,10 @@ QUALITY_FILES = [
      "--methods no_kd logit_kd spectralkd_topk spectralkd_topk_init_selected hidden_mse_uniform"),
 ]
 EXTRA_COMMANDS = {
+    "recipe_teacher_3ep": "python benchmarks/quality.py --teacher runs/clinc150_minilm/teacher --train-samples 2000 --order seed "
+                          "--methods spectralkd_topk_init_selected spectralkd_uniform spectralkd_axis_hidden "
+                          "spectralkd_axis_tokens_hidden spectralkd_magnitude spectralkd_beta5 textbrewer_hidden_mse "
+                          "--output benchmarks/results/quality_teacher3ep_extra.json",
     "recipe_teacher": "nice -n 5 python benchmarks/quality.py --teacher runs/clinc150_minilm/teacher --train-samples 2000 --threads 1 "
                       "--order seed --methods spectralkd_uniform spectralkd_magnitude spectralkd_axis_hidden logit_kd_init_selected "
                       "spectralkd_ends textbrewer_hidden_mse spectralkd_beta1 spectralkd_axis_tokens_hidden spectralkd_one_layer "
@@ -98,7 +111,8 @@ def tables(speed, quality_sets) -> str:
         if speed.get("focus"):
             f = speed["focus"]
             out.append(f"\nRe-measured with one torch thread (less sensitive to the other jobs; {f['steps']} steps, alternating): "
-                       + ", ".join(f"{k} {v['median_ms']:.0f} ms ({f['ratios_to_logit_kd'][k]:.3f}x)" for k, v in f["methods"].items()) + ".")
+                       + ", ".join(f"{k} {v['median_ms']:.0f} ms ({f['ratios_to_logit_kd'][k]:.3f}x)" for k, v in f["methods"].items())
+                       + f". Command: `{FOCUS_CMD}`.")
         if speed.get("textbrewer_note"):
             out.append(f"\nTextBrewer could not run: `{speed['textbrewer_note']}`")
         if "analysis_throughput" in speed:
@@ -172,7 +186,7 @@ def main(argv=None):
         if data and data.get("methods"):
             quality_sets.append((key, label, data, command))
     focus = _load("speed_focus_1thread.json")
-    if speed and focus:
+    if speed and focus and speed["machine"].get("shared_machine"):
         speed["focus"] = focus["step_time"]
     summary = build_summary(speed, quality_sets)
     write_json(os.path.join(RESULTS_DIR, "summary.json"), summary)

@@ -148,11 +148,19 @@ _COMMON_DEFAULTS = dict(
 )
 
 
+def _common_defaults() -> dict:
+    """The pipeline's TrainingArguments defaults (a recipe's ``training:`` section overrides any of them)."""
+    import torch
+
+    # pinned memory only helps host->GPU copies; on a CPU-only machine torch warns at every DataLoader
+    return dict(_COMMON_DEFAULTS, dataloader_pin_memory=torch.cuda.is_available())
+
+
 def teacher_training_args(recipe: Recipe, output_dir: str, task):
     from transformers import TrainingArguments
 
     ft = recipe.teacher.finetune
-    values = dict(_COMMON_DEFAULTS, eval_strategy="no")
+    values = dict(_common_defaults(), eval_strategy="no")
     values.update(
         num_train_epochs=ft.epochs, learning_rate=ft.learning_rate, per_device_train_batch_size=ft.batch_size,
         weight_decay=ft.weight_decay, warmup_steps=ft.warmup_steps, max_steps=ft.max_steps,
@@ -166,7 +174,7 @@ def teacher_training_args(recipe: Recipe, output_dir: str, task):
 
 
 def student_training_values(recipe: Recipe, task) -> dict:
-    values = dict(_COMMON_DEFAULTS, eval_strategy="epoch", learning_rate=1e-4, num_train_epochs=2,
+    values = dict(_common_defaults(), eval_strategy="epoch", learning_rate=1e-4, num_train_epochs=2,
                   per_device_train_batch_size=32, seed=42)
     if recipe.evaluation.batch_size:
         values["per_device_eval_batch_size"] = recipe.evaluation.batch_size
@@ -199,7 +207,7 @@ def evaluate_model(model, dataset, collator, batch_size: int = 128, output_dir: 
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
             output_dir=output_dir or scratch, per_device_eval_batch_size=batch_size, report_to="none",
-            disable_tqdm=not progress, dataloader_num_workers=0,
+            disable_tqdm=not progress, dataloader_num_workers=0, dataloader_pin_memory=_common_defaults()["dataloader_pin_memory"],
         )
         trainer = (trainer_class or Trainer)(model=model, args=args, data_collator=collator, compute_metrics=compute_metrics)
         result = trainer.predict(dataset, metric_key_prefix="eval")

@@ -5,6 +5,8 @@ Measures, in one run on this machine:
 * the training step time with the live teacher (uncached) and reading the teacher cache (every epoch after the
   cache is built: the cache replaces the teacher's forward pass), as the median over steps of alternating runs
   (uncached, cached, uncached, cached, ...) so that load from other processes hits both alike;
+* the floor: a plain fine-tuning step of the same student (no teacher, cross-entropy only, ``transformers.Trainer``),
+  timed in the same alternation -- a cached step cannot be cheaper than this;
 * the one-off cost of building the cache (one teacher pass over the training examples);
 * disk use per 1,000 examples (measured on the benchmark subset, and projected for the full train split from its
   real-token count).
@@ -46,12 +48,9 @@ def _dataset(tokenizer, rows, label2id, max_length):
     return data.add_column("labels", [label2id[r["label"]] for r in rows])
 
 
-def _run(teacher, student_layers, teacher_layers, dataset, collator, batch_size, steps, out_dir, cache_dir=None):
-    """Train a fresh student for ``steps`` steps; returns per-step seconds (the first step excluded)."""
+def _step_timer():
+    """A TrainerCallback recording the seconds of each optimizer step in ``.times``."""
     from transformers import TrainerCallback
-
-    from hf_spectralkd import SpectralDistillationConfig, SpectralDistillationTrainer
-    from hf_spectralkd.teacher_cache import enable_teacher_cache
 
     class StepTimer(TrainerCallback):
         def __init__(self):
@@ -63,13 +62,37 @@ def _run(teacher, student_layers, teacher_layers, dataset, collator, batch_size,
         def on_step_end(self, args, state, control, **kwargs):
             self.times.append(time.perf_counter() - self._start)
 
+    return StepTimer()
+
+
+def _run_floor(teacher, student_layers, dataset, collator, batch_size, steps, out_dir):
+    """The same student fine-tuned without any teacher (CE only) for ``steps`` steps; per-step seconds."""
+    from transformers import Trainer, TrainingArguments
+
+    args = TrainingArguments(
+        output_dir=out_dir, max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=1e-4,
+        logging_steps=10, report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, seed=42,
+        dataloader_num_workers=0, dataloader_pin_memory=False,
+    )
+    timer = _step_timer()
+    trainer = Trainer(model=student_from_teacher(teacher, student_layers, seed=0), args=args, train_dataset=dataset,
+                      data_collator=collator, callbacks=[timer])
+    trainer.train()
+    return timer.times[1:]
+
+
+def _run(teacher, student_layers, teacher_layers, dataset, collator, batch_size, steps, out_dir, cache_dir=None):
+    """Train a fresh student for ``steps`` steps; returns per-step seconds (the first step excluded)."""
+    from hf_spectralkd import SpectralDistillationConfig, SpectralDistillationTrainer
+    from hf_spectralkd.teacher_cache import enable_teacher_cache
+
     args = SpectralDistillationConfig(
         output_dir=out_dir, max_steps=steps, per_device_train_batch_size=batch_size, per_device_eval_batch_size=128,
         learning_rate=1e-4, alpha=0.9, temperature=1.0, beta=0.2, teacher_layers=teacher_layers, spectral_dynamics=False,
         logging_steps=10, report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, seed=42,
-        dataloader_num_workers=0,
+        dataloader_num_workers=0, dataloader_pin_memory=False,
     )
-    timer = StepTimer()
+    timer = _step_timer()
     trainer = SpectralDistillationTrainer(
         model=student_from_teacher(teacher, student_layers, seed=0), teacher_model=teacher, args=args,
         train_dataset=dataset, data_collator=collator, callbacks=[timer],
@@ -121,7 +144,7 @@ def main(argv=None) -> int:
     steps = len(dataset) // args.batch_size  # one epoch
     work = tempfile.mkdtemp(prefix="cache_bench_")
     cache_dir = os.path.join(work, "cache")
-    uncached, cached, builds, last_logs = [], [], [], {}
+    uncached, cached, floor, builds, last_logs = [], [], [], [], {}
     try:
         for round_index in range(args.rounds):
             times, _, last_logs["uncached"] = _run(teacher, student_layers, teacher_layers, dataset, collator,
@@ -131,6 +154,8 @@ def main(argv=None) -> int:
                                                      args.batch_size, steps, os.path.join(work, f"c{round_index}"), cache_dir)
             cached.extend(times)
             builds.append(build)
+            floor.extend(_run_floor(teacher, student_layers, dataset, collator, args.batch_size, steps,
+                                    os.path.join(work, f"f{round_index}")))
         cache = TeacherCache(cache_dir)
         disk = cache.disk_bytes()
         n_tokens, n_examples = cache.meta["num_tokens"], len(cache)
@@ -144,7 +169,7 @@ def main(argv=None) -> int:
     per_example_fixed = num_labels * 2 + 3 * 8  # logits (fp16) + id, offset, checksum (int64)
     full_bytes = full_tokens * k * width * 2 + len(full) * per_example_fixed
 
-    u, c = statistics.median(uncached), statistics.median(cached)
+    u, c, f = statistics.median(uncached), statistics.median(cached), statistics.median(floor)
     result = {
         "benchmark": "teacher cache (hf_spectralkd.teacher_cache)",
         "command": "python benchmarks/cache_benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -153,8 +178,14 @@ def main(argv=None) -> int:
                     "max_length": args.max_length, "steps_per_epoch": steps, "rounds": args.rounds, "device": "cpu"},
         "step_seconds": {"uncached_median": round(u, 4), "cached_median": round(c, 4),
                          "uncached_mean": round(statistics.mean(uncached), 4), "cached_mean": round(statistics.mean(cached), 4),
-                         "n_uncached": len(uncached), "n_cached": len(cached)},
+                         "student_only_median": round(f, 4), "student_only_mean": round(statistics.mean(floor), 4),
+                         "n_uncached": len(uncached), "n_cached": len(cached), "n_student_only": len(floor)},
         "cached_over_uncached": round(c / u, 3),
+        "student_only_over_uncached": round(f / u, 3),
+        "cached_over_student_only": round(c / f, 3),
+        "floor_note": "student_only = the same student fine-tuned with cross-entropy only (no teacher, no KD, no alignment): "
+                      "the least a cached step can cost; cached_over_student_only is what reading the cache plus the KD and "
+                      "frequency losses add on top of it",
         "goal_cached_over_uncached_max": 0.6,
         "goal_met": c / u <= 0.6,
         "cache_build_seconds": [round(b, 2) for b in builds],
@@ -169,6 +200,7 @@ def main(argv=None) -> int:
     }
     write_json(args.output, result)
     print(f"uncached step {u * 1000:.0f} ms, cached step {c * 1000:.0f} ms -> ratio {c / u:.2f} (goal <= 0.6); "
+          f"student-only floor {f * 1000:.0f} ms ({f / u:.2f}x uncached; cached = {c / f:.2f}x the floor); "
           f"cache build {builds[0]:.1f} s; disk {result['disk']['mib_per_1000_examples']} MiB per 1,000 examples -> {args.output}")
     return 0
 

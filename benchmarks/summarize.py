@@ -200,7 +200,7 @@ def main(argv=None):
         with open(os.path.join(ROOT, "benchmarks", "README_section.md"), encoding="utf-8") as handle:
             section = handle.read()
         fill_between(os.path.join(ROOT, "README.md"), "<!-- section:benchmarks -->", "<!-- /section:benchmarks -->",
-                     section.replace("{{tables}}", md))
+                     "## Benchmarks\n\n" + section.replace("{{tables}}", md))
         if os.path.isfile(bench_readme):
             fill_between(bench_readme, "<!-- findings:begin -->", "<!-- findings:end -->",
                          section.replace("{{tables}}", "(tables above)"))

@@ -120,6 +120,19 @@ def plot_layer_intensity(
     return path
 
 
+def sample_indices(size: int, n: Optional[int], seed: int = 0) -> list:
+    """A seeded random sample of ``n`` of ``range(size)``, in ascending order (all of it when ``n >= size``).
+
+    Training files are often sorted by label (CLINC150 is): their first rows would cover only a few classes, so
+    the spectral analysis reads a random sample. The trainer's automatic selection and the recipe pipeline's
+    analysis stage draw the same sample for the same ``seed``.
+    """
+    if n is None or n >= size:
+        return list(range(size))
+    generator = torch.Generator().manual_seed(seed)
+    return sorted(torch.randperm(size, generator=generator)[:n].tolist())
+
+
 def analyze(
     model,
     data,
@@ -135,13 +148,17 @@ def analyze(
     output_dir: Optional[str] = None,
     progress: bool = True,
     metadata: Optional[dict] = None,
+    shuffle: bool = True,
+    seed: int = 0,
 ) -> SpectralProfile:
     """Analyse ``model`` over ``data`` and (with ``output_dir``) write ``spectral_profile.json`` and
     ``layer_intensity.png``.
 
     ``data`` is a ``torch.utils.data.DataLoader`` yielding model inputs, or a ``datasets.Dataset`` / list
     of dicts with a raw ``text_column`` (then ``tokenizer`` is required and batches are padded
-    dynamically). With ``select=k`` the profile records the ``k`` layers chosen by ``strategy``.
+    dynamically). With ``max_samples`` a seeded random sample of that many rows is read (``shuffle=False``:
+    the first rows; files sorted by label would otherwise give only a few classes). With ``select=k`` the
+    profile records the ``k`` layers chosen by ``strategy``.
     """
     from torch.utils.data import DataLoader
 
@@ -152,7 +169,9 @@ def analyze(
             raise ValueError("analyze() needs a tokenizer when data is a dataset of raw text (or pass a DataLoader)")
         rows = data
         if max_samples is not None and hasattr(rows, "select"):
-            rows = rows.select(range(min(max_samples, len(rows))))
+            rows = rows.select(sample_indices(len(rows), max_samples, seed) if shuffle else range(min(max_samples, len(rows))))
+        elif max_samples is not None:
+            rows = [rows[i] for i in (sample_indices(len(rows), max_samples, seed) if shuffle else range(min(max_samples, len(rows))))]
         column_names = getattr(rows, "column_names", None) or (list(rows[0].keys()) if len(rows) else [])
         if text_column not in column_names:
             raise ValueError(f"text column {text_column!r} not found: available columns are {column_names}")

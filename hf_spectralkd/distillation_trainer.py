@@ -25,6 +25,7 @@ from transformers.trainer import TRAINING_ARGS_NAME
 
 from .adapters import get_adapter, unwrap_model
 from .analysis import PLOT_FILENAME, PROFILE_FILENAME, collect_profile, plot_layer_intensity
+from .analysis import sample_indices as analysis_sample_indices
 from .distillation_config import SpectralDistillationConfig
 from .distributed import prepare_teacher, preserve_rng_state
 from .loading import load_classifier
@@ -205,12 +206,8 @@ class SpectralDistillationTrainer(Trainer):
         n = self.args.selection_samples
 
         def sample_indices(size):
-            # a seeded random sample: training files are often sorted by label (CLINC150 is), and their first rows
-            # would cover only a few classes
-            if n >= size:
-                return list(range(size))
-            generator = torch.Generator().manual_seed(self.args.seed)
-            return sorted(torch.randperm(size, generator=generator)[:n].tolist())
+            # a seeded random sample: training files are often sorted by label (CLINC150 is)
+            return analysis_sample_indices(size, n, self.args.seed)
 
         try:
             import datasets

@@ -139,9 +139,9 @@ def push_student(
             f"no results.json in {student_dir} or its parent and no README.md: the model card needs the run's results; "
             "run the recipe to the end (hf-spectralkd distill --config ...) or write a README.md first"
         )
+    _check_ready(student_dir, repo_id, private, revision, token)  # offline / no token: stop before touching any file
     if results is not None and regenerate_card:
-        write_model_card(student_dir, results, repo_id=repo_id)  # always local first: intact whatever happens next
-    _check_ready(student_dir, repo_id, private, revision, token)
+        write_model_card(student_dir, results, repo_id=repo_id)  # the card for this repo, local first: kept if the upload fails
     if commit_message is None:
         teacher = ((results or {}).get("teacher") or {}).get("source")
         teacher = PACKAGED_SOURCES.get(teacher, teacher)

@@ -256,12 +256,49 @@ def _model_section(task, model, source, path, evaluation) -> dict:
             "throughput_samples_per_s": evaluation["throughput_samples_per_s"]}
 
 
+def check_single_process() -> None:
+    """The pipeline's stages write shared folders: refuse a multi-process launch before any work."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1:
+        raise ValueError(
+            f"hf-spectralkd distill runs its stages in one process, but it was launched in {world} (WORLD_SIZE={world}). "
+            "Run `hf-spectralkd distill --config ...` without accelerate launch / torchrun (the Trainer uses one GPU when "
+            "there is one); for several GPUs, DeepSpeed or FSDP launch a script with SpectralDistillationTrainer: "
+            "`accelerate launch --config_file recipes/accelerate/<config>.yaml your_script.py`"
+        )
+
+
+def check_depths(recipe: Recipe, teacher_depth: int, k_aligned: Optional[int]) -> None:
+    """Student depth, copied blocks and aligned-layer count against the teacher's depth, naming the recipe key."""
+    s, d = recipe.student, recipe.distillation
+    if s.init == "teacher_layers":
+        if s.num_layers is not None and s.num_layers > teacher_depth:
+            raise ValueError(f"student.num_layers={s.num_layers} but the teacher has only {teacher_depth} blocks to copy "
+                             f"from (student.init: teacher_layers): use at most {teacher_depth}")
+        if isinstance(s.init_layers, list):
+            bad = [i for i in s.init_layers if not 1 <= i <= teacher_depth]
+            if bad:
+                raise ValueError(f"student.init_layers {bad} out of range: the teacher's blocks are 1..{teacher_depth}")
+    if d.get("teacher_layers"):
+        bad = [i for i in d["teacher_layers"] if not 0 <= i <= teacher_depth]
+        if bad:
+            raise ValueError(f"distillation.teacher_layers {bad} out of range: valid hidden_states indices for this teacher "
+                             f"are 0..{teacher_depth} (0 = embeddings)")
+    elif k_aligned and d.get("beta", 0.2) != 0 and d.get("layer_selection", "topk") != "manual":
+        candidates = teacher_depth + (1 if d.get("include_embeddings") else 0)
+        if k_aligned > candidates:
+            key = "distillation.num_aligned_layers" if d.get("num_aligned_layers") else "student.num_layers"
+            raise ValueError(f"{key}={k_aligned}: cannot align {k_aligned} student layers with a teacher of {teacher_depth} "
+                             f"blocks ({candidates} candidate layers); set distillation.num_aligned_layers <= {candidates}")
+
+
 def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
     """Run every stage of ``recipe`` (resuming finished ones) and return the results dictionary."""
+    check_single_process()
     import torch
     from transformers import set_seed
 
-    from .analysis import PLOT_FILENAME, PROFILE_FILENAME, collect_profile, plot_layer_intensity
+    from .analysis import PLOT_FILENAME, PROFILE_FILENAME, collect_profile, plot_layer_intensity, sample_indices
     from .distillation_trainer import LayerMap, SpectralDistillationTrainer
     from .loading import resolve_model_reference
     from .spectral import SpectralProfile, select_layers
@@ -276,6 +313,9 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
     teacher_ref = task.resolve_reference(recipe.teacher.base or recipe.teacher.model, teacher_what)
     if recipe.student.init == "pretrained":
         task.resolve_reference(recipe.student.model, "student.model")
+    teacher_depth = task.reference_depth(recipe, teacher_ref)
+    if teacher_depth is not None:
+        check_depths(recipe, teacher_depth, _aligned_count(recipe, _student_depth(recipe)))
     data = task.load_data(recipe)
     label_names = data.label_names
     processor = task.load_processor(recipe, teacher_ref)
@@ -346,16 +386,23 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
         timings["teacher_finetune"] = 0.0
     teacher.eval()
     n_teacher = task.num_layers(teacher)
+    check_depths(recipe, n_teacher, _aligned_count(recipe, _student_depth(recipe)))
 
     # ---- 2. spectral analysis of the teacher on training data
     distill_cfg = recipe.distillation
     selection_samples = distill_cfg.get("selection_samples", 512)
-    analysis_fp = _hash({"teacher": teacher_fp, "samples": selection_samples, "data": data_fp})
     analysis_dir = os.path.join(out, "analysis")
     depth = _student_depth(recipe)
     k_aligned = _aligned_count(recipe, depth)
     strategy = distill_cfg.get("layer_selection", "topk")
     include_embeddings = distill_cfg.get("include_embeddings", False)
+    # the same seeded sample the trainer's own automatic selection would read
+    selection_seed = student_training_values(recipe, task)["seed"]
+    # the stage's graph highlights the selected layers, so the selection settings are inputs of the stage too
+    selection_inputs = {key: distill_cfg.get(key) for key in ("layer_selection", "teacher_layers", "student_layers",
+                                                              "num_aligned_layers", "include_embeddings", "beta")}
+    analysis_fp = _hash({"teacher": teacher_fp, "samples": selection_samples, "data": data_fp, "seed": selection_seed,
+                         "sampling": "seeded-random", "selection": selection_inputs, "k": k_aligned})
 
     def _alignment_layers(profile, k):
         if distill_cfg.get("teacher_layers"):
@@ -375,7 +422,7 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
         from torch.utils.data import DataLoader
 
         with _StageDir(out, "analysis", analysis_fp) as stage:
-            subset = prepared["train"].select(range(min(selection_samples, len(prepared["train"]))))
+            subset = prepared["train"].select(sample_indices(len(prepared["train"]), selection_samples, selection_seed))
             loader = DataLoader(subset, batch_size=eval_batch, shuffle=False, collate_fn=collator)
             profile = collect_profile(teacher, loader, max_samples=selection_samples, progress=True,
                                       description="teacher spectral analysis")

@@ -63,6 +63,22 @@ def test_minilm_analysis_over_clinc150(minilm, clinc_rows, tmp_path):
     np.testing.assert_allclose(intensity.numpy(), (sums / count).mean(axis=1), rtol=1e-4)
 
 
+def test_analyze_reads_a_seeded_random_sample_not_the_first_rows(minilm, clinc_rows):
+    """CLINC150's train file is sorted by intent: max_samples draws the same seeded sample the trainer uses."""
+    from hf_spectralkd.analysis import sample_indices
+
+    model, tokenizer = minilm
+    picked = sample_indices(len(clinc_rows), 48, seed=3)
+    assert picked == sorted(picked) and len(set(picked)) == 48 and picked == sample_indices(len(clinc_rows), 48, seed=3)
+    assert len(set(clinc_rows.select(picked)["label"])) > len(set(clinc_rows.select(range(48))["label"]))
+    sampled = analyze(model, clinc_rows, tokenizer=tokenizer, max_samples=48, seed=3, progress=False)
+    reference = analyze(model, clinc_rows.select(picked), tokenizer=tokenizer, progress=False)
+    first = analyze(model, clinc_rows, tokenizer=tokenizer, max_samples=48, shuffle=False, progress=False)
+    assert sampled.num_samples == reference.num_samples == first.num_samples == 48
+    np.testing.assert_allclose(sampled.intensity.numpy(), reference.intensity.numpy(), rtol=1e-5)
+    assert not np.allclose(sampled.intensity.numpy(), first.intensity.numpy(), rtol=1e-4)
+
+
 def test_analyze_cli_in_process(tmp_path, capsys):
     out = tmp_path / "analysis"
     code = main([

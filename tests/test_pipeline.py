@@ -243,6 +243,13 @@ ERROR_CASES = {
     "bad distillation value": ({}, ["distillation.alpha=1.5"], r"alpha must be in \[0, 1\], got 1.5"),
     "hub push while offline": ({}, ["hub.push_to_hub=true", "hub.hub_model_id=me/student"],
                                r"hub.push_to_hub is set but the Hub is unreachable"),
+    "student deeper than the teacher": ({}, ["student.num_layers=6"],
+                                        r"student.num_layers=6 but the teacher has only 4 blocks to copy from"),
+    "teacher layer out of range": ({}, ["distillation.teacher_layers=[1,9]", "distillation.student_layers=[1,2]"],
+                                   r"distillation.teacher_layers \[9\] out of range: .* are 0..4"),
+    "more aligned layers than the teacher has": ({}, ["distillation.num_aligned_layers=5", "student.init=config",
+                                                      "student.num_layers=6"],
+                                                 r"distillation.num_aligned_layers=5: cannot align 5 .* 4 blocks"),
 }
 
 
@@ -254,6 +261,48 @@ def test_errors_before_any_work_leave_nothing_behind(workspace, tmp_path, monkey
     with pytest.raises(ValueError, match=message):
         _run(recipe, overrides)
     assert not os.path.exists(out)
+
+
+def test_multi_process_launch_is_refused_before_any_work(workspace, tmp_path, monkeypatch, capsys):
+    from hf_spectralkd.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    out = tmp_path / "out"
+    assert main(["distill", "--config", workspace["recipe"], f"output.dir={out}"]) == 2
+    err = capsys.readouterr().err
+    assert "runs its stages in one process, but it was launched in 2 (WORLD_SIZE=2)" in err
+    assert "accelerate launch --config_file recipes/accelerate/" in err and "Traceback" not in err
+    assert not os.path.exists(out)
+
+
+def test_analysis_reads_the_trainers_sample_and_follows_the_selection_settings(workspace, first_run, tmp_path, monkeypatch):
+    """The analysis stage reads the seeded random sample the trainer's own selection would (not the first rows of a
+    label-sorted file), and a new layer_selection re-runs it so the graph and profile show the layers used."""
+    import shutil
+
+    import hf_spectralkd.analysis as analysis
+
+    out = tmp_path / "run"
+    shutil.copytree(workspace["out"], out)
+    calls = []
+    real = analysis.sample_indices
+
+    def spy(size, n, seed=0):
+        calls.append((size, n, seed))
+        return real(size, n, seed)
+
+    monkeypatch.setattr(analysis, "sample_indices", spy)
+    results, lines = _run(workspace["recipe"], [f"output.dir={out}", "distillation.layer_selection=uniform"])
+    assert results["reused_stages"] == ["teacher"]  # the analysis ran again for the new strategy
+    assert calls and calls[0] == (72, 16, 42)  # 72 training rows, selection_samples 16, training seed 42
+    picked = real(72, 16, 42)
+    assert picked != list(range(16)) and max(picked) >= 48  # rows of all three intents, not only the first one's
+    teacher_layers = results["layer_map"]["teacher_layers"]
+    assert teacher_layers == [2, 4] and results["layer_map"]["strategy"] == "uniform"
+    for stage in ("analysis", "student"):
+        with open(out / stage / "spectral_profile.json") as handle:
+            meta = json.load(handle)["metadata"]
+        assert meta["strategy"] == "uniform" and meta["selected_layers"] == teacher_layers, stage
 
 
 def test_unknown_recipe_key_through_the_cli(workspace, tmp_path, capsys):

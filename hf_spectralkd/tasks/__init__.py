@@ -29,6 +29,8 @@ pipeline's flow does not change. The contract (every method gets the validated
 ``build_student(recipe, teacher, label_names, init_layers) -> model``
     The student for ``student.init`` = ``teacher_layers`` (copy embeddings + ``init_layers`` + head),
     ``pretrained`` (``student.model``) or ``config``. ``init_layers`` are hidden_states indices (1..n).
+``reference_depth(recipe, model_ref) -> int | None``
+    The teacher's depth from its configuration, before anything is built (None when unknown).
 ``num_layers(model)`` / ``describe(model) -> dict``
     Depth, and ``num_layers``, ``hidden_size``, ``num_parameters`` for results.json.
 ``training_overrides(recipe) -> dict``
@@ -47,6 +49,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from typing import Optional
 
 __all__ = ["Task", "TaskData", "TASK_REGISTRY", "register_task", "get_task", "available_tasks"]
 
@@ -119,6 +122,11 @@ class Task:
         from ..adapters import get_adapter
 
         return get_adapter(model).num_layers(model)
+
+    def reference_depth(self, recipe, model_ref) -> Optional[int]:
+        """The number of blocks of the teacher ``model_ref`` read from its configuration without building it, or
+        None when that is not known before the model is built (the depth is then checked once it is)."""
+        return None
 
     def describe(self, model) -> dict:
         from ..adapters import get_adapter

@@ -485,6 +485,10 @@ class ImageClassificationTask(Task):
     def trainer_class(self):
         return timm_trainer_class()
 
+    def reference_depth(self, recipe, model_ref):
+        depth = (getattr(recipe.teacher, "config", None) or {}).get("depth")
+        return depth if isinstance(depth, int) else None  # otherwise the architecture's default: checked after building
+
     def resolve_reference(self, reference, what: str = "model"):
         """A local directory (absolute path) or a timm model name / ``hf-hub:`` id, kept as is: whether the Hub
         is needed depends on ``pretrained`` and is checked when the model is built."""

@@ -153,5 +153,13 @@ class TextClassificationTask(Task):
     def num_layers(self, model) -> int:
         return int(model.config.num_hidden_layers)
 
+    def reference_depth(self, recipe, model_ref):
+        try:
+            from transformers import AutoConfig
+
+            return int(AutoConfig.from_pretrained(model_ref).num_hidden_layers)
+        except Exception:  # not resolvable without building the model: checked after loading
+            return None
+
     def training_overrides(self, recipe) -> dict:
         return {}

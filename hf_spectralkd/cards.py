@@ -683,12 +683,12 @@ def write_model_card(
 
 
 # ----------------------------------------------------------------------------------------------- run dirs
-def find_run_results(model_dir) -> tuple:
+def find_run_results(model_dir, option: str = "--model-dir") -> tuple:
     """``(results, student_dir)`` for a run dir (``<run>/results.json`` + ``<run>/student/``) or a student dir
     (``results.json`` in it or in its parent). ``results`` is None when no results.json is found."""
     model_dir = os.path.abspath(os.fspath(model_dir))
     if not os.path.isdir(model_dir):
-        raise ValueError(f"--model-dir {model_dir!r} does not exist or is not a directory")
+        raise ValueError(f"{option} {model_dir!r} does not exist or is not a directory")
     if os.path.isfile(os.path.join(model_dir, RESULTS_FILENAME)) and os.path.isdir(os.path.join(model_dir, "student")):
         student_dir, results_path = os.path.join(model_dir, "student"), os.path.join(model_dir, RESULTS_FILENAME)
     else:

@@ -50,9 +50,12 @@ def main(argv=None) -> int:
     except (UserError, ValueError, FileNotFoundError) as exc:
         print(f"hf-spectralkd {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path the user gave that cannot be written or read (permissions, a file in the way)
+        print(f"hf-spectralkd {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"hf-spectralkd {args.command}: interrupted; finished stages are kept and the next run resumes from them",
-              file=sys.stderr)
+        kept = "; finished stages are kept and the next run resumes from them" if args.command == "distill" else ""
+        print(f"hf-spectralkd {args.command}: interrupted{kept}", file=sys.stderr)
         return 130
 
 

@@ -14,7 +14,7 @@ from typing import Optional
 
 from .loading import is_offline
 
-__all__ = ["load_text_data", "tokenize_splits", "text_collator", "SPLITS", "BUILDERS"]
+__all__ = ["load_text_data", "read_data_file", "tokenize_splits", "text_collator", "SPLITS", "BUILDERS"]
 
 SPLITS = ("train", "validation", "test")
 BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -25,6 +25,29 @@ def _builder_for(path: str) -> str:
         if path.endswith(ext) or path.endswith(ext + ".gz"):
             return builder
     raise ValueError(f"data file {path!r} has an unsupported format: use JSON Lines (.jsonl/.json), CSV (.csv) or Parquet (.parquet)")
+
+
+def read_data_file(path: str, what: str = "--data"):
+    """One local .jsonl/.json/.csv/.parquet file as a ``datasets.Dataset``; a file that cannot be parsed (malformed
+    JSON, an empty file, ...) is a ``ValueError`` naming ``what`` and the file instead of a traceback."""
+    import datasets
+
+    builder = _builder_for(path)
+    verbosity = datasets.logging.get_verbosity()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # a parse failure is reported once, below, not logged too
+    try:
+        rows = datasets.load_dataset(builder, data_files={"data": path}, split="data")
+    except (ValueError, OSError, StopIteration, datasets.exceptions.DatasetGenerationError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        cause = getattr(exc, "__cause__", None)
+        if cause is not None and str(cause):
+            reason += f" ({str(cause).splitlines()[0]})"
+        raise ValueError(f"{what}: could not read {path!r} as {builder}: {reason}") from exc
+    finally:
+        datasets.logging.set_verbosity(verbosity)
+    if len(rows) == 0:
+        raise ValueError(f"{what}: {path!r} has no rows")
+    return rows
 
 
 def _find_split_file(directory: str, split: str) -> Optional[str]:

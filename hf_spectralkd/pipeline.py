@@ -292,21 +292,18 @@ def check_depths(recipe: Recipe, teacher_depth: int, k_aligned: Optional[int]) -
                              f"blocks ({candidates} candidate layers); set distillation.num_aligned_layers <= {candidates}")
 
 
-def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
-    """Run every stage of ``recipe`` (resuming finished ones) and return the results dictionary."""
-    check_single_process()
-    import torch
-    from transformers import set_seed
-
-    from .analysis import PLOT_FILENAME, PROFILE_FILENAME, collect_profile, plot_layer_intensity, sample_indices
-    from .distillation_trainer import LayerMap, SpectralDistillationTrainer
-    from .loading import resolve_model_reference
-    from .spectral import SpectralProfile, select_layers
+def preflight(recipe: Recipe) -> dict:
+    """Every check of ``recipe`` that can run before any work, in the order the stages need them: model references,
+    depths and layer indices, data (files, columns, labels, splits), every TrainingArguments / SpectralKD value,
+    ``student.peft``, the Hub settings. Writes nothing; raises ``ValueError`` naming the recipe key. Used by
+    :func:`run_pipeline` and by ``hf-spectralkd distill --dry-run``."""
+    from .loading import is_offline
     from .tasks import get_task
 
-    started = time.time()
     task = get_task(recipe.task)
     out = os.path.abspath(recipe.output_dir)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"output.dir {recipe.output_dir!r} is an existing file, not a directory: set output.dir to a directory")
 
     # ---- every check before any work: model references, data, argument values
     teacher_what = "teacher.base" if recipe.teacher.base else "teacher.model"
@@ -320,26 +317,48 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
     label_names = data.label_names
     processor = task.load_processor(recipe, teacher_ref)
     probe_dir = os.path.join(out, ".args-check")
-    distillation_args(recipe, probe_dir, task)  # raises ValueError for a bad value, creates nothing
+    try:  # the argument builders raise ValueError for a bad value and create nothing
+        distillation_args(recipe, probe_dir, task)
+        if recipe.evaluation.baseline:
+            baseline_args(recipe, probe_dir, task)
+    except ValueError as exc:
+        raise ValueError(f"invalid setting in the recipe's distillation/training sections: {exc}") from exc
+    if recipe.teacher.base:
+        try:
+            teacher_training_args(recipe, probe_dir, task)
+        except ValueError as exc:
+            raise ValueError(f"invalid setting in teacher.finetune: {exc}") from exc
     if recipe.student.peft:
         from .peft_students import lora_config
 
         lora_config(recipe.student.peft)  # a bad student.peft field fails here, before any work
-    if recipe.evaluation.baseline:
-        baseline_args(recipe, probe_dir, task)
-    if recipe.teacher.base:
-        teacher_training_args(recipe, probe_dir, task)
-    prepared = task.prepare_datasets(recipe, data, processor)
-    collator = task.data_collator(processor)
-    eval_split = recipe.evaluation.split
-    eval_batch = recipe.evaluation.batch_size or student_training_values(recipe, task)["per_device_eval_batch_size"]
-    from .loading import is_offline
-
     if recipe.hub.push_to_hub and is_offline():
         raise ValueError(
             "hub.push_to_hub is set but the Hub is unreachable (HF_HUB_OFFLINE=1): run with hub.push_to_hub=false and "
             f"push later with `hf-spectralkd push --model-dir {out} --repo-id {recipe.hub.hub_model_id}` where the Hub is reachable"
         )
+    return {"task": task, "out": out, "teacher_ref": teacher_ref, "data": data, "label_names": label_names,
+            "processor": processor}
+
+
+def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
+    """Run every stage of ``recipe`` (resuming finished ones) and return the results dictionary."""
+    check_single_process()
+    import torch
+    from transformers import set_seed
+
+    from .analysis import PLOT_FILENAME, PROFILE_FILENAME, collect_profile, plot_layer_intensity, sample_indices
+    from .distillation_trainer import LayerMap, SpectralDistillationTrainer
+    from .spectral import SpectralProfile, select_layers
+
+    started = time.time()
+    checked = preflight(recipe)
+    task, out, teacher_ref = checked["task"], checked["out"], checked["teacher_ref"]
+    data, label_names, processor = checked["data"], checked["label_names"], checked["processor"]
+    prepared = task.prepare_datasets(recipe, data, processor)
+    collator = task.data_collator(processor)
+    eval_split = recipe.evaluation.split
+    eval_batch = recipe.evaluation.batch_size or student_training_values(recipe, task)["per_device_eval_batch_size"]
 
     os.makedirs(out, exist_ok=True)
     timings, reused = {}, []
@@ -361,8 +380,8 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
         else:
             ft = recipe.teacher.finetune
             log(f"[1/6 teacher] fine-tuning {recipe.teacher.base} on {len(prepared['train'])} training examples "
-                f"({ft.epochs:g} epochs, lr {ft.learning_rate:g}) -> {teacher_dir}")
-            from transformers import Trainer
+                f"({f'{ft.max_steps} steps' if ft.max_steps and ft.max_steps > 0 else f'{ft.epochs:g} epochs'}, "
+                f"lr {ft.learning_rate:g}) -> {teacher_dir}")
 
             with _StageDir(out, "teacher", teacher_fp) as stage:
                 set_seed(ft.seed)
@@ -548,8 +567,6 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
             reused.append("baseline")
         else:
             log(f"[5/6 baseline] training the same student without distillation (same budget) -> {baseline_dir}")
-            from transformers import Trainer
-
             with _StageDir(out, "baseline", baseline_fp) as stage:
                 model = build_student()
                 args = baseline_args(recipe, stage.tmp, task)
@@ -608,7 +625,9 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
     summary = summary_markdown(results)
     with open(os.path.join(out, SUMMARY_FILENAME), "w", encoding="utf-8") as handle:
         handle.write(summary)
-    _write_model_card(student_dir, results, log)
+    from .cards import write_model_card
+
+    write_model_card(student_dir, results)
     log(f"[6/6 results] {os.path.join(out, RESULTS_FILENAME)}, {os.path.join(out, SUMMARY_FILENAME)}")
     log(summary)
     torch.set_grad_enabled(True)
@@ -620,16 +639,6 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
         push_student(out, recipe.hub.hub_model_id, private=recipe.hub.private)
         log(f"[hub] pushed: https://huggingface.co/{recipe.hub.hub_model_id}")
     return results
-
-
-def _write_model_card(student_dir: str, results: dict, log) -> None:
-    try:
-        from .cards import write_model_card
-    except ImportError:
-        # TODO(model-card issue): hf_spectralkd.cards.write_model_card(student_dir, results) writes student/README.md
-        log("(model card skipped: hf_spectralkd.cards is not available)")
-        return
-    write_model_card(student_dir, results)
 
 
 def summary_markdown(results: dict) -> str:

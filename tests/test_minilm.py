@@ -126,6 +126,31 @@ def test_analyze_cli_errors_before_any_work(tmp_path, capsys, monkeypatch, argv,
     assert not out.exists()
 
 
+def test_analyze_cli_bad_files_and_output_are_one_line_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    malformed = tmp_path / "malformed.jsonl"
+    malformed.write_text('{"text": "set a timer", "label": "timer"}\n{"text": "broken\n')
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a directory")
+    cases = [
+        (["--data", str(malformed), "--output", str(tmp_path / "a")], r"--data: could not read '.*malformed.jsonl' as json"),
+        (["--data", str(empty), "--output", str(tmp_path / "b")], r"--data: (could not read '.*empty.jsonl'|'.*empty.jsonl' has no rows)"),
+        (["--data", TRAIN, "--output", str(a_file)], r"--output '.*taken' is an existing file, not a directory"),
+    ]
+    import re
+
+    for argv, message in cases:
+        assert main(["analyze", "--model", "packaged:minilm", *argv, "--max-samples", "8"]) == 2
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if "error" in line.lower()]
+        assert "Traceback" not in err and len(errors) == 1 and errors[0].startswith("hf-spectralkd analyze: error: "), err
+        assert re.search(message, err), err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert a_file.read_text() == "not a directory"
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_analyze_cli_on_local_csv_parquet_with_text_pairs(tmp_path, capsys, fmt):
     """A tiny BERT saved with its own tokenizer, sentence pairs in a CSV / Parquet file."""

@@ -305,6 +305,45 @@ def test_analysis_reads_the_trainers_sample_and_follows_the_selection_settings(w
         assert meta["strategy"] == "uniform" and meta["selected_layers"] == teacher_layers, stage
 
 
+@pytest.mark.parametrize("override, message", [
+    ("distillation.alpha=3", r"alpha must be in \[0, 1\], got 3"),
+    ("distillation.layer_selection=best", r"layer_selection must be one of topk, ends, uniform or manual"),
+    ("training.eval_strategy=bogus", r"distillation/training sections: bogus is not a valid IntervalStrategy"),
+    ("data.source=/nope", r"data.source '/nope' does not exist"),
+    ("student.num_layers=6", r"student.num_layers=6 but the teacher has only 4 blocks"),
+])
+def test_dry_run_makes_the_real_runs_checks_and_writes_nothing(workspace, tmp_path, capsys, monkeypatch, override, message):
+    import re
+
+    from hf_spectralkd.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "out"
+    assert main(["distill", "--config", workspace["recipe"], "--dry-run", override, f"output.dir={out}"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err, err
+    assert not out.exists()
+    assert main(["distill", "--config", workspace["recipe"], "--dry-run", f"output.dir={out}"]) == 0
+    assert "name: tiny_clinc" in capsys.readouterr().out and not out.exists()
+
+
+def test_output_dir_that_is_a_file_and_evaluate_ranges(workspace, first_run, tmp_path, capsys, monkeypatch):
+    from hf_spectralkd.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    assert main(["distill", "--config", workspace["recipe"], f"output.dir={taken}"]) == 2
+    assert "output.dir" in capsys.readouterr().err and taken.read_text() == "x"
+    student = os.path.join(workspace["out"], "student")
+    assert main(["evaluate", "--model", student, "--data", workspace["data"], "--max-samples", "0"]) == 2
+    assert "--max-samples must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["evaluate", "--model", student, "--data", workspace["data"], "--output", str(tmp_path)]) == 2
+    assert "is a directory: pass the path of a JSON file" in capsys.readouterr().err
+    assert main(["card", "--run-dir", str(tmp_path / "nope")]) == 2
+    assert "--run-dir '" in capsys.readouterr().err
+
+
 def test_unknown_recipe_key_through_the_cli(workspace, tmp_path, capsys):
     from hf_spectralkd.cli import main
 

@@ -1,0 +1,13 @@
+"""Sub-commands of ``hf-spectralkd`` (one module each, see ``hf_spectralkd/cli.py``)."""
+
+from __future__ import annotations
+
+import os
+
+
+def check_output_dir(path: str, option: str = "--output") -> str:
+    """``path`` usable as an output directory (absent, or an existing directory): checked before any work."""
+    expanded = os.path.expanduser(path)
+    if os.path.exists(expanded) and not os.path.isdir(expanded):
+        raise ValueError(f"{option} {path!r} is an existing file, not a directory: pass a directory to write into")
+    return expanded

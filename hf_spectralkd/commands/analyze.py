@@ -10,6 +10,7 @@ import argparse
 import os
 
 from ..spectral import SELECTION_STRATEGIES
+from . import check_output_dir
 
 # local files: extension -> `datasets` packaged builder
 _BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -67,7 +68,9 @@ def _load_rows(data: str, split: str, max_samples: int, shuffle: bool = False, s
         if extension not in _BUILDERS:
             raise ValueError(f"--data: {data!r} has an unsupported extension; use one of {', '.join(sorted(_BUILDERS))}")
         # a single local file is one split, whatever --split says
-        rows = datasets.load_dataset(_BUILDERS[extension], data_files={"data": expanded}, split="data")
+        from ..data import read_data_file
+
+        rows = read_data_file(expanded, "--data")
     else:
         if is_offline():
             raise ValueError(
@@ -98,6 +101,7 @@ def run(args) -> int:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.select is not None and args.select < 1:
         raise ValueError(f"--select must be >= 1, got {args.select}")
+    check_output_dir(args.output)
     location = resolve_model_reference(args.model, what="--model")
     rows = _load_rows(args.data, args.split, args.max_samples, shuffle=args.shuffle, seed=args.seed)
     for option, column in (("--text-column", args.text_column), ("--text-pair-column", args.text_pair_column)):

@@ -96,10 +96,10 @@ def tokenize_split(tokenizer, dataset, text_column: str, text_pair_column=None, 
 def run(args) -> int:
     import time
 
-    import datasets
     from transformers import AutoTokenizer, DataCollatorWithPadding
 
     from ..adapters import get_adapter
+    from ..data import read_data_file
     from ..loading import load_classifier, resolve_model_reference
     from ..teacher_cache import META_FILENAME, TeacherCache, build_teacher_cache, cache_fingerprint
 
@@ -116,7 +116,7 @@ def run(args) -> int:
         raise ValueError(f"--layers {bad} out of range: the teacher has {n_layers} blocks, valid indices are 0..{n_layers}")
     tokenizer = AutoTokenizer.from_pretrained(location)
 
-    raw = datasets.load_dataset(_BUILDERS[os.path.splitext(data_file)[1].lower()], data_files=data_file, split="train")
+    raw = read_data_file(data_file, "--data")
     dataset = tokenize_split(tokenizer, raw, args.text_column, args.text_pair_column, args.max_length, args.id_column)
     fingerprint = cache_fingerprint(teacher, dataset, layers, args.id_column)
     output = os.path.expanduser(args.output)

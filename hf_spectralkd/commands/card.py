@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..cards import CARD_FILENAME, DYNAMICS_PLOT_FILENAME, PLOT_FILENAME, find_run_results, write_model_card
 
-    results, student_dir = find_run_results(args.run_dir)
+    results, student_dir = find_run_results(args.run_dir, "--run-dir")
     if results is None:
         raise ValueError(
             f"no results.json in {args.run_dir} or its parent: the card is built from a finished run's results "

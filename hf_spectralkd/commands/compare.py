@@ -13,6 +13,8 @@ import json
 import os
 import sys
 
+from . import check_output_dir
+
 COMPARE_JSON = "compare.json"
 COMPARE_PLOT = "compare.png"
 
@@ -96,6 +98,7 @@ def run(args) -> int:
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     # check every input before the (slow) forward passes
+    check_output_dir(args.output)
     teacher_location = resolve_model_reference(args.teacher, what="--teacher")
     student_location = resolve_model_reference(args.student, what="--student")
     layer_map_source = args.layer_map

@@ -31,7 +31,8 @@ def register(subparsers) -> None:
     parser.add_argument("--smoke", action="store_true", default=False,
                         help="shrink the recipe to a ~1 minute run (a few hundred examples, a few steps per stage)")
     parser.add_argument("--dry-run", action="store_true", default=False,
-                        help="validate the recipe and print it, without running anything")
+                        help="check the recipe (keys, values, models, data) as a real run would before its first stage, and print it; "
+                             "runs and writes nothing")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="recipe overrides, applied before validation")
     parser.set_defaults(func=run)
 
@@ -44,11 +45,13 @@ def run(args) -> int:
     from ..recipes import load_recipe
 
     recipe = load_recipe(args.config, args.overrides, smoke_run=args.smoke)
-    if args.dry_run:
+    if args.dry_run:  # every check the real run makes before its first stage, then the resolved recipe
         import yaml
 
-        data = recipe.to_dict()
-        print(yaml.safe_dump(data, sort_keys=False))
+        from ..pipeline import preflight
+
+        preflight(recipe)
+        print(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         return 0
     import signal
     import threading

@@ -32,6 +32,12 @@ def run(args) -> int:
     from ..recipes import DataSection, EvaluationSection, Recipe, TeacherSection
     from ..tasks import get_task
 
+    for name in ("max_samples", "batch_size", "max_length"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.output and os.path.isdir(os.path.expanduser(args.output)):
+        raise ValueError(f"--output {args.output!r} is a directory: pass the path of a JSON file to write")
     task = get_task(args.task)
     model_ref = task.resolve_reference(args.model, "--model")
     model = task.load_classifier(None, model_ref, what="--model")

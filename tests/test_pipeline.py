@@ -214,6 +214,35 @@ def test_evaluate_command_matches_the_pipeline(workspace, first_run, tmp_path):
     assert json.loads(target.read_text())["metrics"]["accuracy"] == pytest.approx(expected["accuracy"])
 
 
+def test_compare_command_on_the_saved_recipe_outputs(workspace, first_run, tmp_path, capsys):
+    """`hf-spectralkd compare` on a finished run's teacher/ and student/: the student's layer_map.json gives the pairs,
+    and the curves are the analysis of the same sampled texts."""
+    import numpy as np
+    from datasets import load_dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from hf_spectralkd import analyze
+    from hf_spectralkd.cli import main
+
+    results, _ = first_run
+    out, run = tmp_path / "cmp", workspace["out"]
+    train = os.path.join(workspace["data"], "train.jsonl")
+    assert main(["compare", "--teacher", os.path.join(run, "teacher"), "--student", os.path.join(run, "student"),
+                 "--data", train, "--max-samples", "16", "--seed", "5", "--max-length", "24", "--output", str(out)]) == 0
+    report = json.loads((out / "compare.json").read_text())
+    layer_map = results["layer_map"]
+    assert report["pairs"] == [list(p) for p in zip(layer_map["student_layers"], layer_map["teacher_layers"])]
+    assert report["task"] == "text-classification" and report["num_samples"] == 16
+    rows = load_dataset("json", data_files=train, split="train").shuffle(seed=5).select(range(16))
+    for role in ("teacher", "student"):
+        path = os.path.join(run, role)
+        model = AutoModelForSequenceClassification.from_pretrained(path)
+        expected = analyze(model, rows, tokenizer=AutoTokenizer.from_pretrained(path), max_length=24, progress=False)
+        np.testing.assert_allclose(report[role]["intensity"], expected.intensity.numpy(), rtol=1e-5)
+    printed = capsys.readouterr().out
+    assert "pearson_aligned" in printed and f"student 1 <-> teacher {layer_map['teacher_layers'][0]}" in printed
+
+
 # ---------------------------------------------------------------------------------------------- errors
 def _error_case(workspace, tmp_path, files=None, overrides=()):
     """Write a data folder (train/validation/test, optionally altered) and return (recipe path, overrides, out dir)."""

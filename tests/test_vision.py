@@ -380,3 +380,32 @@ def test_evaluate_command_on_a_saved_timm_model(tmp_path, digits_splits):
         accuracy = (model(batch["pixel_values"]).argmax(-1) == batch["labels"]).float().mean().item()
     assert result["num_samples"] == 40
     assert abs(result["metrics"]["accuracy"] - accuracy) < 1e-9
+
+
+def test_compare_command_on_two_saved_timm_models(tmp_path, digits_splits):
+    """`hf-spectralkd compare` detects timm directories, runs both models over the same seeded image sample (each with
+    its own normalisation) and reports the curves the analysis functions give on those images."""
+    from hf_spectralkd import collect_profile
+    from hf_spectralkd.analysis import sample_indices
+    from hf_spectralkd.cli import main
+    from hf_spectralkd.tasks.image import ImageProcessor, image_collator, transform_splits
+
+    teacher, student = _digits_vit(4, 32, 0).eval(), _digits_vit(2, 16, 1, mean=(0.4, 0.4, 0.4), std=(0.3, 0.3, 0.3)).eval()
+    TimmAdapter().save_pretrained(teacher, str(tmp_path / "teacher"))
+    TimmAdapter().save_pretrained(student, str(tmp_path / "student"))
+    (tmp_path / "layer_map.json").write_text(json.dumps({"teacher_layers": [2, 4], "student_layers": [1, 2]}))
+    out = tmp_path / "cmp"
+    assert main(["compare", "--teacher", str(tmp_path / "teacher"), "--student", str(tmp_path / "student"),
+                 "--data", "sklearn:digits", "--split", "validation", "--max-samples", "40", "--seed", "3",
+                 "--layer-map", str(tmp_path / "layer_map.json"), "--output", str(out)]) == 0
+    report = json.loads((out / "compare.json").read_text())
+    assert report["task"] == "image-classification" and report["num_samples"] == 40
+    assert report["pairs"] == [[1, 2], [2, 4]] and (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    rows = digits_splits[0]["validation"]
+    rows = rows.select(sample_indices(len(rows), 40, 3))
+    for role, model in (("teacher", teacher), ("student", student)):
+        prepared = transform_splits({"x": rows}, ImageProcessor.from_model(model))["x"]
+        batch = image_collator([prepared[i] for i in range(len(prepared))])
+        expected = collect_profile(model, [{"pixel_values": batch["pixel_values"]}]).intensity.numpy()
+        np.testing.assert_allclose(report[role]["intensity"], expected, rtol=1e-5)
+    assert len(report["teacher"]["intensity"]) == 5 and len(report["student"]["intensity"]) == 3

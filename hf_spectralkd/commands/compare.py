@@ -24,7 +24,7 @@ def register(subparsers) -> None:
         "compare",
         help="Compare the layer-intensity curves of a teacher and a student (agreement numbers + plot).",
         description=(
-            "Run two saved classifiers over the same text data, compute the spectral intensity of every layer "
+            "Run two saved classifiers (transformers text models or timm vision models) over the same data, compute the spectral intensity of every layer "
             "(hidden_states index 0 = embeddings, l = block l) for each, print both curves side by side with "
             "their agreement (Pearson correlation and mean relative error on the aligned layer pairs and on all "
             "layers resampled to a common relative-depth grid), and write compare.json and compare.png."
@@ -35,10 +35,15 @@ def register(subparsers) -> None:
                         help="Reference model: local directory, Hub id, or 'packaged:minilm'.")
     parser.add_argument("--student", required=True,
                         help="Model compared with the teacher: local directory, Hub id, or 'packaged:minilm'.")
-    parser.add_argument("--data", required=True, help="Local .jsonl/.json/.csv/.parquet file, or a Hub dataset id (needs Hub access).")
+    parser.add_argument("--data", required=True,
+                        help="Text: a local .jsonl/.json/.csv/.parquet file or a Hub dataset id (needs Hub access). Images: "
+                             "'sklearn:digits', an imagefolder directory or a Hub dataset with an Image column.")
+    parser.add_argument("--task", default="auto", choices=["auto", "text-classification", "image-classification"],
+                        help="Model family: 'auto' picks image-classification when a model directory is in timm's format "
+                             "(config.json with timm's 'architecture'), else text-classification.")
     parser.add_argument("--text-column", default="text", help="Column holding the text.")
     parser.add_argument("--text-pair-column", default=None, help="Optional second text column (sentence pairs).")
-    parser.add_argument("--split", default="train", help="Dataset split to read (Hub datasets only).")
+    parser.add_argument("--split", default="train", help="Dataset split to read (Hub datasets and image data).")
     parser.add_argument("--max-samples", type=int, default=256,
                         help="Number of examples to analyse, drawn at random with --seed (files are often sorted by label).")
     parser.add_argument("--seed", type=int, default=42, help="Seed of the random draw of the examples.")
@@ -82,6 +87,43 @@ def _load(option: str, reference: str):
         raise ValueError(f"{option}: could not load {reference!r} ({str(exc).splitlines()[0]})") from exc
 
 
+def _detect_task(args, locations) -> str:
+    if args.task != "auto":
+        return args.task
+    from ..tasks.image import is_timm_directory
+
+    return "image-classification" if any(is_timm_directory(loc) for loc in locations) else "text-classification"
+
+
+def _image_rows(args):
+    """The compared images: a seeded random sample (or the first ones) of ``--split``, raw (each model applies its
+    own timm transform)."""
+    from ..analysis import sample_indices
+    from ..recipes import DataSection
+    from ..tasks.image import load_image_data
+
+    splits, _, _ = load_image_data(DataSection(source=args.data), need_test=False)
+    if args.split not in splits:
+        raise ValueError(f"--split {args.split!r} not in {args.data} (found {', '.join(splits)})")
+    rows = splits[args.split]
+    picked = range(min(args.max_samples, len(rows))) if args.in_order else sample_indices(len(rows), args.max_samples, args.seed)
+    return rows.select(picked)
+
+
+def _image_curve(option: str, location, rows, batch_size: int):
+    from torch.utils.data import DataLoader
+
+    from ..analysis import collect_profile
+    from ..tasks import get_task
+    from ..tasks.image import ImageProcessor, image_collator, transform_splits
+
+    model = get_task("image-classification").load_classifier(None, location, what=option).eval()
+    prepared = transform_splits({"data": rows}, ImageProcessor.from_model(model))["data"]
+    loader = DataLoader(prepared, batch_size=batch_size, collate_fn=lambda b: {"pixel_values": image_collator(b)["pixel_values"]})
+    profile = collect_profile(model, loader)
+    return [float(v) for v in profile.intensity], profile.num_samples
+
+
 def _short(reference: str) -> str:
     """The last two path components (``run/student``) for plot labels."""
     parts = os.path.normpath(reference).split(os.sep)
@@ -108,23 +150,29 @@ def run(args) -> int:
     elif os.path.isfile(os.path.join(student_location, "layer_map.json")):
         layer_map_source = os.path.join(student_location, "layer_map.json")
         pairs = _read_pairs("--student", layer_map_source)
-    if args.in_order:
-        rows = _load_rows(args.data, args.split, args.max_samples)
-    else:
-        rows = _load_rows(args.data, args.split, sys.maxsize)
-        rows = rows.shuffle(seed=args.seed).select(range(min(args.max_samples, len(rows))))
-    for option, column in (("--text-column", args.text_column), ("--text-pair-column", args.text_pair_column)):
-        if column is not None and column not in rows.column_names:
-            raise ValueError(f"{option} {column!r} not found in {args.data}: the columns are {rows.column_names}")
-
+    task = _detect_task(args, (teacher_location, student_location))
     curves = {}
-    for role, option, reference in (("teacher", "--teacher", args.teacher), ("student", "--student", args.student)):
-        _, tokenizer, model = _load(option, reference)
-        profile = analyze(model, rows, tokenizer=tokenizer, text_column=args.text_column, text_pair_column=args.text_pair_column,
-                          max_samples=args.max_samples, batch_size=args.batch_size, max_length=args.max_length, progress=False)
-        curves[role] = [float(v) for v in profile.intensity]
-        num_samples = profile.num_samples
-        del model
+    if task == "image-classification":
+        rows = _image_rows(args)
+        for role, option, location in (("teacher", "--teacher", teacher_location), ("student", "--student", student_location)):
+            curves[role], num_samples = _image_curve(option, location, rows, args.batch_size)
+    else:
+        if args.in_order:
+            rows = _load_rows(args.data, args.split, args.max_samples)
+        else:
+            rows = _load_rows(args.data, args.split, sys.maxsize)
+            rows = rows.shuffle(seed=args.seed).select(range(min(args.max_samples, len(rows))))
+        for option, column in (("--text-column", args.text_column), ("--text-pair-column", args.text_pair_column)):
+            if column is not None and column not in rows.column_names:
+                raise ValueError(f"{option} {column!r} not found in {args.data}: the columns are {rows.column_names}")
+        for role, option, reference in (("teacher", "--teacher", args.teacher), ("student", "--student", args.student)):
+            _, tokenizer, model = _load(option, reference)
+            profile = analyze(model, rows, tokenizer=tokenizer, text_column=args.text_column,
+                              text_pair_column=args.text_pair_column, max_samples=args.max_samples,
+                              batch_size=args.batch_size, max_length=args.max_length, progress=False)
+            curves[role] = [float(v) for v in profile.intensity]
+            num_samples = profile.num_samples
+            del model
     teacher, student = curves["teacher"], curves["student"]
     try:
         agreement = curve_agreement(teacher, student, pairs)
@@ -159,7 +207,9 @@ def run(args) -> int:
         "pairs": [list(p) for p in pairs],
         "layer_map_source": layer_map_source,
         "agreement": {key: _json_number(value) for key, value in agreement.items()},
-        "data": args.data, "sample": "file order" if args.in_order else f"random (seed {args.seed})", "text_column": args.text_column, "num_samples": num_samples, "max_length": args.max_length,
+        "data": args.data, "task": task, "sample": "file order" if args.in_order else f"random (seed {args.seed})",
+        "text_column": args.text_column if task == "text-classification" else None, "num_samples": num_samples,
+        "max_length": args.max_length if task == "text-classification" else None,
     }
     with open(json_path, "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=1)

@@ -108,6 +108,20 @@ def _image_column(dataset) -> str:
     return columns[0]
 
 
+def is_timm_directory(path) -> bool:
+    """Whether ``path`` holds a model saved in timm's format (``config.json`` with timm's ``architecture`` key, as
+    ``timm``'s ``save_config_for_hf`` writes it; a transformers ``config.json`` has ``model_type`` instead)."""
+    path = os.path.expanduser(str(path))
+    if os.path.isfile(os.path.join(path, DATA_CONFIG_FILENAME)):
+        return True
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "architecture" in config and "model_type" not in config
+
+
 def load_image_data(section, need_test: bool = True):
     """Load, check and label-encode the image splits. Returns ``(DatasetDict, label_names, info)``: each split
     keeps its image column and an integer ``label`` (``ClassLabel``) column."""

@@ -299,7 +299,11 @@ def main(argv=None):
 
     collator = DataCollatorWithPadding(tokenizer)
     teacher_metrics = predict(teacher, test, collator)
-    loader = torch.utils.data.DataLoader(train[:512], batch_size=64, collate_fn=lambda b: {k: v for k, v in collator(b).items() if k != "labels"})
+    # the trainer's seeded random sample (CLINC150's train file is sorted by intent: its first rows are 6 intents)
+    from hf_spectralkd.analysis import sample_indices
+
+    profile_rows = [train[i] for i in sample_indices(len(train), 512, seed=42)]
+    loader = torch.utils.data.DataLoader(profile_rows, batch_size=64, collate_fn=lambda b: {k: v for k, v in collator(b).items() if k != "labels"})
     profile = collect_profile(teacher, loader)
     k = 3
     selected = select_layers(profile.intensity, k, "topk")

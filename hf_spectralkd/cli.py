@@ -47,10 +47,8 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, FileNotFoundError) as exc:
-        print(f"hf-spectralkd {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # a path the user gave that cannot be written or read (permissions, a file in the way)
+    # OSError: a path the user gave that cannot be read or written (missing, permissions, a file in the way)
+    except (UserError, ValueError, OSError) as exc:
         print(f"hf-spectralkd {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -287,9 +287,14 @@ def check_depths(recipe: Recipe, teacher_depth: int, k_aligned: Optional[int]) -
     elif k_aligned and d.get("beta", 0.2) != 0 and d.get("layer_selection", "topk") != "manual":
         candidates = teacher_depth + (1 if d.get("include_embeddings") else 0)
         if k_aligned > candidates:
-            key = "distillation.num_aligned_layers" if d.get("num_aligned_layers") else "student.num_layers"
-            raise ValueError(f"{key}={k_aligned}: cannot align {k_aligned} student layers with a teacher of {teacher_depth} "
-                             f"blocks ({candidates} candidate layers); set distillation.num_aligned_layers <= {candidates}")
+            if d.get("num_aligned_layers"):
+                what = f"distillation.num_aligned_layers={k_aligned}"
+            elif s.num_layers is not None:
+                what = f"student.num_layers={k_aligned}"
+            else:
+                what = f"the student's {k_aligned} layers"
+            raise ValueError(f"{what}: cannot align {k_aligned} student layers with a teacher of {teacher_depth} blocks "
+                             f"({candidates} candidate layers); set distillation.num_aligned_layers <= {candidates}")
 
 
 def preflight(recipe: Recipe) -> dict:

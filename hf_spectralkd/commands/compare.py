@@ -24,8 +24,9 @@ def register(subparsers) -> None:
         "compare",
         help="Compare the layer-intensity curves of a teacher and a student (agreement numbers + plot).",
         description=(
-            "Run two saved classifiers (transformers text models or timm vision models) over the same data, compute the spectral intensity of every layer "
-            "(hidden_states index 0 = embeddings, l = block l) for each, print both curves side by side with "
+            "Run two saved classifiers (transformers text models or timm vision models) over the same data, compute "
+            "the spectral intensity of every layer (hidden_states index 0 = embeddings, l = block l) for each, print "
+            "both curves side by side with "
             "their agreement (Pearson correlation and mean relative error on the aligned layer pairs and on all "
             "layers resampled to a common relative-depth grid), and write compare.json and compare.png."
         ),

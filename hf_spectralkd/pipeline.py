@@ -7,7 +7,8 @@ Stages (each prints one line saying what runs and where its outputs go):
 2. ``analysis``  spectral analysis of the teacher on training data -> ``<out>/analysis/``
                  (``spectral_profile.json``, ``layer_intensity.png``);
 3. ``student``   build the student (teacher layers copied / pretrained / fresh config) and distil it with
-                 :class:`~hf_spectralkd.SpectralDistillationTrainer` -> ``<out>/student/``;
+                 :class:`~hf_spectralkd.SpectralDistillationTrainer` -> ``<out>/student/`` (with ``teacher.cache``:
+                 the teacher's outputs are read from ``<out>/teacher_cache/``, built once and fingerprinted);
 4. ``evaluate``  accuracy and macro-F1 on ``evaluation.split`` -> ``<out>/evaluation/<role>.json``;
 5. ``baseline``  (``evaluation.baseline``) the same student trained without distillation, same budget
                  -> ``<out>/baseline/``;
@@ -36,6 +37,7 @@ from .recipes import Recipe
 __all__ = ["run_pipeline", "evaluate_model", "STAGE_MARKER", "FINGERPRINT_FILENAME", "RESULTS_FILENAME"]
 
 STAGE_MARKER = "stage_done.json"
+TEACHER_CACHE_DIRNAME = "teacher_cache"
 FINGERPRINT_FILENAME = "fingerprint.json"
 RESULTS_FILENAME = "results.json"
 SUMMARY_FILENAME = "summary.md"
@@ -337,6 +339,15 @@ def preflight(recipe: Recipe) -> dict:
         from .peft_students import lora_config
 
         lora_config(recipe.student.peft)  # a bad student.peft field fails here, before any work
+    if recipe.teacher.cache:
+        if recipe.task != "text-classification":
+            raise ValueError(f"teacher.cache: the teacher cache needs fixed, tokenized inputs (text-classification); the "
+                             f"{recipe.task} pipeline transforms its inputs on the fly. Set teacher.cache: false")
+        d = recipe.distillation
+        no_layers = d.get("layer_selection") == "manual" and not d.get("teacher_layers")
+        if d.get("beta", 0.2) == 0 or no_layers:
+            raise ValueError("teacher.cache stores the aligned layers' hidden states: it needs distillation.beta > 0 and "
+                             "aligned layers. Set teacher.cache: false")
     if recipe.hub.push_to_hub and is_offline():
         raise ValueError(
             "hub.push_to_hub is set but the Hub is unreachable (HF_HUB_OFFLINE=1): run with hub.push_to_hub=false and "
@@ -498,7 +509,8 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
         else:
             trainer.save_model(directory)
 
-    student_fp = _hash({**student_inputs, "distillation": distill_cfg})
+    student_fp = _hash({**student_inputs, "distillation": distill_cfg,
+                        **({"teacher_cache": True} if recipe.teacher.cache else {})})
     student_dir = os.path.join(out, "student")
     marker = stage_done(student_dir, student_fp)
     if marker:
@@ -512,8 +524,13 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
         with _StageDir(out, "student", student_fp) as stage:
             student = build_student()
             args = distillation_args(recipe, stage.tmp, task)
+            train_dataset = prepared["train"]
+            if recipe.teacher.cache:
+                from .teacher_cache import add_example_ids
+
+                train_dataset = add_example_ids(train_dataset)
             trainer = SpectralDistillationTrainer(
-                model=student, args=args, teacher_model=teacher, train_dataset=prepared["train"],
+                model=student, args=args, teacher_model=teacher, train_dataset=train_dataset,
                 eval_dataset=prepared["validation"], data_collator=collator,
                 compute_metrics=compute_metrics,
             )
@@ -524,6 +541,13 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
                 trainer.spectral_profile = profile
                 trainer._probe_student(trainer.layer_map)
                 trainer.layer_map.save(stage.tmp)
+            if recipe.teacher.cache:
+                from .teacher_cache import enable_teacher_cache
+
+                cache_dir = os.path.join(out, TEACHER_CACHE_DIRNAME)
+                cache = enable_teacher_cache(trainer, cache_dir)  # reused while teacher, inputs and layers are unchanged
+                log(f"[3/6 student] teacher cache: {cache_dir} ({len(cache)} examples, {cache.disk_bytes() / 2**20:.1f} MiB); "
+                    "training reads the teacher's outputs from it")
             trainer.train()
             save_student(trainer, stage.tmp)
             task.save_processor(processor, stage.tmp)

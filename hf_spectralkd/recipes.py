@@ -70,6 +70,7 @@ class TeacherSection:
     base: Optional[str] = field(default=None, metadata={"path": "model"})  # a base model to fine-tune
     finetune: Optional[FinetuneSection] = None
     config: dict = field(default_factory=dict)  # model-construction kwargs (image task: timm.create_model args)
+    cache: bool = False  # distillation reads the teacher's outputs from <out>/teacher_cache instead of re-running it
 
 
 @dataclass

@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .adapters import AdapterOutput, get_adapter
+from .distributed import preserve_rng_state
 
 __all__ = ["TeacherCache", "build_teacher_cache", "enable_teacher_cache", "add_example_ids", "cache_fingerprint",
            "DEFAULT_ID_COLUMN", "META_FILENAME"]
@@ -297,9 +298,12 @@ def enable_teacher_cache(trainer, directory: str, id_column: str = DEFAULT_ID_CO
                 raise ValueError(f"the teacher cache in {directory} is stale ({', '.join(changed)} changed); rebuild it")
         if cache is None:
             collator = trainer.data_collator
-            cache = build_teacher_cache(teacher, dataset, collator, layer_map.teacher_layers, directory, id_column,
-                                        batch_size=trainer.args.per_device_eval_batch_size, device=trainer.accelerator.device,
-                                        adapter=trainer.teacher_adapter, fingerprint=fingerprint)
+            # the teacher pass iterates a DataLoader, which draws from the global RNG: keep the run's random numbers
+            with preserve_rng_state(trainer.accelerator.device):
+                cache = build_teacher_cache(teacher, dataset, collator, layer_map.teacher_layers, directory, id_column,
+                                            batch_size=trainer.args.per_device_eval_batch_size,
+                                            device=trainer.accelerator.device, adapter=trainer.teacher_adapter,
+                                            fingerprint=fingerprint)
     # keep the id column through the Trainer's column removal (the student never sees it: compute_loss drops it)
     trainer._set_signature_columns_if_needed()
     if id_column not in trainer._signature_columns:

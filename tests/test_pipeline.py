@@ -395,3 +395,39 @@ def test_distill_help_lists_options_with_defaults(capsys):
         main(["distill", "--help"])
     text = capsys.readouterr().out
     assert "--config" in text and "--smoke" in text and "(default: False)" in text and "results.json" in text
+
+
+def test_teacher_cache_option_trains_from_the_cache(workspace, first_run, tmp_path):
+    """`teacher.cache: true`: the student stage builds <out>/teacher_cache once (fingerprinted), trains from it with
+    losses equal to the live teacher's within float16 tolerance, and a later run reuses the cache."""
+    import shutil
+
+    from hf_spectralkd.teacher_cache import META_FILENAME, TeacherCache
+
+    out, live_out = tmp_path / "run", tmp_path / "live"
+    shutil.copytree(workspace["out"], out)
+    shutil.copytree(workspace["out"], live_out)
+    same = ["training.learning_rate=2e-3"]  # a student stage neither copy has run yet: both train from scratch
+    _run(workspace["recipe"], [f"output.dir={live_out}", *same])
+    results, lines = _run(workspace["recipe"], [f"output.dir={out}", "teacher.cache=true", *same])
+    assert results["reused_stages"] == ["teacher", "analysis"]  # the student stage ran, with the cache
+    assert any("teacher cache:" in line and "training reads the teacher's outputs from it" in line for line in lines)
+    cache = TeacherCache(str(out / "teacher_cache"))
+    assert len(cache) == 72 and cache.teacher_layers == results["layer_map"]["teacher_layers"]
+    live = [e for e in json.load(open(live_out / "student" / "training_log.json")) if "freq_loss" in e and "eval_loss" not in e]
+    cached = [e for e in json.load(open(out / "student" / "training_log.json")) if "freq_loss" in e and "eval_loss" not in e]
+    assert len(live) == len(cached) == 3
+    for a, b in zip(live, cached):
+        for key in ("kd_loss", "freq_loss", "ce_loss"):
+            assert b[key] == pytest.approx(a[key], rel=2e-2, abs=1e-4), key
+    meta_mtime = os.path.getmtime(out / "teacher_cache" / META_FILENAME)
+    _run(workspace["recipe"], [f"output.dir={out}", "teacher.cache=true", "training.learning_rate=5e-4"])
+    assert os.path.getmtime(out / "teacher_cache" / META_FILENAME) == meta_mtime  # same teacher, inputs, layers: reused
+
+
+def test_teacher_cache_option_is_checked_before_any_work(workspace, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    recipe, overrides, out = _error_case(workspace, tmp_path, None, ["teacher.cache=true", "distillation.beta=0"])
+    with pytest.raises(ValueError, match=r"teacher.cache stores the aligned layers' hidden states: it needs distillation.beta > 0"):
+        _run(recipe, overrides)
+    assert not os.path.exists(out)

@@ -149,7 +149,7 @@ def analyze(
     progress: bool = True,
     metadata: Optional[dict] = None,
     shuffle: bool = True,
-    seed: int = 0,
+    seed: int = 42,
 ) -> SpectralProfile:
     """Analyse ``model`` over ``data`` and (with ``output_dir``) write ``spectral_profile.json`` and
     ``layer_intensity.png``.

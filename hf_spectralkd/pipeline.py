@@ -307,6 +307,7 @@ def preflight(recipe: Recipe) -> dict:
     from .loading import is_offline
     from .tasks import get_task
 
+    check_single_process()
     task = get_task(recipe.task)
     out = os.path.abspath(recipe.output_dir)
     if os.path.exists(out) and not os.path.isdir(out):
@@ -317,6 +318,7 @@ def preflight(recipe: Recipe) -> dict:
     teacher_ref = task.resolve_reference(recipe.teacher.base or recipe.teacher.model, teacher_what)
     if recipe.student.init == "pretrained":
         task.resolve_reference(recipe.student.model, "student.model")
+    task.check_references(recipe, teacher_ref)
     teacher_depth = task.reference_depth(recipe, teacher_ref)
     if teacher_depth is not None:
         check_depths(recipe, teacher_depth, _aligned_count(recipe, _student_depth(recipe)))
@@ -329,7 +331,9 @@ def preflight(recipe: Recipe) -> dict:
         if recipe.evaluation.baseline:
             baseline_args(recipe, probe_dir, task)
     except ValueError as exc:
-        raise ValueError(f"invalid setting in the recipe's distillation/training sections: {exc}") from exc
+        hint = (" (this machine has no GPU for bf16/fp16: add the override training.bf16=false / training.fp16=false)"
+                if "bf16" in str(exc) or "fp16" in str(exc) else "")
+        raise ValueError(f"invalid setting in the recipe's distillation/training sections: {exc}{hint}") from exc
     if recipe.teacher.base:
         try:
             teacher_training_args(recipe, probe_dir, task)
@@ -359,7 +363,6 @@ def preflight(recipe: Recipe) -> dict:
 
 def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
     """Run every stage of ``recipe`` (resuming finished ones) and return the results dictionary."""
-    check_single_process()
     import torch
     from transformers import set_seed
 
@@ -436,8 +439,11 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
     # the stage's graph highlights the selected layers, so the selection settings are inputs of the stage too
     selection_inputs = {key: distill_cfg.get(key) for key in ("layer_selection", "teacher_layers", "student_layers",
                                                               "num_aligned_layers", "include_embeddings", "beta")}
-    analysis_fp = _hash({"teacher": teacher_fp, "samples": selection_samples, "data": data_fp, "seed": selection_seed,
-                         "sampling": "seeded-random", "selection": selection_inputs, "k": k_aligned})
+    # the profile depends on teacher and sample only: later stages depend on this, so a new strategy or beta does not
+    # retrain the no-KD baseline; the stage marker adds the selection (its graph highlights the selected layers)
+    profile_fp = _hash({"teacher": teacher_fp, "samples": selection_samples, "data": data_fp, "seed": selection_seed,
+                        "sampling": "seeded-random"})
+    analysis_fp = _hash({"profile": profile_fp, "selection": selection_inputs, "k": k_aligned})
 
     def _alignment_layers(profile, k):
         if distill_cfg.get("teacher_layers"):
@@ -489,7 +495,7 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
         return select_layers(intensity, m, strategy=s.init_layers)
 
     init_layers = resolve_init_layers()
-    student_inputs = {"teacher": teacher_fp, "analysis": analysis_fp, "student": dataclasses.asdict(recipe.student),
+    student_inputs = {"teacher": teacher_fp, "analysis": profile_fp, "student": dataclasses.asdict(recipe.student),
                       "init_layers": init_layers, "training": recipe.training, "smoke": recipe.smoke}
 
     def build_student():

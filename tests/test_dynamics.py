@@ -233,10 +233,12 @@ def test_compare_two_saved_models(tmp_path, capsys):
     assert code == 0
     report = json.loads((out / "compare.json").read_text())
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
-    # the curves are those of analyze() on the same 16 texts (drawn with datasets' shuffle, seed 42)
+    # the curves are those of analyze() on the same 16 texts (the trainer's seeded sample, seed 42)
     from datasets import Dataset
 
-    sample = Dataset.from_list(rows).shuffle(seed=42).select(range(16))
+    from hf_spectralkd.analysis import sample_indices
+
+    sample = Dataset.from_list(rows).select(sample_indices(len(rows), 16, 42))
     assert sample["text"] != [r["text"] for r in rows[:16]]
     reference_t = analyze(teacher, sample, tokenizer=tokenizer, max_samples=16, batch_size=4, progress=False).intensity.tolist()
     reference_s = analyze(student, sample, tokenizer=tokenizer, max_samples=16, batch_size=4, progress=False).intensity.tolist()

@@ -222,6 +222,7 @@ def test_compare_command_on_the_saved_recipe_outputs(workspace, first_run, tmp_p
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from hf_spectralkd import analyze
+    from hf_spectralkd.analysis import sample_indices
     from hf_spectralkd.cli import main
 
     results, _ = first_run
@@ -233,7 +234,8 @@ def test_compare_command_on_the_saved_recipe_outputs(workspace, first_run, tmp_p
     layer_map = results["layer_map"]
     assert report["pairs"] == [list(p) for p in zip(layer_map["student_layers"], layer_map["teacher_layers"])]
     assert report["task"] == "text-classification" and report["num_samples"] == 16
-    rows = load_dataset("json", data_files=train, split="train").shuffle(seed=5).select(range(16))
+    rows = load_dataset("json", data_files=train, split="train")
+    rows = rows.select(sample_indices(len(rows), 16, 5))
     for role in ("teacher", "student"):
         path = os.path.join(run, role)
         model = AutoModelForSequenceClassification.from_pretrained(path)
@@ -313,6 +315,7 @@ def test_analysis_reads_the_trainers_sample_and_follows_the_selection_settings(w
 
     out = tmp_path / "run"
     shutil.copytree(workspace["out"], out)
+    _run(workspace["recipe"], [f"output.dir={out}"])  # every stage at the recipe's own settings (earlier tests change them)
     calls = []
     real = analysis.sample_indices
 
@@ -322,7 +325,9 @@ def test_analysis_reads_the_trainers_sample_and_follows_the_selection_settings(w
 
     monkeypatch.setattr(analysis, "sample_indices", spy)
     results, lines = _run(workspace["recipe"], [f"output.dir={out}", "distillation.layer_selection=uniform"])
-    assert results["reused_stages"] == ["teacher"]  # the analysis ran again for the new strategy
+    # the analysis ran again for the new strategy (its graph shows the chosen layers), the student with it; the
+    # no-KD baseline does not depend on the alignment and is reused
+    assert results["reused_stages"] == ["teacher", "baseline"]
     assert calls and calls[0] == (72, 16, 42)  # 72 training rows, selection_samples 16, training seed 42
     picked = real(72, 16, 42)
     assert picked != list(range(16)) and max(picked) >= 48  # rows of all three intents, not only the first one's

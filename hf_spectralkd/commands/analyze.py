@@ -38,7 +38,8 @@ def register(subparsers) -> None:
     parser.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=True,
                         help="Analyse a seeded random sample of --max-samples examples (files sorted by label, such as "
                              "CLINC150, would otherwise give only the first few classes); --no-shuffle reads the first N.")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the random sample.")
+    parser.add_argument("--seed", type=int, default=42,
+                        help="Seed of the random sample (42 = the Trainer's default seed: the same rows its layer selection reads).")
     parser.add_argument("--batch-size", type=int, default=32, help="Examples per forward pass.")
     parser.add_argument("--max-length", type=int, default=128, help="Truncate texts to this many tokens.")
     parser.add_argument("--select", type=int, default=None, metavar="K",
@@ -84,8 +85,10 @@ def _load_rows(data: str, split: str, max_samples: int, shuffle: bool = False, s
             raise ValueError(f"--data: could not load split {split!r} of {data!r}: {exc}") from exc
     if len(rows) == 0:
         raise ValueError(f"--data: {data!r} has no rows")
-    if shuffle and max_samples < len(rows):
-        rows = rows.shuffle(seed=seed)
+    if shuffle:  # the trainer's and the recipe pipeline's seeded sample (same rows for the same seed)
+        from ..analysis import sample_indices
+
+        return rows.select(sample_indices(len(rows), max_samples, seed))
     return rows.select(range(min(max_samples, len(rows))))
 
 

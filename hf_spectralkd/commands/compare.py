@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 from . import check_output_dir
 
@@ -89,11 +88,18 @@ def _load(option: str, reference: str):
 
 
 def _detect_task(args, locations) -> str:
-    if args.task != "auto":
-        return args.task
+    """The task of the two models: both timm directories (image) or both not (text); a mix is an error."""
     from ..tasks.image import is_timm_directory
 
-    return "image-classification" if any(is_timm_directory(loc) for loc in locations) else "text-classification"
+    timm_dirs = [is_timm_directory(loc) for loc in locations]
+    if timm_dirs[0] != timm_dirs[1]:
+        kinds = ["a timm model" if t else "a transformers model" for t in timm_dirs]
+        raise ValueError(f"--teacher is {kinds[0]} but --student is {kinds[1]}: compare two models of the same family")
+    detected = "image-classification" if timm_dirs[0] else "text-classification"
+    if args.task != "auto" and args.task != detected and all(os.path.isdir(str(loc)) for loc in locations):
+        raise ValueError(f"--task {args.task}: the two models are {'timm' if timm_dirs[0] else 'transformers'} models "
+                         f"({detected}); use --task auto or {detected}")
+    return detected if args.task == "auto" else args.task
 
 
 def _image_rows(args):
@@ -118,7 +124,10 @@ def _image_curve(option: str, location, rows, batch_size: int):
     from ..tasks import get_task
     from ..tasks.image import ImageProcessor, image_collator, transform_splits
 
-    model = get_task("image-classification").load_classifier(None, location, what=option).eval()
+    try:
+        model = get_task("image-classification").load_classifier(None, location, what=option).eval()
+    except (KeyError, RuntimeError, OSError) as exc:
+        raise ValueError(f"{option}: could not load {location!r} as a timm model ({exc})") from exc
     prepared = transform_splits({"data": rows}, ImageProcessor.from_model(model))["data"]
     loader = DataLoader(prepared, batch_size=batch_size, collate_fn=lambda b: {"pixel_values": image_collator(b)["pixel_values"]})
     profile = collect_profile(model, loader)
@@ -161,8 +170,7 @@ def run(args) -> int:
         if args.in_order:
             rows = _load_rows(args.data, args.split, args.max_samples)
         else:
-            rows = _load_rows(args.data, args.split, sys.maxsize)
-            rows = rows.shuffle(seed=args.seed).select(range(min(args.max_samples, len(rows))))
+            rows = _load_rows(args.data, args.split, args.max_samples, shuffle=True, seed=args.seed)
         for option, column in (("--text-column", args.text_column), ("--text-pair-column", args.text_pair_column)):
             if column is not None and column not in rows.column_names:
                 raise ValueError(f"{option} {column!r} not found in {args.data}: the columns are {rows.column_names}")

@@ -29,6 +29,8 @@ pipeline's flow does not change. The contract (every method gets the validated
 ``build_student(recipe, teacher, label_names, init_layers) -> model``
     The student for ``student.init`` = ``teacher_layers`` (copy embeddings + ``init_layers`` + head),
     ``pretrained`` (``student.model``) or ``config``. ``init_layers`` are hidden_states indices (1..n).
+``check_references(recipe, teacher_ref)``
+    Before any work: the models can be loaded as the run will (e.g. timm weights that need the Hub).
 ``reference_depth(recipe, model_ref) -> int | None``
     The teacher's depth from its configuration, before anything is built (None when unknown).
 ``num_layers(model)`` / ``describe(model) -> dict``
@@ -122,6 +124,10 @@ class Task:
         from ..adapters import get_adapter
 
         return get_adapter(model).num_layers(model)
+
+    def check_references(self, recipe, teacher_ref) -> None:
+        """Before any work: the teacher (and a pretrained student) can be loaded where the run will load them (raises
+        ``ValueError``). References were already resolved by :meth:`resolve_reference`; nothing to add by default."""
 
     def reference_depth(self, recipe, model_ref) -> Optional[int]:
         """The number of blocks of the teacher ``model_ref`` read from its configuration without building it, or

@@ -264,15 +264,16 @@ def image_collator(features):
 
 
 # ---------------------------------------------------------------------------------------------- models
-def _create(name: str, what: str, pretrained: bool, **kwargs):
+def check_timm_reference(name: str, what: str, pretrained: bool) -> bool:
+    """Check a timm model reference without building it: True for a local directory; a timm name or ``hf-hub:`` id
+    must exist and, when its pretrained weights are needed, the Hub must be reachable."""
     import timm
 
-    from ..adapters.timm import load_timm_model
     from ..loading import is_offline
 
     path = os.path.expanduser(str(name))
     if os.path.isdir(path):
-        return load_timm_model(path, what=what, **kwargs)
+        return True
     if name.startswith(("./", "../", "/", "~")):
         raise ValueError(f"{what}: the directory {name!r} does not exist")
     if pretrained and is_offline():
@@ -284,6 +285,16 @@ def _create(name: str, what: str, pretrained: bool, **kwargs):
     base = name.split(":", 1)[-1].split("/")[-1] if name.startswith("hf-hub:") else name
     if not name.startswith("hf-hub:") and not timm.is_model(base):
         raise ValueError(f"{what}: {name!r} is not a timm model name (see timm.list_models()) nor a local directory")
+    return False
+
+
+def _create(name: str, what: str, pretrained: bool, **kwargs):
+    import timm
+
+    from ..adapters.timm import load_timm_model
+
+    if check_timm_reference(name, what, pretrained):
+        return load_timm_model(os.path.expanduser(str(name)), what=what, **kwargs)
     try:
         return timm.create_model(name, pretrained=pretrained, **kwargs)
     except TypeError as exc:
@@ -498,6 +509,13 @@ class ImageClassificationTask(Task):
 
     def trainer_class(self):
         return timm_trainer_class()
+
+    def check_references(self, recipe, teacher_ref) -> None:
+        teacher = recipe.teacher
+        pretrained = bool((teacher.config or {}).get("pretrained", True)) if teacher.base else True
+        check_timm_reference(str(teacher_ref), "teacher.base" if teacher.base else "teacher.model", pretrained)
+        if recipe.student.init == "pretrained":
+            check_timm_reference(str(recipe.student.model), "student.model", True)
 
     def reference_depth(self, recipe, model_ref):
         depth = (getattr(recipe.teacher, "config", None) or {}).get("depth")

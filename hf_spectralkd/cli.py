@@ -47,8 +47,13 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    # OSError: a path the user gave that cannot be read or written (missing, permissions, a file in the way)
-    except (UserError, ValueError, OSError) as exc:
+    except (UserError, ValueError) as exc:
+        print(f"hf-spectralkd {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if getattr(exc, "filename", None) is None:
+            raise  # not about a path: a bug or an environment failure, keep its traceback
+        # a path that cannot be read or written (missing, permissions, a file in the way)
         print(f"hf-spectralkd {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -168,10 +168,9 @@ def analyze(
         if tokenizer is None:
             raise ValueError("analyze() needs a tokenizer when data is a dataset of raw text (or pass a DataLoader)")
         rows = data
-        if max_samples is not None and hasattr(rows, "select"):
-            rows = rows.select(sample_indices(len(rows), max_samples, seed) if shuffle else range(min(max_samples, len(rows))))
-        elif max_samples is not None:
-            rows = [rows[i] for i in (sample_indices(len(rows), max_samples, seed) if shuffle else range(min(max_samples, len(rows))))]
+        if max_samples is not None:
+            picked = sample_indices(len(rows), max_samples, seed) if shuffle else range(min(max_samples, len(rows)))
+            rows = rows.select(picked) if hasattr(rows, "select") else [rows[i] for i in picked]
         column_names = getattr(rows, "column_names", None) or (list(rows[0].keys()) if len(rows) else [])
         if text_column not in column_names:
             raise ValueError(f"text column {text_column!r} not found: available columns are {column_names}")

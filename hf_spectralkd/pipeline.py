@@ -424,14 +424,13 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
         timings["teacher_finetune"] = 0.0
     teacher.eval()
     n_teacher = task.num_layers(teacher)
-    check_depths(recipe, n_teacher, _aligned_count(recipe, _student_depth(recipe)))
+    k_aligned = _aligned_count(recipe, _student_depth(recipe))
+    check_depths(recipe, n_teacher, k_aligned)
 
     # ---- 2. spectral analysis of the teacher on training data
     distill_cfg = recipe.distillation
     selection_samples = distill_cfg.get("selection_samples", 512)
     analysis_dir = os.path.join(out, "analysis")
-    depth = _student_depth(recipe)
-    k_aligned = _aligned_count(recipe, depth)
     strategy = distill_cfg.get("layer_selection", "topk")
     include_embeddings = distill_cfg.get("include_embeddings", False)
     # the same seeded sample the trainer's own automatic selection would read
@@ -484,9 +483,7 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
             return None
         if isinstance(s.init_layers, list):
             return list(s.init_layers)
-        m = s.num_layers
-        if m > n_teacher:
-            raise ValueError(f"student.num_layers={m} but the teacher has only {n_teacher} blocks to copy from")
+        m = s.num_layers  # at most the teacher's depth: check_depths ran above
         if s.init_layers == "selected":
             chosen = _alignment_layers(profile, m)
             if len(chosen) == m:

@@ -5,6 +5,14 @@ from __future__ import annotations
 import os
 
 
+def check_at_least_one(args, *names: str) -> None:
+    """Each option ``--<name>`` that was given (not None) is an integer >= 1: checked before any work."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+
 def check_output_dir(path: str, option: str = "--output") -> str:
     """``path`` usable as an output directory (absent, or an existing directory): checked before any work."""
     expanded = os.path.expanduser(path)

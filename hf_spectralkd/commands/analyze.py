@@ -10,7 +10,7 @@ import argparse
 import os
 
 from ..spectral import SELECTION_STRATEGIES
-from . import check_output_dir
+from . import check_at_least_one, check_output_dir
 
 # local files: extension -> `datasets` packaged builder
 _BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -99,11 +99,7 @@ def run(args) -> int:
     from ..analysis import PLOT_FILENAME, PROFILE_FILENAME, analyze
     from ..loading import resolve_model_reference
 
-    for name in ("max_samples", "batch_size", "max_length"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.select is not None and args.select < 1:
-        raise ValueError(f"--select must be >= 1, got {args.select}")
+    check_at_least_one(args, "max_samples", "batch_size", "max_length", "select")
     check_output_dir(args.output)
     location = resolve_model_reference(args.model, what="--model")
     rows = _load_rows(args.data, args.split, args.max_samples, shuffle=args.shuffle, seed=args.seed)

@@ -12,7 +12,7 @@ import argparse
 import json
 import os
 
-from . import check_output_dir
+from . import check_at_least_one, check_output_dir
 
 COMPARE_JSON = "compare.json"
 COMPARE_PLOT = "compare.png"
@@ -146,9 +146,7 @@ def run(args) -> int:
     from ..loading import resolve_model_reference
     from .analyze import _load_rows
 
-    for name in ("max_samples", "batch_size", "max_length"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    check_at_least_one(args, "max_samples", "batch_size", "max_length")
     # check every input before the (slow) forward passes
     check_output_dir(args.output)
     teacher_location = resolve_model_reference(args.teacher, what="--teacher")
@@ -167,10 +165,7 @@ def run(args) -> int:
         for role, option, location in (("teacher", "--teacher", teacher_location), ("student", "--student", student_location)):
             curves[role], num_samples = _image_curve(option, location, rows, args.batch_size)
     else:
-        if args.in_order:
-            rows = _load_rows(args.data, args.split, args.max_samples)
-        else:
-            rows = _load_rows(args.data, args.split, args.max_samples, shuffle=True, seed=args.seed)
+        rows = _load_rows(args.data, args.split, args.max_samples, shuffle=not args.in_order, seed=args.seed)
         for option, column in (("--text-column", args.text_column), ("--text-pair-column", args.text_pair_column)):
             if column is not None and column not in rows.column_names:
                 raise ValueError(f"{option} {column!r} not found in {args.data}: the columns are {rows.column_names}")

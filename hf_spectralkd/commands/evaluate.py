@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 
+from . import check_at_least_one
+
 HELP = "Evaluate a saved classifier (a directory or Hub id) on a dataset split: accuracy and macro-F1."
 
 
@@ -32,10 +34,7 @@ def run(args) -> int:
     from ..recipes import DataSection, EvaluationSection, Recipe, TeacherSection
     from ..tasks import get_task
 
-    for name in ("max_samples", "batch_size", "max_length"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    check_at_least_one(args, "max_samples", "batch_size", "max_length")
     if args.output and os.path.isdir(os.path.expanduser(args.output)):
         raise ValueError(f"--output {args.output!r} is a directory: pass the path of a JSON file to write")
     task = get_task(args.task)

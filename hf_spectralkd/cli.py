@@ -14,8 +14,7 @@ import sys
 COMMANDS = ("analyze", "distill", "evaluate", "compare", "push", "card", "cache_teacher")
 
 
-class UserError(Exception):
-    """A mistake in the user's input: printed as one clear line, no traceback."""
+from .errors import UserError  # noqa: F401  (re-exported: commands catch it)
 
 
 def build_parser() -> argparse.ArgumentParser:

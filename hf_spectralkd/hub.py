@@ -13,7 +13,7 @@ import shlex
 from typing import Optional
 
 from .cards import CARD_FILENAME, PACKAGED_SOURCES, find_run_results, write_model_card
-from .cli import UserError
+from .errors import UserError
 from .loading import is_offline
 
 __all__ = ["HubPushError", "push_student", "retry_command", "hub_errors", "trainer_push_to_hub", "UPLOAD_IGNORE_PATTERNS"]

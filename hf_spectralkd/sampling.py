@@ -1,0 +1,41 @@
+"""The one seeded sample of a dataset that layer selection, analysis and the dynamics callback read.
+
+Training files are often sorted by label (CLINC150 is): their first rows would cover only a few classes,
+so every spectral measurement reads a seeded random sample instead. The trainer's automatic selection and
+the recipe pipeline's analysis stage draw the same sample for the same seed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Optional
+
+import torch
+
+__all__ = ["sample_indices", "sample_dataset"]
+
+
+def sample_indices(size: int, n: Optional[int], seed: int = 0) -> list:
+    """A seeded random sample of ``n`` of ``range(size)``, in ascending order (all of it when ``n >= size``)."""
+    if n is None or n >= size:
+        return list(range(size))
+    generator = torch.Generator().manual_seed(seed)
+    return sorted(torch.randperm(size, generator=generator)[:n].tolist())
+
+
+def sample_dataset(dataset, n: Optional[int], seed: int = 0):
+    """``n`` rows of ``dataset`` drawn by :func:`sample_indices`.
+
+    A ``datasets.Dataset`` stays one (``select``); an iterable dataset gives its first ``n`` rows as a list
+    (it has no length to sample from); any other map-style dataset becomes a ``torch.utils.data.Subset``.
+    """
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - datasets is a dependency
+        datasets = None
+    if datasets is not None and isinstance(dataset, datasets.Dataset):
+        return dataset.select(sample_indices(len(dataset), n, seed))
+    iterable_types = (torch.utils.data.IterableDataset,) + ((datasets.IterableDataset,) if datasets is not None else ())
+    if isinstance(dataset, iterable_types):
+        return list(itertools.islice(iter(dataset), n)) if n is not None else list(dataset)
+    return torch.utils.data.Subset(dataset, sample_indices(len(dataset), n, seed))

@@ -1,0 +1,63 @@
+"""Small helpers shared across the library: atomic JSON files, content hashes, JSON-safe numbers,
+layer-index range checks. No torch, no transformers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from typing import Iterable, Optional
+
+__all__ = ["write_json", "read_json", "hash_object", "file_digest", "json_number", "check_layer_range"]
+
+
+def write_json(path: str, payload, indent: int = 2) -> str:
+    """Write ``payload`` to ``path`` atomically (a reader never sees a half-written file)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=indent, default=str)
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: str, default=None):
+    """The JSON content of ``path``, or ``default`` when the file is missing or not valid JSON."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return default
+
+
+def hash_object(obj) -> str:
+    """A short, stable hash of a JSON-able object (keys sorted; other objects by ``str``)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_digest(path: str) -> str:
+    """A short SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def json_number(value) -> Optional[float]:
+    """A float for JSON: NaN and infinities are not JSON, so they become ``None`` (null)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def check_layer_range(what: str, indices: Iterable[int], low: int, high: int, meaning: str = "") -> None:
+    """Raise ``ValueError`` naming ``what`` when an index of ``indices`` lies outside ``low..high``.
+
+    One wording for every layer-index check: ``"<what> [9] out of range: valid indices are 0..6 (<meaning>)"``.
+    """
+    bad = [i for i in indices if not low <= i <= high]
+    if bad:
+        extra = f" ({meaning})" if meaning else ""
+        raise ValueError(f"{what} {bad} out of range: valid indices are {low}..{high}{extra}")

@@ -3,37 +3,43 @@
 Total loss (DESIGN.md): ``(1-α)·CE + α·τ²·KL(softmax(t/τ) ‖ softmax(s/τ)) + β·L_freq`` where ``L_freq`` is
 the mean :func:`~hf_spectralkd.frequency_alignment_loss` over the aligned layer pairs. The teacher layers
 are chosen once, before the first step, by spectral analysis of the teacher on training data.
+
+Seams for subclasses: :meth:`SpectralDistillationTrainer.logit_kd_loss` (the KD term),
+:meth:`~SpectralDistillationTrainer.alignment_loss` (the per-pair feature term: override it to distil with
+another feature loss) and ``_teacher_outputs`` (cached or live teacher).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-import itertools
-import json
 import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from transformers import Trainer
 from transformers.modeling_outputs import SequenceClassifierOutput
-from transformers.trainer_utils import get_last_checkpoint
 from transformers.trainer import TRAINING_ARGS_NAME
+from transformers.trainer_utils import get_last_checkpoint
 
+from . import paper
 from .adapters import get_adapter, unwrap_model
-from .analysis import PLOT_FILENAME, PROFILE_FILENAME, collect_profile, plot_layer_intensity
-from .analysis import sample_indices as analysis_sample_indices
+from .analysis import collect_profile, plot_layer_intensity
+from .constants import LAYER_MAP_FILENAME, PLOT_FILENAME, PROFILE_FILENAME
 from .distillation_config import SpectralDistillationConfig
 from .distributed import prepare_teacher, preserve_rng_state
+from .dynamics import SpectralDynamicsCallback
 from .loading import load_classifier
-from .spectral import frequency_alignment_loss, select_layers
+from .sampling import sample_dataset
+from .spectral import SpectralProfile, frequency_alignment_loss, select_layers
+from .teacher_cache import DEFAULT_ID_COLUMN, TeacherCache, add_example_ids, check_fixed_inputs, open_teacher_cache
+from .utils import check_layer_range, read_json, write_json
 
 __all__ = ["SpectralDistillationTrainer", "LayerMap", "LAYER_MAP_FILENAME"]
-
-LAYER_MAP_FILENAME = "layer_map.json"
 
 
 @dataclass
@@ -51,15 +57,14 @@ class LayerMap:
 
     def save(self, directory: str) -> str:
         os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, LAYER_MAP_FILENAME)
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump({**asdict(self), "pairs": self.pairs}, handle, indent=1)
-        return path
+        return write_json(os.path.join(directory, LAYER_MAP_FILENAME), {**asdict(self), "pairs": self.pairs}, indent=1)
 
     @classmethod
     def load(cls, directory: str) -> "LayerMap":
-        with open(os.path.join(directory, LAYER_MAP_FILENAME), encoding="utf-8") as handle:
-            data = json.load(handle)
+        path = os.path.join(directory, LAYER_MAP_FILENAME)
+        data = read_json(path)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} is missing or not a layer map (a JSON object with teacher_layers, student_layers)")
         data.pop("pairs", None)
         return cls(**data)
 
@@ -76,44 +81,42 @@ class SpectralDistillationTrainer(Trainer):
         args (`SpectralDistillationConfig`): training arguments plus the distillation fields.
         teacher_model: the fine-tuned teacher (a model, or a local path / Hub id). It is frozen, kept in eval
             mode, run under ``torch.no_grad()`` and placed by the accelerator in evaluation mode (sharded under
-            DeepSpeed ZeRO-3 / FSDP, replicated otherwise, never wrapped in DDP).
+            DeepSpeed ZeRO-3 / FSDP, replicated otherwise, never wrapped in DDP). Keyword only.
+        layer_map (`LayerMap`, *optional*): the aligned layers, used as given (no selection; the student is
+            still probed once and ``layer_map.json`` is saved).
+        teacher_profile (`SpectralProfile`, *optional*): the teacher's spectral profile, already measured:
+            the aligned teacher layers are selected from it with ``args.layer_selection`` instead of running the
+            analysis again; it is saved (with its plot) as automatic selection saves its own.
+        teacher_cache (`str` or `TeacherCache`, *optional*): a teacher-cache directory. The trainer adds the
+            example-id column to ``train_dataset``, builds the cache there (or reuses it while teacher,
+            inputs and aligned layers are unchanged) after layer selection, before the first step, and reads
+            the teacher's training-time outputs from it (evaluation keeps the live teacher).
         Everything else is passed to ``transformers.Trainer``.
     """
 
-    _tag_names = ["hf_spectralkd", "distillation", "spectralkd"]
-    _name = "SpectralKD"
-    _paper = {
-        "title": "SpectralKD: A Unified Framework for Interpreting and Distilling Vision Transformers via Spectral Analysis",
-        "id": "2412.19055",
-        "citation": (
-            "@article{tian2024spectralkd,\n"
-            "  title   = {{SpectralKD: A Unified Framework for Interpreting and Distilling Vision Transformers via Spectral Analysis}},\n"
-            "  author  = {Tian, Huiyuan and Xu, Bonan and Li, Shijian and Pan, Gang},\n"
-            "  journal = {arXiv preprint arXiv:2412.19055},\n"
-            "  year    = {2024}\n"
-            "}"
-        ),
-    }
+    _tag_names = list(paper.TAG_NAMES)
+    _name = paper.METHOD_NAME
+    _paper = paper.PAPER
 
-    def __init__(self, model=None, args: Optional[SpectralDistillationConfig] = None, teacher_model=None, **kwargs):
-        if args is None:
-            args = SpectralDistillationConfig(output_dir="spectralkd-output")
-        elif not isinstance(args, SpectralDistillationConfig):
-            raise TypeError(
-                f"args must be a SpectralDistillationConfig (got {type(args).__name__}); it takes every "
-                "TrainingArguments field plus alpha, temperature, beta, layer_selection, ..."
-            )
-        if model is None:
-            raise ValueError("SpectralDistillationTrainer needs a student `model` (a model or a path / Hub id)")
-        if teacher_model is None:
-            raise ValueError("SpectralDistillationTrainer needs a `teacher_model` (a fine-tuned model or a path / Hub id)")
+    def __init__(self, model=None, args: Optional[SpectralDistillationConfig] = None, *, teacher_model=None,
+                 layer_map: Optional[LayerMap] = None, teacher_profile: Optional[SpectralProfile] = None,
+                 teacher_cache: Union[str, os.PathLike, TeacherCache, None] = None, **kwargs):
+        args = self._check_arguments(model, args, teacher_model)
         model = load_classifier(model, what="student model")
         teacher_model = load_classifier(teacher_model, what="teacher_model")
         self.student_adapter = get_adapter(model)
         self.teacher_adapter = get_adapter(teacher_model)
         self._check_compatible(model, teacher_model, args)
+        self._check_given_selection(teacher_model, layer_map, teacher_profile)
         self.teacher_adapter.match_student_inputs(teacher_model, model)  # e.g. re-normalise pixels (timm)
         self._check_input_columns(model, args)
+        # the cache finds examples by an id column: known before Trainer.__init__ so the column survives
+        # remove_unused_columns (see _set_signature_columns_if_needed)
+        self.teacher_cache: Optional[TeacherCache] = None
+        self.teacher_cache_dir: Optional[str] = None
+        self.cache_id_column: Optional[str] = None
+        if teacher_cache is not None:
+            kwargs["train_dataset"] = self._cache_train_dataset(teacher_cache, kwargs.get("train_dataset"))
 
         super().__init__(model=model, args=args, **kwargs)
         # compute_loss returns a per-batch mean: the Trainer must divide it by the accumulation steps itself
@@ -126,16 +129,46 @@ class SpectralDistillationTrainer(Trainer):
         self.teacher = prepare_teacher(teacher_model, self.accelerator, self.is_deepspeed_enabled, self.is_fsdp_enabled)
         self.layer_map: Optional[LayerMap] = None
         self.spectral_profile = None
+        self._given_layer_map, self._given_profile = layer_map, teacher_profile
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(self._tag_names)
         if args.spectral_dynamics and kwargs.get("eval_dataset") is not None:
-            from .dynamics import SpectralDynamicsCallback
-
             self.add_callback(SpectralDynamicsCallback(self))
 
     # ------------------------------------------------------------------ validation
+    @staticmethod
+    def _check_arguments(model, args, teacher_model) -> SpectralDistillationConfig:
+        if args is None:
+            args = SpectralDistillationConfig(output_dir="spectralkd-output")
+        elif not isinstance(args, SpectralDistillationConfig):
+            raise TypeError(
+                f"args must be a SpectralDistillationConfig (got {type(args).__name__}); it takes every "
+                "TrainingArguments field plus alpha, temperature, beta, layer_selection, ..."
+            )
+        if model is None:
+            raise ValueError("SpectralDistillationTrainer needs a student `model` (a model or a path / Hub id)")
+        if teacher_model is None:
+            raise ValueError(
+                "SpectralDistillationTrainer needs a `teacher_model` (a fine-tuned model or a path / Hub id), "
+                "passed by keyword: teacher_model=..."
+            )
+        return args
+
     def _check_compatible(self, student, teacher, args):
+        self._check_labels(student, teacher)
+        s_vocab, t_vocab = self.student_adapter.vocabulary(student), self.teacher_adapter.vocabulary(teacher)
+        if s_vocab and t_vocab:
+            for key in ("vocab_size", "pad_token_id"):
+                if s_vocab.get(key) is not None and t_vocab.get(key) is not None and s_vocab[key] != t_vocab[key]:
+                    raise ValueError(
+                        f"teacher and student tokenizations are incompatible: {key} is {t_vocab[key]} for the teacher and "
+                        f"{s_vocab[key]} for the student. The frequency alignment runs over the token axis and needs the "
+                        "same tokenizer for both (pick a student of the teacher's family, e.g. distilroberta for roberta)"
+                    )
+        self._check_layer_arguments(self.student_adapter.num_layers(student), self.teacher_adapter.num_layers(teacher), args)
+
+    def _check_labels(self, student, teacher):
         s_adapter, t_adapter = self.student_adapter, self.teacher_adapter
         s_labels, t_labels = s_adapter.num_labels(student), t_adapter.num_labels(teacher)
         if s_labels is not None and t_labels is not None and s_labels != t_labels:
@@ -148,26 +181,15 @@ class SpectralDistillationTrainer(Trainer):
             diff = sorted(i for i in set(s_map) | set(t_map) if s_map.get(i) != t_map.get(i))[:5]
             detail = ", ".join(f"{i}: teacher {t_map.get(i)!r} vs student {s_map.get(i)!r}" for i in diff)
             raise ValueError(f"teacher and student id2label differ ({detail}); build the student with the teacher's id2label")
-        s_vocab, t_vocab = s_adapter.vocabulary(student), t_adapter.vocabulary(teacher)
-        if s_vocab and t_vocab:
-            for key in ("vocab_size", "pad_token_id"):
-                if s_vocab.get(key) is not None and t_vocab.get(key) is not None and s_vocab[key] != t_vocab[key]:
-                    raise ValueError(
-                        f"teacher and student tokenizations are incompatible: {key} is {t_vocab[key]} for the teacher and "
-                        f"{s_vocab[key]} for the student. The frequency alignment runs over the token axis and needs the "
-                        "same tokenizer for both (pick a student of the teacher's family, e.g. distilroberta for roberta)"
-                    )
-        s_n, t_n = s_adapter.num_layers(student), t_adapter.num_layers(teacher)
+
+    @staticmethod
+    def _check_layer_arguments(s_n: int, t_n: int, args):
         student_layers = args.student_layers
         if student_layers is not None:
-            bad = [i for i in student_layers if not 0 <= i <= s_n]
-            if bad:
-                raise ValueError(f"student_layers {bad} out of range: the student has {s_n} blocks, valid indices are 0..{s_n}")
+            check_layer_range("student_layers", student_layers, 0, s_n, f"the student has {s_n} blocks")
+        k = len(student_layers) if student_layers is not None else (args.num_aligned_layers or s_n)
         if args.teacher_layers is not None:
-            bad = [i for i in args.teacher_layers if not 0 <= i <= t_n]
-            if bad:
-                raise ValueError(f"teacher_layers {bad} out of range: the teacher has {t_n} blocks, valid indices are 0..{t_n}")
-            k = len(student_layers) if student_layers is not None else (args.num_aligned_layers or s_n)
+            check_layer_range("teacher_layers", args.teacher_layers, 0, t_n, f"the teacher has {t_n} blocks")
             if len(args.teacher_layers) != k:
                 raise ValueError(
                     f"teacher_layers has {len(args.teacher_layers)} entries but {k} student layers are aligned "
@@ -177,10 +199,26 @@ class SpectralDistillationTrainer(Trainer):
         if args.num_aligned_layers is not None and student_layers is None and args.num_aligned_layers > s_n:
             raise ValueError(f"num_aligned_layers={args.num_aligned_layers} but the student has only {s_n} blocks")
         if args.layer_selection != "manual" and args.teacher_layers is None and args.beta > 0:
-            k = len(student_layers) if student_layers is not None else (args.num_aligned_layers or s_n)
             available = t_n + (1 if args.include_embeddings else 0)
             if k > available:
                 raise ValueError(f"cannot align {k} student layers with a teacher of {t_n} blocks; set num_aligned_layers <= {t_n}")
+
+    def _check_given_selection(self, teacher, layer_map: Optional[LayerMap], profile: Optional[SpectralProfile]):
+        """A layer map or profile handed in must belong to this teacher: a profile of another model would select
+        layers that do not exist or mean something else here."""
+        t_n = self.teacher_adapter.num_layers(teacher)
+        if layer_map is not None:
+            if len(layer_map.teacher_layers) != len(layer_map.student_layers):
+                raise ValueError(
+                    f"layer_map has {len(layer_map.teacher_layers)} teacher_layers and {len(layer_map.student_layers)} "
+                    "student_layers: they are paired one to one"
+                )
+            check_layer_range("layer_map.teacher_layers", layer_map.teacher_layers, 0, t_n, f"the teacher has {t_n} blocks")
+        if profile is not None and len(profile.intensity) != t_n + 1:
+            raise ValueError(
+                f"teacher_profile has {len(profile.intensity)} layers but the teacher returns {t_n + 1} hidden states "
+                "(embeddings + blocks): pass the profile of this teacher"
+            )
 
     def _check_input_columns(self, model, args):
         """remove_unused_columns keeps only the columns named in forward(); a model fed by its adapter under
@@ -188,8 +226,7 @@ class SpectralDistillationTrainer(Trainer):
         names = self.student_adapter.input_names
         if not args.remove_unused_columns or not names:
             return
-        base = unwrap_model(model)
-        base = base.get_base_model() if hasattr(base, "peft_config") and hasattr(base, "get_base_model") else base
+        base = unwrap_model(model, peft=True)
         accepted = set(inspect.signature(base.forward).parameters)
         if not accepted & set(names):
             raise ValueError(
@@ -198,34 +235,84 @@ class SpectralDistillationTrainer(Trainer):
                 "image column): set remove_unused_columns=False (and label_names=['labels']) in the config"
             )
 
+    # ------------------------------------------------------------------ teacher cache
+    def _cache_train_dataset(self, teacher_cache, train_dataset):
+        """Remember where the cache lives and return the training data with its example-id column."""
+        if isinstance(teacher_cache, TeacherCache):
+            self.teacher_cache_dir, self.cache_id_column = teacher_cache.directory, teacher_cache.id_column
+        else:
+            self.teacher_cache_dir, self.cache_id_column = os.fspath(teacher_cache), DEFAULT_ID_COLUMN
+        if train_dataset is None:
+            raise ValueError("teacher_cache stores the teacher's outputs on the training data: pass train_dataset")
+        if getattr(train_dataset, "format", {}).get("type") != "custom" and hasattr(train_dataset, "add_column"):
+            train_dataset = add_example_ids(train_dataset, self.cache_id_column)
+        check_fixed_inputs(train_dataset, self.cache_id_column)
+        return train_dataset
+
+    def use_teacher_cache(self, directory: str, id_column: str = DEFAULT_ID_COLUMN) -> None:
+        """Read the teacher's training-time outputs from the cache in ``directory`` (built by
+        :meth:`setup_teacher_cache`); ``train_dataset`` must already carry the integer ``id_column``."""
+        check_fixed_inputs(self.train_dataset, id_column)
+        self.teacher_cache_dir, self.cache_id_column, self.teacher_cache = os.fspath(directory), id_column, None
+
+    def _set_signature_columns_if_needed(self):
+        # the example-id column is the cache key, never a model input: kept through remove_unused_columns and
+        # dropped again in compute_loss
+        super()._set_signature_columns_if_needed()
+        column = self.cache_id_column
+        if column is not None and column not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, column]
+
+    def setup_teacher_cache(self, rebuild: bool = True) -> Optional[TeacherCache]:
+        """Load the teacher cache, or (re)build it when its fingerprint (teacher weights, training inputs, aligned
+        layers) does not match. Runs after layer selection; returns ``None`` when no cache was asked for."""
+        if self.teacher_cache is not None or self.teacher_cache_dir is None:
+            return self.teacher_cache
+        layer_map = self.setup_layer_map()
+        if not layer_map.teacher_layers:
+            raise ValueError("the teacher cache stores the aligned layers' hidden states: it needs beta > 0 and aligned layers")
+        device = self.accelerator.device
+        with self.accelerator.main_process_first(), preserve_rng_state(device):
+            # the teacher pass iterates a DataLoader, which draws from the global RNG: keep the run's random numbers
+            self.teacher_cache = open_teacher_cache(
+                self.accelerator.unwrap_model(self.teacher), self.train_dataset, self.data_collator,
+                layer_map.teacher_layers, self.teacher_cache_dir, id_column=self.cache_id_column, rebuild=rebuild,
+                batch_size=self.args.per_device_eval_batch_size, device=device, adapter=self.teacher_adapter,
+            )
+        return self.teacher_cache
+
     # ------------------------------------------------------------------ layer selection
     def _selection_dataloader(self):
         dataset = self.train_dataset
         if dataset is None:
             raise ValueError("automatic layer selection reads the training data: pass train_dataset, or set teacher_layers")
-        n = self.args.selection_samples
+        # a seeded random sample: training files are often sorted by label (CLINC150 is)
+        sample = sample_dataset(dataset, self.args.selection_samples, self.args.seed)
+        if self._is_datasets_dataset(sample):
+            sample = self._remove_unused_columns(sample, description="spectral selection")
+        if len(sample) == 0:
+            raise ValueError("the training dataset is empty: nothing to run the spectral layer selection on")
+        return DataLoader(sample, batch_size=self.args.per_device_eval_batch_size, shuffle=False,
+                          collate_fn=self._collate_model_inputs)
 
-        def sample_indices(size):
-            # a seeded random sample: training files are often sorted by label (CLINC150 is)
-            return analysis_sample_indices(size, n, self.args.seed)
-
+    @staticmethod
+    def _is_datasets_dataset(dataset) -> bool:
         try:
             import datasets
-
-            if isinstance(dataset, datasets.Dataset):
-                dataset = dataset.select(sample_indices(len(dataset)))
-                dataset = self._remove_unused_columns(dataset, description="spectral selection")
-            elif isinstance(dataset, torch.utils.data.IterableDataset) or isinstance(dataset, datasets.IterableDataset):
-                dataset = list(itertools.islice(iter(dataset), n))
-            else:
-                dataset = torch.utils.data.Subset(dataset, sample_indices(len(dataset)))
         except ImportError:  # pragma: no cover - datasets is a dependency
-            dataset = torch.utils.data.Subset(dataset, sample_indices(len(dataset)))
-        if len(dataset) == 0:
-            raise ValueError("the training dataset is empty: nothing to run the spectral layer selection on")
-        return DataLoader(dataset, batch_size=self.args.per_device_eval_batch_size, shuffle=False, collate_fn=self.data_collator)
+            return False
+        return isinstance(dataset, datasets.Dataset)
 
-    def _student_layers(self) -> list:
+    def _collate_model_inputs(self, features):
+        """The trainer's collator without the cache's example-id column (a key, not a model input)."""
+        batch = self.data_collator(features)
+        if self.cache_id_column is not None and isinstance(batch, dict):
+            batch.pop(self.cache_id_column, None)
+        return batch
+
+    def student_layers(self) -> list:
+        """The student ``hidden_states`` indices that are aligned: ``args.student_layers``, else the last ``k``
+        blocks (``k`` = number of teacher layers, ``num_aligned_layers`` or all blocks)."""
         args = self.args
         n = self.student_adapter.num_layers(self.model)
         if args.student_layers is not None:
@@ -233,28 +320,13 @@ class SpectralDistillationTrainer(Trainer):
         k = len(args.teacher_layers) if args.teacher_layers is not None else (args.num_aligned_layers or n)
         return list(range(n - k + 1, n + 1))
 
+    _student_layers = student_layers  # the recipe pipeline's former name, until it takes layer_map=/teacher_profile=
+
     def setup_layer_map(self) -> LayerMap:
-        """Choose the aligned layers (once). Runs the teacher's spectral analysis unless layers are given."""
+        """Choose the aligned layers (once). Runs the teacher's spectral analysis unless layers or a profile are given."""
         if self.layer_map is not None:
             return self.layer_map
-        args = self.args
-        student_layers = self._student_layers()
-        profile = None
-        if args.teacher_layers is not None:
-            layer_map = LayerMap(list(args.teacher_layers), student_layers, "manual")
-        elif args.beta == 0:
-            layer_map = LayerMap([], [], "none")  # no alignment term: nothing to select
-        else:
-            with preserve_rng_state(self.accelerator.device):
-                profile = collect_profile(
-                    self.teacher, self._selection_dataloader(), adapter=self.teacher_adapter,
-                    device=self.accelerator.device, max_samples=args.selection_samples,
-                    progress=not args.disable_tqdm and self.is_world_process_zero(), description="spectral layer selection",
-                )
-            teacher_layers = select_layers(
-                profile.intensity, len(student_layers), strategy=args.layer_selection, include_embeddings=args.include_embeddings
-            )
-            layer_map = LayerMap(teacher_layers, student_layers, args.layer_selection, [float(v) for v in profile.intensity])
+        layer_map, profile = self._choose_layers()
         if layer_map.teacher_layers:
             with preserve_rng_state(self.accelerator.device):
                 self._probe_student(layer_map)
@@ -267,16 +339,48 @@ class SpectralDistillationTrainer(Trainer):
             layer_map = LayerMap(**holder[0])
         self.layer_map = layer_map
         self.spectral_profile = profile
-        if profile is not None:
-            profile.metadata.update({"selected_layers": layer_map.teacher_layers, "strategy": layer_map.strategy, "role": "teacher"})
-        if self.args.should_save:
-            os.makedirs(args.output_dir, exist_ok=True)
-            layer_map.save(args.output_dir)
-            if profile is not None:
-                profile.save(os.path.join(args.output_dir, PROFILE_FILENAME))
-                plot_layer_intensity(profile, os.path.join(args.output_dir, PLOT_FILENAME), selected=layer_map.teacher_layers,
-                                     title="Teacher layer intensity (orange = selected for alignment)")
+        self._save_selection(layer_map, profile)
         return layer_map
+
+    def _choose_layers(self) -> tuple:
+        """``(layer_map, teacher profile or None)`` from, in order: a given layer map, ``args.teacher_layers``,
+        ``beta == 0`` (nothing aligned), a given profile, the teacher's spectral analysis."""
+        args = self.args
+        profile = self._given_profile
+        if self._given_layer_map is not None:
+            return self._given_layer_map, profile
+        student_layers = self.student_layers()
+        if args.teacher_layers is not None:
+            return LayerMap(list(args.teacher_layers), student_layers, "manual"), profile
+        if args.beta == 0:
+            return LayerMap([], [], "none"), profile  # no alignment term: nothing to select
+        if profile is None:
+            with preserve_rng_state(self.accelerator.device):
+                profile = collect_profile(
+                    self.teacher, self._selection_dataloader(), adapter=self.teacher_adapter,
+                    device=self.accelerator.device, max_samples=args.selection_samples,
+                    progress=not args.disable_tqdm and self.is_world_process_zero(), description="spectral layer selection",
+                )
+        teacher_layers = select_layers(
+            profile.intensity, len(student_layers), strategy=args.layer_selection, include_embeddings=args.include_embeddings
+        )
+        return LayerMap(teacher_layers, student_layers, args.layer_selection, [float(v) for v in profile.intensity]), profile
+
+    def _save_selection(self, layer_map: LayerMap, profile: Optional[SpectralProfile]):
+        if profile is not None:
+            # a copy: a profile handed in by the caller keeps its own metadata
+            profile = dataclasses.replace(profile, metadata={**profile.metadata, "selected_layers": layer_map.teacher_layers,
+                                                             "strategy": layer_map.strategy, "role": "teacher"})
+            self.spectral_profile = profile
+        if not self.args.should_save:
+            return
+        output_dir = self.args.output_dir
+        os.makedirs(output_dir, exist_ok=True)
+        layer_map.save(output_dir)
+        if profile is not None:
+            profile.save(os.path.join(output_dir, PROFILE_FILENAME))
+            plot_layer_intensity(profile, os.path.join(output_dir, PLOT_FILENAME), selected=layer_map.teacher_layers,
+                                 title="Teacher layer intensity (orange = selected for alignment)")
 
     @torch.no_grad()
     def _probe_student(self, layer_map: LayerMap):
@@ -293,9 +397,7 @@ class SpectralDistillationTrainer(Trainer):
         finally:
             model.train(was_training)
         n = len(out.hidden_states)
-        bad = [i for i in layer_map.student_layers if not 0 <= i < n]
-        if bad:
-            raise ValueError(f"student_layers {bad} out of range: the student returns {n} hidden states, valid indices 0..{n - 1}")
+        check_layer_range("student_layers", layer_map.student_layers, 0, n - 1, f"the student returns {n} hidden states")
 
     # ------------------------------------------------------------------ training
     def train(self, resume_from_checkpoint=None, trial=None, **kwargs):
@@ -306,47 +408,57 @@ class SpectralDistillationTrainer(Trainer):
             if isinstance(checkpoint, str) and os.path.isfile(os.path.join(checkpoint, LAYER_MAP_FILENAME)):
                 self.layer_map = LayerMap.load(checkpoint)  # restored, not re-selected
         self.setup_layer_map()
+        self.setup_teacher_cache()
         return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
+
+    @staticmethod
+    def logit_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+        """``τ²·KL(softmax(t/τ) ‖ softmax(s/τ))``, summed over classes and averaged over the batch, in float32."""
+        tau = temperature
+        student_log_probs = F.log_softmax(student_logits.float() / tau, dim=-1)
+        teacher_log_probs = F.log_softmax(teacher_logits.float() / tau, dim=-1)
+        return F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True) * tau**2
+
+    def alignment_loss(self, student_hidden: torch.Tensor, teacher_hidden: torch.Tensor,
+                       attention_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """The feature term of one aligned (student, teacher) layer pair; ``L_freq`` is its mean over the pairs.
+        Override it to distil with another feature loss (the benchmarks' hidden-state MSE baseline does)."""
+        args = self.args
+        return frequency_alignment_loss(student_hidden, teacher_hidden, attention_mask, fft_axis=args.fft_axis,
+                                        variant=args.freq_loss_variant)
+
+    def _teacher_outputs(self, inputs: dict, need_hidden: bool):
+        """The teacher's outputs for a batch: from the teacher cache while training on cached examples, else from
+        the live teacher under ``no_grad`` (evaluation data is not in the cache)."""
+        column = self.cache_id_column
+        if self.teacher_cache is not None and self.model.training and inputs.get(column) is not None:
+            return self.teacher_cache.teacher_outputs(inputs, need_hidden)
+        model_inputs = {k: v for k, v in inputs.items() if k != column} if column is not None else inputs
+        with torch.no_grad():
+            return self.teacher_adapter.forward(self.teacher, model_inputs, output_hidden_states=need_hidden)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         layer_map = self.setup_layer_map()
         args = self.args
-        mode = "train" if model.training else "eval"
-        labels = inputs.get("labels")
         need_hidden = args.beta > 0 and bool(layer_map.teacher_layers)
-        cache = getattr(self, "teacher_cache", None)  # set by hf_spectralkd.teacher_cache.enable_teacher_cache
-        example_ids = inputs.get(cache.id_column) if cache is not None else None
-        if example_ids is not None:  # the id column is the cache key, never a model input
-            inputs = {k: v for k, v in inputs.items() if k != cache.id_column}
-        student = self.student_adapter.forward(model, inputs, output_hidden_states=need_hidden)
-        if example_ids is not None and model.training:
-            teacher = cache.teacher_outputs({**inputs, cache.id_column: example_ids}, need_hidden)
-        else:
-            with torch.no_grad():
-                teacher = self.teacher_adapter.forward(self.teacher, inputs, output_hidden_states=need_hidden)
+        column = self.cache_id_column
+        model_inputs = {k: v for k, v in inputs.items() if k != column} if column is not None else inputs
+        student = self.student_adapter.forward(model, model_inputs, output_hidden_states=need_hidden)
+        teacher = self._teacher_outputs(inputs, need_hidden)
         s_logits = student.logits.float()
-        t_logits = teacher.logits.float()
         zero = s_logits.new_zeros(())
-
+        labels = inputs.get("labels")
         ce_loss = F.cross_entropy(s_logits, labels) if labels is not None else zero
-        tau = args.temperature
-        kd_loss = (
-            F.kl_div(F.log_softmax(s_logits / tau, dim=-1), F.log_softmax(t_logits / tau, dim=-1), reduction="batchmean", log_target=True)
-            * tau**2
-        )
+        kd_loss = self.logit_kd_loss(s_logits, teacher.logits, args.temperature)
         freq_loss = zero
         if need_hidden:
             mask = student.attention_mask
-            pair_losses = [
-                frequency_alignment_loss(
-                    student.hidden_states[s], teacher.hidden_states[t], mask, fft_axis=args.fft_axis, variant=args.freq_loss_variant
-                )
-                for s, t in layer_map.pairs
-            ]
+            pair_losses = [self.alignment_loss(student.hidden_states[s], teacher.hidden_states[t], mask)
+                           for s, t in layer_map.pairs]
             freq_loss = torch.stack(pair_losses).mean()
         loss = (1 - args.alpha) * ce_loss + args.alpha * kd_loss + args.beta * freq_loss
 
-        metrics = self._metrics[mode]
+        metrics = self._metrics["train" if model.training else "eval"]
         metrics["ce_loss"].append(ce_loss.detach())
         metrics["kd_loss"].append(kd_loss.detach())
         metrics["freq_loss"].append(freq_loss.detach())

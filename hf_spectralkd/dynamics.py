@@ -20,8 +20,6 @@ Agreement between two intensity curves (one implementation, shared with ``hf-spe
 
 from __future__ import annotations
 
-import itertools
-import json
 import math
 import os
 import time
@@ -33,8 +31,11 @@ from transformers import TrainerCallback
 
 from .adapters import ModelAdapter, unwrap_model
 from .analysis import collect_profile
+from .constants import DYNAMICS_JSON_FILENAME, DYNAMICS_PLOT_FILENAME
 from .distributed import preserve_rng_state
+from .sampling import sample_dataset
 from .spectral import frequency_alignment_loss
+from .utils import json_number, write_json
 
 __all__ = [
     "DYNAMICS_JSON",
@@ -42,14 +43,15 @@ __all__ = [
     "LOG_PREFIX",
     "SpectralDynamicsCallback",
     "curve_agreement",
+    "json_number",
     "mean_relative_error",
     "pearson",
     "plot_intensity_curves",
     "resample_curve",
 ]
 
-DYNAMICS_JSON = "distillation_dynamics.json"
-DYNAMICS_PLOT = "distillation_dynamics.png"
+DYNAMICS_JSON = DYNAMICS_JSON_FILENAME  # former names, still imported by callers
+DYNAMICS_PLOT = DYNAMICS_PLOT_FILENAME
 LOG_PREFIX = "dynamics/"
 AGREEMENT_KEYS = ("pearson_aligned", "mre_aligned", "pearson_all", "mre_all")
 
@@ -129,12 +131,7 @@ def curve_agreement(teacher_intensity, student_intensity, pairs: Sequence = ()) 
     return result
 
 
-def _json_number(value):
-    """NaN/inf are not JSON: they are written as null."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+_json_number = json_number  # the name commands/compare.py imports until it switches to utils.json_number
 
 
 # --------------------------------------------------------------------------------------------------
@@ -291,21 +288,13 @@ class SpectralDynamicsCallback(TrainerCallback):
                 raise ValueError("spectral dynamics: eval_dataset is an empty dict")
             name, dataset = next(iter(dataset.items()))
         seed = trainer.args.seed
-        import datasets
-
-        if isinstance(dataset, (torch.utils.data.IterableDataset, datasets.IterableDataset)):
-            sample = list(itertools.islice(iter(dataset), self.num_samples))
+        sample = sample_dataset(dataset, self.num_samples, seed)
+        if isinstance(sample, list):  # an iterable dataset has no length to sample from
             how = "first examples (iterable dataset)"
         else:
-            total = len(dataset)
-            count = min(self.num_samples, total)
-            generator = torch.Generator().manual_seed(seed)
-            indices = sorted(torch.randperm(total, generator=generator)[:count].tolist())
-            if isinstance(dataset, datasets.Dataset):
-                sample = trainer._remove_unused_columns(dataset.select(indices), description="spectral dynamics")
-            else:
-                sample = torch.utils.data.Subset(dataset, indices)
             how = f"random subset (seed {seed})"
+            if hasattr(sample, "column_names"):
+                sample = trainer._remove_unused_columns(sample, description="spectral dynamics")
         if len(sample) == 0:
             raise ValueError("spectral dynamics: the evaluation dataset is empty; pass a non-empty eval_dataset or set spectral_dynamics=False")
         self._sample = sample
@@ -322,9 +311,9 @@ class SpectralDynamicsCallback(TrainerCallback):
 
     def _collate(self, features):
         batch = self.trainer.data_collator(features)
-        cache = getattr(self.trainer, "teacher_cache", None)  # its example-id column is a cache key, not a model input
-        if cache is not None and isinstance(batch, dict):
-            batch.pop(cache.id_column, None)
+        column = getattr(self.trainer, "cache_id_column", None)  # the teacher cache's key, not a model input
+        if column is not None and isinstance(batch, dict):
+            batch.pop(column, None)
         return batch
 
     # ---------------------------------------------------------------- measuring
@@ -354,8 +343,8 @@ class SpectralDynamicsCallback(TrainerCallback):
             "epoch": None if state.epoch is None else float(state.epoch),
             "event": event,
             "student_intensity": student,
-            **{key: _json_number(value) for key, value in agreement.items()},
-            "freq_loss": _json_number(probe.freq_loss),
+            **{key: json_number(value) for key, value in agreement.items()},
+            "freq_loss": json_number(probe.freq_loss),
             "seconds": elapsed,
         }
         self.records.append(record)
@@ -423,7 +412,7 @@ class SpectralDynamicsCallback(TrainerCallback):
             return ()
         start = time.perf_counter()
         os.makedirs(output_dir, exist_ok=True)
-        plot_path = os.path.join(output_dir, DYNAMICS_PLOT)
+        plot_path = os.path.join(output_dir, DYNAMICS_PLOT_FILENAME)
         chosen = _spread(self.records, 4)
         pairs = self.trainer.layer_map.pairs if self.trainer.layer_map is not None else []
         plot_intensity_curves(
@@ -432,11 +421,7 @@ class SpectralDynamicsCallback(TrainerCallback):
             title=f"Distillation dynamics ({self._sample_info.get('num_samples')} eval examples)",
         )
         self.seconds += time.perf_counter() - start  # the JSON records the cost including the plot
-        json_path = os.path.join(output_dir, DYNAMICS_JSON)
-        tmp = json_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(self.report(state), handle, indent=1)
-        os.replace(tmp, json_path)
+        json_path = write_json(os.path.join(output_dir, DYNAMICS_JSON_FILENAME), self.report(state), indent=1)
         return json_path, plot_path
 
 

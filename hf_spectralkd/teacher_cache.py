@@ -11,15 +11,15 @@ Layout of a cache directory (all arrays are ``numpy`` ``.npy`` files opened memo
 
 Examples are found by their id (an integer column, ``example_id`` by default; :func:`add_example_ids` adds
 one). The fingerprint covers the teacher's weights, the training inputs and the aligned layers: when any
-of them changes, :func:`enable_teacher_cache` rebuilds the cache. Pipelines whose inputs change from
-epoch to epoch (``set_transform`` / ``with_transform`` augmentation, iterable datasets) are refused: a cache
-of one epoch's inputs would silently be wrong for the next.
+of them changes, the trainer (``SpectralDistillationTrainer(..., teacher_cache=directory)``) rebuilds the
+cache. Pipelines whose inputs change from epoch to epoch (``set_transform`` / ``with_transform``
+augmentation, iterable datasets) are refused: a cache of one epoch's inputs would silently be wrong for the
+next.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import time
@@ -29,14 +29,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .adapters import AdapterOutput, get_adapter
-from .distributed import preserve_rng_state
+from .adapters import AdapterOutput, get_adapter, unwrap_model
+from .constants import CACHE_META_FILENAME
+from .utils import read_json, write_json
 
-__all__ = ["TeacherCache", "build_teacher_cache", "enable_teacher_cache", "add_example_ids", "cache_fingerprint",
-           "DEFAULT_ID_COLUMN", "META_FILENAME"]
+__all__ = ["TeacherCache", "build_teacher_cache", "open_teacher_cache", "enable_teacher_cache", "add_example_ids",
+           "cache_fingerprint", "check_fixed_inputs", "DEFAULT_ID_COLUMN", "META_FILENAME"]
 
 DEFAULT_ID_COLUMN = "example_id"
-META_FILENAME = "cache_meta.json"
+META_FILENAME = CACHE_META_FILENAME  # the name other modules import from here
 FORMAT_VERSION = 1
 _MOD = (1 << 61) - 1
 
@@ -50,8 +51,9 @@ def add_example_ids(dataset, column: str = DEFAULT_ID_COLUMN):
 
 # ---------------------------------------------------------------- fingerprints
 def teacher_weights_hash(model) -> str:
+    """Hash of the weights; a wrapped model (DDP's ``module.`` prefixes) hashes like the model itself."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
+    for name, tensor in sorted(unwrap_model(model).state_dict().items()):
         digest.update(name.encode())
         digest.update(str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
@@ -92,7 +94,9 @@ def _checksum(ids: torch.Tensor) -> int:
     return int(((ids + 7) * weights * 1_000_003 + ids.numel()).sum().item() % _MOD)
 
 
-def _check_fixed_inputs(dataset, id_column: str):
+def check_fixed_inputs(dataset, id_column: str = DEFAULT_ID_COLUMN) -> None:
+    """Refuse training data a cache cannot follow: not a ``datasets.Dataset``, an on-the-fly transform, no
+    integer id column with unique values, or no ``input_ids`` / ``attention_mask``."""
     try:
         import datasets
     except ImportError:  # pragma: no cover - datasets is a dependency
@@ -131,8 +135,9 @@ class TeacherCache:
         meta_path = os.path.join(directory, META_FILENAME)
         if not os.path.isfile(meta_path):
             raise ValueError(f"{directory} is not a teacher cache (no {META_FILENAME}); build one with hf-spectralkd cache-teacher")
-        with open(meta_path, encoding="utf-8") as handle:
-            self.meta = json.load(handle)
+        self.meta = read_json(meta_path)
+        if not isinstance(self.meta, dict):
+            raise ValueError(f"{meta_path} is not valid JSON: rebuild the teacher cache")
         self.directory = directory
         self.fingerprint = self.meta["fingerprint"]
         self.id_column = self.fingerprint["id_column"]
@@ -192,26 +197,73 @@ class TeacherCache:
         return AdapterOutput(logits=logits, hidden_states=hidden, attention_mask=mask)
 
 
-@torch.no_grad()
-def build_teacher_cache(teacher, dataset, collator, teacher_layers, directory: str, id_column: str = DEFAULT_ID_COLUMN,
-                        batch_size: int = 64, device=None, adapter=None, fingerprint: Optional[dict] = None,
-                        progress: bool = False) -> TeacherCache:
-    """Run ``teacher`` once over ``dataset`` and write its logits and ``teacher_layers`` hidden states."""
-    _check_fixed_inputs(dataset, id_column)
+
+# ---------------------------------------------------------------- building
+def _check_target(directory: str) -> None:
     if os.path.exists(directory) and not (
         os.path.isdir(directory) and (not os.listdir(directory) or os.path.isfile(os.path.join(directory, META_FILENAME)))
     ):
         raise ValueError(f"refusing to write the teacher cache to {directory}: it exists and is not a teacher cache "
                          "(the cache directory is replaced as a whole); choose a new or empty directory")
+
+
+def _token_offsets(rows) -> tuple:
+    """``(lengths, offsets)``: real tokens of each example and where its rows start in ``hidden.npy``."""
+    lengths = np.array([int(np.sum(m)) for m in rows.with_format("numpy")["attention_mask"]], dtype=np.int64)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return lengths, offsets
+
+
+def _write_arrays(directory, teacher, adapter, loader, teacher_layers, id_column, lengths, offsets, device) -> None:
+    """Run the teacher over ``loader`` and write the five arrays of the cache layout into ``directory``."""
+    n = len(lengths)
+    logits_mm = hidden_mm = None
+    ids_out, checksums = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    cursor = 0
+    for batch in loader:
+        ids = batch.pop(id_column)
+        batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+        out = adapter.forward(teacher, batch, output_hidden_states=True)
+        if out.hidden_states[0].dim() != 3:
+            raise ValueError("the teacher cache stores (N, L, D) token hidden states; this teacher returns feature maps")
+        if logits_mm is None:
+            num_labels, width = out.logits.shape[-1], out.hidden_states[teacher_layers[0]].shape[-1]
+            logits_mm = np.lib.format.open_memmap(os.path.join(directory, "logits.npy"), "w+", np.float16, (n, num_labels))
+            hidden_mm = np.lib.format.open_memmap(os.path.join(directory, "hidden.npy"), "w+", np.float16,
+                                                  (int(offsets[-1]), len(teacher_layers), width))
+        mask = batch["attention_mask"].bool().cpu()
+        stacked = torch.stack([out.hidden_states[t] for t in teacher_layers], dim=2).float().cpu()  # (B, L, K, D)
+        logits_mm[cursor:cursor + len(ids)] = out.logits.float().cpu().numpy().astype(np.float16)
+        for row in range(len(ids)):
+            i = cursor + row
+            real = mask[row]
+            if int(real.sum()) != lengths[i]:
+                raise ValueError(f"the collator changed the length of example {int(ids[row])}; the cache needs fixed inputs")
+            hidden_mm[offsets[i]:offsets[i + 1]] = stacked[row][real].numpy().astype(np.float16)
+            checksums[i] = _checksum(batch["input_ids"][row].cpu()[real])
+        ids_out[cursor:cursor + len(ids)] = np.asarray(ids, dtype=np.int64)
+        cursor += len(ids)
+    logits_mm.flush()
+    hidden_mm.flush()
+    del logits_mm, hidden_mm
+    np.save(os.path.join(directory, "ids.npy"), ids_out)
+    np.save(os.path.join(directory, "offsets.npy"), offsets)
+    np.save(os.path.join(directory, "checksums.npy"), checksums)
+
+
+@torch.no_grad()
+def build_teacher_cache(teacher, dataset, collator, teacher_layers, directory: str, id_column: str = DEFAULT_ID_COLUMN,
+                        batch_size: int = 64, device=None, adapter=None, fingerprint: Optional[dict] = None,
+                        progress: bool = False) -> TeacherCache:
+    """Run ``teacher`` once over ``dataset`` and write its logits and ``teacher_layers`` hidden states."""
+    check_fixed_inputs(dataset, id_column)
+    _check_target(directory)
     adapter = adapter or get_adapter(teacher)
     fingerprint = fingerprint or cache_fingerprint(teacher, dataset, teacher_layers, id_column)
     keep = (id_column, "input_ids", "attention_mask", "token_type_ids", "position_ids", "labels", "label")
-    columns = [c for c in dataset.column_names if c in keep]
-    rows = dataset.select_columns(columns)
-    n = len(rows)
-    lengths = np.array([int(np.sum(m)) for m in rows.with_format("numpy")["attention_mask"]], dtype=np.int64)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    rows = dataset.select_columns([c for c in dataset.column_names if c in keep])
+    lengths, offsets = _token_offsets(rows)
     device = device or next(teacher.parameters()).device
     was_training = teacher.training
     teacher.eval()
@@ -221,48 +273,14 @@ def build_teacher_cache(teacher, dataset, collator, teacher_layers, directory: s
     start_time = time.time()
     try:
         loader = DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collator)
-        logits_mm = hidden_mm = None
-        ids_out = np.zeros(n, dtype=np.int64)
-        checksums = np.zeros(n, dtype=np.int64)
-        cursor = 0
-        iterator = loader
         if progress:
             from tqdm.auto import tqdm
 
-            iterator = tqdm(loader, desc="caching teacher outputs")
-        for batch in iterator:
-            ids = batch.pop(id_column)
-            batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
-            out = adapter.forward(teacher, batch, output_hidden_states=True)
-            if out.hidden_states[0].dim() != 3:
-                raise ValueError("the teacher cache stores (N, L, D) token hidden states; this teacher returns feature maps")
-            if logits_mm is None:
-                num_labels, width = out.logits.shape[-1], out.hidden_states[teacher_layers[0]].shape[-1]
-                logits_mm = np.lib.format.open_memmap(os.path.join(tmp, "logits.npy"), "w+", np.float16, (n, num_labels))
-                hidden_mm = np.lib.format.open_memmap(os.path.join(tmp, "hidden.npy"), "w+", np.float16,
-                                                      (int(offsets[-1]), len(teacher_layers), width))
-            mask = batch["attention_mask"].bool().cpu()
-            stacked = torch.stack([out.hidden_states[t] for t in teacher_layers], dim=2).float().cpu()  # (B, L, K, D)
-            logits_mm[cursor:cursor + len(ids)] = out.logits.float().cpu().numpy().astype(np.float16)
-            for row in range(len(ids)):
-                i = cursor + row
-                real = mask[row]
-                if int(real.sum()) != lengths[i]:
-                    raise ValueError(f"the collator changed the length of example {int(ids[row])}; the cache needs fixed inputs")
-                hidden_mm[offsets[i]:offsets[i + 1]] = stacked[row][real].numpy().astype(np.float16)
-                checksums[i] = _checksum(batch["input_ids"][row].cpu()[real])
-            ids_out[cursor:cursor + len(ids)] = np.asarray(ids, dtype=np.int64)
-            cursor += len(ids)
-        logits_mm.flush()
-        hidden_mm.flush()
-        del logits_mm, hidden_mm
-        np.save(os.path.join(tmp, "ids.npy"), ids_out)
-        np.save(os.path.join(tmp, "offsets.npy"), offsets)
-        np.save(os.path.join(tmp, "checksums.npy"), checksums)
-        meta = {"fingerprint": fingerprint, "num_examples": n, "num_tokens": int(offsets[-1]),
+            loader = tqdm(loader, desc="caching teacher outputs")
+        _write_arrays(tmp, teacher, adapter, loader, teacher_layers, id_column, lengths, offsets, device)
+        meta = {"fingerprint": fingerprint, "num_examples": len(rows), "num_tokens": int(offsets[-1]),
                 "dtype": "float16", "build_seconds": round(time.time() - start_time, 3)}
-        with open(os.path.join(tmp, META_FILENAME), "w", encoding="utf-8") as handle:
-            json.dump(meta, handle, indent=1)
+        write_json(os.path.join(tmp, META_FILENAME), meta, indent=1)
         shutil.rmtree(directory, ignore_errors=True)
         os.replace(tmp, directory)
     except BaseException:
@@ -273,40 +291,27 @@ def build_teacher_cache(teacher, dataset, collator, teacher_layers, directory: s
     return TeacherCache(directory)
 
 
-def enable_teacher_cache(trainer, directory: str, id_column: str = DEFAULT_ID_COLUMN, rebuild: bool = True) -> TeacherCache:
-    """Make ``trainer`` read the teacher's training-time outputs from the cache in ``directory``.
+def open_teacher_cache(teacher, dataset, collator, teacher_layers, directory: str, *, id_column: str = DEFAULT_ID_COLUMN,
+                       rebuild: bool = True, **build_kwargs) -> TeacherCache:
+    """The cache in ``directory`` when its fingerprint (teacher weights, training inputs, aligned layers) matches,
+    else a fresh one built there (``rebuild=False``: a stale cache is an error instead). ``build_kwargs`` go to
+    :func:`build_teacher_cache` (batch_size, device, adapter, progress)."""
+    check_fixed_inputs(dataset, id_column)
+    fingerprint = cache_fingerprint(teacher, dataset, teacher_layers, id_column)
+    if os.path.isfile(os.path.join(directory, META_FILENAME)):
+        existing = TeacherCache(directory)
+        if existing.fingerprint == fingerprint:
+            return existing
+        if not rebuild:
+            changed = [k for k in fingerprint if existing.fingerprint.get(k) != fingerprint[k]]
+            raise ValueError(f"the teacher cache in {directory} is stale ({', '.join(changed)} changed); rebuild it")
+    return build_teacher_cache(teacher, dataset, collator, teacher_layers, directory, id_column,
+                               fingerprint=fingerprint, **build_kwargs)
 
-    The layer map is chosen first (spectral selection, as without the cache); then the cache is loaded if
-    its fingerprint (teacher weights, training inputs, aligned layers) matches, else (re)built. Evaluation
-    keeps running the live teacher.
-    """
-    dataset = trainer.train_dataset
-    _check_fixed_inputs(dataset, id_column)
-    layer_map = trainer.setup_layer_map()
-    if not layer_map.teacher_layers:
-        raise ValueError("the teacher cache stores the aligned layers' hidden states: it needs beta > 0 and aligned layers")
-    teacher = trainer.accelerator.unwrap_model(trainer.teacher)
-    fingerprint = cache_fingerprint(teacher, dataset, layer_map.teacher_layers, id_column)
-    cache = None
-    with trainer.accelerator.main_process_first():
-        if os.path.isfile(os.path.join(directory, META_FILENAME)):
-            existing = TeacherCache(directory)
-            if existing.fingerprint == fingerprint:
-                cache = existing
-            elif not rebuild:
-                changed = [k for k in fingerprint if existing.fingerprint.get(k) != fingerprint[k]]
-                raise ValueError(f"the teacher cache in {directory} is stale ({', '.join(changed)} changed); rebuild it")
-        if cache is None:
-            collator = trainer.data_collator
-            # the teacher pass iterates a DataLoader, which draws from the global RNG: keep the run's random numbers
-            with preserve_rng_state(trainer.accelerator.device):
-                cache = build_teacher_cache(teacher, dataset, collator, layer_map.teacher_layers, directory, id_column,
-                                            batch_size=trainer.args.per_device_eval_batch_size,
-                                            device=trainer.accelerator.device, adapter=trainer.teacher_adapter,
-                                            fingerprint=fingerprint)
-    # keep the id column through the Trainer's column removal (the student never sees it: compute_loss drops it)
-    trainer._set_signature_columns_if_needed()
-    if id_column not in trainer._signature_columns:
-        trainer._signature_columns = [*trainer._signature_columns, id_column]
-    trainer.teacher_cache = cache
-    return cache
+
+def enable_teacher_cache(trainer, directory: str, id_column: str = DEFAULT_ID_COLUMN, rebuild: bool = True) -> TeacherCache:
+    """Make an existing ``trainer`` read the teacher's training-time outputs from the cache in ``directory``
+    (the same as constructing it with ``teacher_cache=directory``, for a ``train_dataset`` that already has
+    the ``id_column``). The layer map is chosen first; evaluation keeps running the live teacher."""
+    trainer.use_teacher_cache(directory, id_column)
+    return trainer.setup_teacher_cache(rebuild=rebuild)

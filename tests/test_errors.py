@@ -74,13 +74,13 @@ def test_id2label_differ(tmp_path):
 
 
 def test_teacher_layer_out_of_range_gives_valid_range(tmp_path):
-    with pytest.raises(ValueError, match=r"teacher_layers \[5\] out of range: the teacher has 4 blocks, valid indices are 0\.\.4"):
+    with pytest.raises(ValueError, match=r"teacher_layers \[5\] out of range: valid indices are 0\.\.4 \(the teacher has 4 blocks\)"):
         build(tmp_path, tiny_bert(4), tiny_bert(2, 16), teacher_layers=[2, 5], layer_selection="manual")
     assert_nothing_written(tmp_path)
 
 
 def test_student_layer_out_of_range_gives_valid_range(tmp_path):
-    with pytest.raises(ValueError, match=r"student_layers \[3\] out of range: the student has 2 blocks, valid indices are 0\.\.2"):
+    with pytest.raises(ValueError, match=r"student_layers \[3\] out of range: valid indices are 0\.\.2 \(the student has 2 blocks\)"):
         build(tmp_path, tiny_bert(4), tiny_bert(2, 16), teacher_layers=[2, 4], student_layers=[1, 3])
     assert_nothing_written(tmp_path)
 

@@ -81,13 +81,19 @@ def register_adapter(name: str) -> Callable:
     return wrap
 
 
-def unwrap_model(model):
-    """Strip DDP / DeepSpeed / compiled wrappers (and keep PEFT models as they are)."""
+def unwrap_model(model, peft: bool = False):
+    """The model under DDP / DeepSpeed / ``torch.compile`` wrappers; with ``peft=True`` also under a PEFT wrapper.
+
+    The one place that unwraps: a PEFT model is kept by default (it is what trains and saves), and unwrapped
+    to its base model only where the base model's own config, class or ``forward`` signature is read.
+    """
     while True:
         if hasattr(model, "_orig_mod"):
             model = model._orig_mod
         elif hasattr(model, "module") and isinstance(model.module, torch.nn.Module) and not hasattr(model, "peft_config"):
             model = model.module
+        elif peft and hasattr(model, "peft_config") and hasattr(model, "get_base_model"):
+            model = model.get_base_model()
         else:
             return model
 

@@ -6,9 +6,7 @@ from . import AdapterOutput, ModelAdapter, register_adapter, unwrap_model
 
 
 def _config(model):
-    base = unwrap_model(model)
-    if hasattr(base, "peft_config") and hasattr(base, "get_base_model"):
-        base = base.get_base_model()
+    base = unwrap_model(model, peft=True)
     return getattr(base, "config", None)
 
 

@@ -39,9 +39,7 @@ __all__ = ["TimmAdapter", "is_timm_model", "load_timm_model", "timm_data_config"
 
 def _base(model):
     """The timm module itself: DDP/DeepSpeed/compile wrappers and a PEFT wrapper removed."""
-    base = unwrap_model(model)
-    if hasattr(base, "peft_config") and hasattr(base, "get_base_model"):
-        base = base.get_base_model()
+    base = unwrap_model(model, peft=True)
     return base
 
 

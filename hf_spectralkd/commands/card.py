@@ -33,7 +33,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..cards import CARD_FILENAME, DYNAMICS_PLOT_FILENAME, PLOT_FILENAME, find_run_results, write_model_card
+    from ..cards import write_model_card
+    from ..constants import CARD_FILENAME, DYNAMICS_PLOT_FILENAME, PLOT_FILENAME
+    from ..results import find_run_results
 
     results, student_dir = find_run_results(args.run_dir, "--run-dir")
     if results is None:

@@ -1,0 +1,259 @@
+"""The values a model card shows, computed from a results dict; ``templates/model_card.md.jinja`` holds the
+sentences. Numbers arrive formatted (``"0.7500"``, ``"12,345"``, ``"n/a"``); a section builder per card section."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+from ..loading import PACKAGED_SOURCES, hub_model_id, is_hub_id
+from ..paper import PAPER
+from ..results import package_versions, read_log_history
+
+__all__ = ["METRIC_INFO", "KNOWN_HUB_DATASETS", "card_values", "dataset_hub_id", "metrics_of", "display_path"]
+
+# Hub homes of datasets this project ships a copy of (the copy keeps its provenance in its README).
+KNOWN_HUB_DATASETS = {"clinc150": "clinc/clinc_oos"}
+METRIC_INFO = {  # results key -> (model-index metric type, pretty name, metric args)
+    "accuracy": ("accuracy", "Accuracy", None),
+    "macro_f1": ("f1", "Macro F1", {"average": "macro"}),
+    "f1": ("f1", "F1", None),
+    "top5_accuracy": ("accuracy", "Top-5 accuracy", {"top_k": 5}),
+}
+# the distillation hyper-parameters the template explains, in table order (others follow, unexplained)
+DISTILLATION_ORDER = ("alpha", "temperature", "beta", "layer_selection", "selection_samples", "fft_axis", "freq_loss_variant")
+LOG_TABLE_ROWS = 20
+
+
+# ----------------------------------------------------------------------------------------------- formatting
+def display_path(path):
+    """Paths as a card shows them: relative to the current directory when inside it (no machine-specific prefix)."""
+    if not isinstance(path, str) or not os.path.isabs(path):
+        return path
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if relative.startswith("..") else relative
+
+
+def fmt_int(value) -> str:
+    return f"{int(value):,}" if isinstance(value, (int, float)) else "n/a"
+
+
+def fmt_float(value, digits: int = 4) -> str:
+    return f"{float(value):.{digits}f}" if isinstance(value, (int, float)) else "n/a"
+
+
+def fmt_value(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={fmt_value(v)}" for k, v in value.items() if v is not None) or "n/a"
+    return str(value)
+
+
+def metrics_of(entry: Optional[dict]) -> dict:
+    return dict((entry or {}).get("metrics") or {})
+
+
+def dataset_hub_id(dataset: dict) -> Optional[str]:
+    for key in ("hub_id", "source"):
+        if is_hub_id(dataset.get(key)):
+            return dataset[key]
+    return KNOWN_HUB_DATASETS.get(str(dataset.get("name", "")).lower())
+
+
+def _shown(entry: Optional[dict]) -> dict:
+    """A model section with its paths as the card shows them."""
+    return {k: (display_path(v) if k in ("source", "path") else v) for k, v in (entry or {}).items()}
+
+
+# ----------------------------------------------------------------------------------------------- sections
+def model_values(entry: dict, vision: bool) -> dict:
+    """What the template's ``model_display`` macro needs to name a model (Hub link, timm name, local path)."""
+    source = entry.get("source")
+    return {
+        "hub": hub_model_id(source, vision), "vision": vision, "source": source, "path": entry.get("path"),
+        "packaged": PACKAGED_SOURCES.get(source) if isinstance(source, str) else None,
+        "num_layers": fmt_value(entry.get("num_layers")),
+    }
+
+
+def dataset_values(results: dict) -> dict:
+    dataset = dict(results.get("dataset") or {})
+    dataset["source"] = display_path(dataset.get("source"))
+    citation = (dataset.get("citation") or "").strip() or None
+    splits = dataset.get("splits") or {}
+    return {
+        "name": dataset.get("name") or "an unnamed dataset",
+        "source": dataset.get("source"),
+        "hub_id": dataset_hub_id(dataset),
+        "source_is_hub": is_hub_id(dataset.get("source")),
+        "license": dataset.get("license"),
+        "citation": citation,
+        "citation_is_bibtex": bool(citation and citation.startswith("@")),
+        "splits": splits,
+        "eval_size": splits.get(results.get("eval_split") or "test"),
+        "train_size": splits.get("train"),
+    }
+
+
+def size_values(teacher: dict, student: dict, baseline: Optional[dict]) -> dict:
+    """The size table's rows, the measured speed-up and the parameter ratio."""
+
+    def row(kind, entry, path):
+        return {
+            "kind": kind, "path": path,
+            "num_layers": fmt_value(entry.get("num_layers")), "hidden_size": fmt_value(entry.get("hidden_size")),
+            "num_parameters": fmt_int(entry.get("num_parameters")),
+            "throughput": fmt_float(entry.get("throughput_samples_per_s"), 1),
+        }
+
+    rows = [row("teacher", teacher, None), row("student", student, None)]
+    if baseline:
+        rows.append(row("baseline", baseline, baseline.get("path")))
+    speedup = size_ratio = None
+    t_tp, s_tp = teacher.get("throughput_samples_per_s"), student.get("throughput_samples_per_s")
+    if isinstance(t_tp, (int, float)) and isinstance(s_tp, (int, float)) and t_tp > 0:
+        speedup = {"ratio": f"{s_tp / t_tp:.2f}", "student": f"{s_tp:.1f}", "teacher": f"{t_tp:.1f}"}
+    t_p, s_p = teacher.get("num_parameters"), student.get("num_parameters")
+    if isinstance(t_p, (int, float)) and isinstance(s_p, (int, float)) and s_p > 0:
+        size_ratio = {"ratio": f"{t_p / s_p:.2f}", "share": f"{s_p / t_p:.1%}"}
+    init = {"kind": student.get("init"), "layers": fmt_value(student.get("init_layers")), "source": student.get("source")}
+    return {"size_rows": rows, "speedup": speedup, "size_ratio": size_ratio, "student_init": init}
+
+
+def layer_map_values(layer_map: Optional[dict]) -> dict:
+    layer_map = layer_map or {}
+    t_layers = list(layer_map.get("teacher_layers") or [])
+    s_layers = list(layer_map.get("student_layers") or [])
+    intensity = layer_map.get("teacher_intensity")
+
+    def shown(t):
+        return fmt_float(intensity[t], 5) if intensity and 0 <= t < len(intensity) else "n/a"
+
+    cells = None
+    if intensity:
+        cells = [{"index": i, "value": f"{v:.5f}", "chosen": i in t_layers} for i, v in enumerate(intensity)]
+    return {
+        "pairs": [{"student": s, "teacher": t, "intensity": shown(t)} for s, t in zip(s_layers, t_layers)],
+        "strategy": layer_map.get("strategy") or "n/a",
+        "intensity": cells,
+    }
+
+
+def distillation_rows(distillation: Optional[dict]) -> list:
+    distillation = distillation or {}
+    keys = [k for k in DISTILLATION_ORDER if k in distillation] + [k for k in distillation if k not in DISTILLATION_ORDER]
+    return [{"key": k, "value": fmt_value(distillation[k])} for k in keys]
+
+
+def metric_keys(results: dict) -> list:
+    keys = []
+    for role in ("teacher", "baseline", "student"):
+        for key in metrics_of(results.get(role)):
+            if key not in keys:
+                keys.append(key)
+    return [k for k in METRIC_INFO if k in keys] + [k for k in keys if k not in METRIC_INFO]
+
+
+def result_values(results: dict) -> dict:
+    keys = metric_keys(results)
+    rows = []
+    for role in ("teacher", "baseline", "student"):
+        if results.get(role) and keys:
+            metrics = metrics_of(results[role])
+            rows.append({"role": role, "cells": [fmt_float(metrics.get(k)) for k in keys]})
+    headers = [METRIC_INFO[k][1] if k in METRIC_INFO else k.replace("_", " ") for k in keys]
+    return {
+        "metric_headers": headers or ["(no metrics)"],
+        "result_rows": rows,
+        "no_metrics": not keys,
+        "no_baseline": bool(keys) and not results.get("baseline"),
+        "teacher_not_evaluated": bool(keys) and not metrics_of(results.get("teacher")),
+    }
+
+
+def usage_values(results: dict, vision: bool, repo_id, usage_path, student_dir) -> dict:
+    where = repo_id or usage_path or (display_path(os.path.abspath(student_dir)) if student_dir else "path/to/this/model")
+    example = results.get("usage_example") or "how do I freeze my bank account?"
+    return {"vision": vision, "from_hub": bool(repo_id), "where": where, "example": json.dumps(example)}
+
+
+def log_table(log_history: list, max_rows: int = LOG_TABLE_ROWS) -> tuple:
+    """Evaluation entries of a Trainer log history as (headers, rows); the last training loss before each."""
+    evals, last_loss = [], None
+    for entry in log_history:
+        if "loss" in entry:
+            last_loss = entry["loss"]
+        if any(k.startswith("eval_") for k in entry) and "eval_runtime" in entry:
+            evals.append((last_loss, entry))
+    if not evals:
+        return [], []
+    metric_names = []
+    for _, entry in evals:
+        for key in entry:
+            if key.startswith("eval_") and not key.endswith(("_runtime", "_samples_per_second", "_steps_per_second")):
+                if key not in metric_names:
+                    metric_names.append(key)
+    headers = ["step", "epoch", "training loss"] + [k[len("eval_"):].replace("_", " ") for k in metric_names]
+    if len(evals) > max_rows:  # keep the first, the last and evenly spaced ones in between
+        kept = sorted({round(i * (len(evals) - 1) / (max_rows - 1)) for i in range(max_rows)})
+        evals = [evals[i] for i in kept]
+    rows = [[str(entry.get("step", "")), fmt_float(entry.get("epoch"), 2), fmt_float(loss)]
+            + [fmt_float(entry.get(k)) for k in metric_names] for loss, entry in evals]
+    return headers, rows
+
+
+def training_values(results: dict, student_dir, vision: bool) -> dict:
+    training = dict(results.get("training") or {})
+    splits = (results.get("dataset") or {}).get("splits") or {}
+    rows = [{"name": f"`{k}`", "value": fmt_value(v)} for k, v in training.items()]
+    if splits:
+        rows.append({"name": "data splits", "value": ", ".join(f"{k} {v}" for k, v in splits.items())})
+    log_headers, log_rows = log_table(results.get("log_history") or read_log_history(student_dir))
+    versions = dict(results.get("versions") or {}) or package_versions(vision)
+    return {
+        "teacher_finetuned": bool(training.get("teacher_finetune")),
+        "recipe": display_path(results.get("recipe")) if results.get("recipe") else None,
+        "recipe_name": results.get("recipe_name"),
+        "training_rows": rows,
+        "timing_rows": [{"name": k, "value": fmt_float(v, 1)} for k, v in (results.get("timings_s") or {}).items()],
+        "log_headers": log_headers,
+        "log_rows": log_rows,
+        "version_rows": [{"name": k, "value": v} for k, v in versions.items()],
+    }
+
+
+def card_values(results: dict, model_name: str, *, repo_id=None, plot=None, dynamics_plot=None, student_dir=None,
+                usage_path=None) -> dict:
+    """Every value the card template shows, from a results dict (the results.json format)."""
+    vision = (results.get("task") or "text-classification") == "image-classification"
+    teacher, student = _shown(results.get("teacher")), _shown(results.get("student"))
+    baseline = _shown(results.get("baseline")) or None
+    return {
+        "model_name": model_name,
+        "task_label": "image-classification" if vision else "text-classification",
+        "paper": PAPER,
+        "teacher": model_values(teacher, vision),
+        "student": {"num_layers": fmt_value(student.get("num_layers"))},
+        "has_baseline": bool(baseline),
+        "dataset": dataset_values(results),
+        "teacher_not_hub": not hub_model_id(teacher.get("source"), vision),
+        "smoke": bool(results.get("smoke")),
+        **size_values(teacher, student, baseline),
+        "layer_map": layer_map_values(results.get("layer_map")),
+        "plot": plot,
+        "dynamics_plot": dynamics_plot,
+        "distill_rows": distillation_rows(results.get("distillation")),
+        "eval_split": results.get("eval_split") or "test",
+        **result_values(results),
+        "usage": usage_values(results, vision, repo_id, usage_path, student_dir),
+        **training_values(results, student_dir, vision),
+    }

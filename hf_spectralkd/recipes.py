@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import difflib
 import enum
+import functools
 import os
 import types
 import typing
@@ -41,6 +42,7 @@ __all__ = [
     "apply_overrides",
     "smoke",
     "distillation_field_names",
+    "distillation_default",
     "training_field_names",
 ]
 
@@ -148,8 +150,13 @@ class Recipe:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def distillation_value(self, name: str):
+        """The recipe's ``distillation.<name>``, or :class:`~hf_spectralkd.SpectralDistillationConfig`'s default."""
+        return self.distillation.get(name, distillation_default(name))
+
 
 # ---------------------------------------------------------------------------------------------- fields
+@functools.lru_cache(maxsize=None)
 def _distillation_only_fields() -> dict:
     from transformers import TrainingArguments
 
@@ -161,6 +168,12 @@ def _distillation_only_fields() -> dict:
 
 def distillation_field_names() -> list:
     return sorted(_distillation_only_fields())
+
+
+def distillation_default(name: str):
+    """The default of the SpectralKD field ``name``, read from :class:`~hf_spectralkd.SpectralDistillationConfig`."""
+    f = _distillation_only_fields()[name]
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def training_field_names() -> list:
@@ -257,6 +270,16 @@ def _coerce(value, tp):
     return value  # a type we do not check here: the config's own __post_init__ validates it
 
 
+def _coerce_key(value, tp, key: str, section: str, ctx: "_Context"):
+    """``value`` of ``key`` converted to ``tp``, or a ValueError naming the key, its section and the file."""
+    try:
+        return _coerce(value, tp)
+    except _Mismatch:
+        raise ValueError(
+            f"'{key}' in {ctx.where(section)} must be {_describe_type(tp)}, got {type(value).__name__}: {value!r}"
+        ) from None
+
+
 def _suggest(key, valid) -> str:
     close = difflib.get_close_matches(key, list(valid), n=3, cutoff=0.6)
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
@@ -310,12 +333,7 @@ def _build_section(cls, data, section: str, ctx: _Context):
         if nested is not None and (isinstance(value, dict) or value is None):
             values[name] = _build_section(nested, value, dotted, ctx) if value is not None or not _optional(tp) else None
             continue
-        try:
-            converted = _coerce(value, tp)
-        except _Mismatch:
-            raise ValueError(
-                f"'{name}' in {ctx.where(section)} must be {_describe_type(tp)}, got {type(value).__name__}: {value!r}"
-            ) from None
+        converted = _coerce_key(value, tp, name, section, ctx)
         kind = f.metadata.get("path")
         if kind and isinstance(converted, str):
             converted = _resolve_path(converted, kind, dotted, ctx)
@@ -353,13 +371,7 @@ def _check_args_dict(values: dict, allowed: dict, hints: dict, section: str, ctx
             raise ValueError(f"key '{key}' is not allowed in {ctx.where(section)}: {redirect[key]}")
         if key not in allowed:
             raise ValueError(f"unknown key '{key}' in {ctx.where(section)}{_suggest(str(key), allowed)}")
-        tp = hints.get(key, Any)
-        try:
-            out[key] = _coerce(value, tp)
-        except _Mismatch:
-            raise ValueError(
-                f"'{key}' in {ctx.where(section)} must be {_describe_type(tp)}, got {type(value).__name__}: {value!r}"
-            ) from None
+        out[key] = _coerce_key(value, hints.get(key, Any), key, section, ctx)
     return out
 
 
@@ -515,6 +527,7 @@ def _validate(recipe: Recipe, ctx: _Context) -> None:
 SMOKE_TRAIN_SAMPLES = 256
 SMOKE_EVAL_SAMPLES = 128
 SMOKE_STEPS = 4
+SMOKE_SPECTRAL_SAMPLES = {"selection_samples": 64, "dynamics_samples": 32}  # at most this many in a smoke run
 
 
 def smoke(recipe: Recipe) -> Recipe:
@@ -529,6 +542,6 @@ def smoke(recipe: Recipe) -> Recipe:
         recipe.teacher.finetune.max_steps = SMOKE_STEPS
     recipe.training.update(max_steps=SMOKE_STEPS, logging_steps=2)
     recipe.training.pop("eval_steps", None)
-    recipe.distillation["selection_samples"] = min(recipe.distillation.get("selection_samples", 512), 64)
-    recipe.distillation["dynamics_samples"] = min(recipe.distillation.get("dynamics_samples", 128), 32)
+    for name, cap in SMOKE_SPECTRAL_SAMPLES.items():
+        recipe.distillation[name] = min(recipe.distillation_value(name), cap)
     return recipe

@@ -311,19 +311,19 @@ def test_analysis_reads_the_trainers_sample_and_follows_the_selection_settings(w
     label-sorted file), and a new layer_selection re-runs it so the graph and profile show the layers used."""
     import shutil
 
-    import hf_spectralkd.analysis as analysis
+    import hf_spectralkd.sampling as sampling
 
     out = tmp_path / "run"
     shutil.copytree(workspace["out"], out)
     _run(workspace["recipe"], [f"output.dir={out}"])  # every stage at the recipe's own settings (earlier tests change them)
     calls = []
-    real = analysis.sample_indices
+    real = sampling.sample_indices
 
     def spy(size, n, seed=0):
         calls.append((size, n, seed))
         return real(size, n, seed)
 
-    monkeypatch.setattr(analysis, "sample_indices", spy)
+    monkeypatch.setattr(sampling, "sample_indices", spy)
     results, lines = _run(workspace["recipe"], [f"output.dir={out}", "distillation.layer_selection=uniform"])
     # the analysis ran again for the new strategy (its graph shows the chosen layers), the student with it; the
     # no-KD baseline does not depend on the alignment and is reused

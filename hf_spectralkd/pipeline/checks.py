@@ -1,0 +1,118 @@
+"""Checks a recipe run makes before any work: each raises ``ValueError`` naming the recipe key to change."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from ..recipes import Recipe
+
+__all__ = ["check_single_process", "check_output_dir", "check_depths", "check_teacher_cache", "check_hub",
+           "aligned_count", "student_depth"]
+
+
+def check_single_process() -> None:
+    """The pipeline's stages write shared folders: refuse a multi-process launch before any work."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1:
+        raise ValueError(
+            f"hf-spectralkd distill runs its stages in one process, but it was launched in {world} (WORLD_SIZE={world}). "
+            "Run `hf-spectralkd distill --config ...` without accelerate launch / torchrun (the Trainer uses one GPU "
+            "when there is one); for several GPUs, DeepSpeed or FSDP launch a script with SpectralDistillationTrainer: "
+            "`accelerate launch --config_file recipes/accelerate/<config>.yaml your_script.py`"
+        )
+
+
+def check_output_dir(recipe: Recipe) -> str:
+    """The run's output directory as an absolute path; it may not exist yet, but must not be a file."""
+    out = os.path.abspath(recipe.output_dir)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"output.dir {recipe.output_dir!r} is an existing file, not a directory: "
+                         "set output.dir to a directory")
+    return out
+
+
+def aligned_count(recipe: Recipe, student_layers_total: Optional[int]) -> Optional[int]:
+    """How many layer pairs the distillation aligns (None when the student's depth is not known yet)."""
+    d = recipe.distillation
+    if d.get("teacher_layers"):
+        return len(d["teacher_layers"])
+    if d.get("student_layers"):
+        return len(d["student_layers"])
+    if d.get("num_aligned_layers"):
+        return d["num_aligned_layers"]
+    return student_layers_total
+
+
+def student_depth(recipe: Recipe) -> Optional[int]:
+    """The student's number of blocks from the recipe (or a pretrained student's configuration), if known."""
+    s = recipe.student
+    if s.num_layers is not None:
+        return s.num_layers
+    if isinstance(s.init_layers, list):
+        return len(s.init_layers)
+    if s.init == "pretrained":
+        try:
+            from transformers import AutoConfig
+
+            from ..loading import resolve_model_reference
+
+            config = AutoConfig.from_pretrained(resolve_model_reference(s.model, "student.model"))
+            return getattr(config, "num_hidden_layers", None)
+        except Exception:
+            return None
+    return None
+
+
+def check_depths(recipe: Recipe, teacher_depth: int, k_aligned: Optional[int]) -> None:
+    """Student depth, copied blocks and aligned-layer count against the teacher's depth, naming the recipe key."""
+    s, d = recipe.student, recipe.distillation
+    if s.init == "teacher_layers":
+        if s.num_layers is not None and s.num_layers > teacher_depth:
+            raise ValueError(f"student.num_layers={s.num_layers} but the teacher has only {teacher_depth} blocks to "
+                             f"copy from (student.init: teacher_layers): use at most {teacher_depth}")
+        if isinstance(s.init_layers, list):
+            bad = [i for i in s.init_layers if not 1 <= i <= teacher_depth]
+            if bad:
+                raise ValueError(f"student.init_layers {bad} out of range: the teacher's blocks are 1..{teacher_depth}")
+    if d.get("teacher_layers"):
+        bad = [i for i in d["teacher_layers"] if not 0 <= i <= teacher_depth]
+        if bad:
+            raise ValueError(f"distillation.teacher_layers {bad} out of range: valid hidden_states indices for this "
+                             f"teacher are 0..{teacher_depth} (0 = embeddings)")
+    elif k_aligned and recipe.distillation_value("beta") != 0 and recipe.distillation_value("layer_selection") != "manual":
+        candidates = teacher_depth + (1 if recipe.distillation_value("include_embeddings") else 0)
+        if k_aligned > candidates:
+            if d.get("num_aligned_layers"):
+                what = f"distillation.num_aligned_layers={k_aligned}"
+            elif s.num_layers is not None:
+                what = f"student.num_layers={k_aligned}"
+            else:
+                what = f"the student's {k_aligned} layers"
+            raise ValueError(f"{what}: cannot align {k_aligned} student layers with a teacher of {teacher_depth} "
+                             f"blocks ({candidates} candidate layers); set distillation.num_aligned_layers <= {candidates}")
+
+
+def check_teacher_cache(recipe: Recipe) -> None:
+    """``teacher.cache`` needs fixed inputs (text) and aligned layers to store."""
+    if not recipe.teacher.cache:
+        return
+    if recipe.task != "text-classification":
+        raise ValueError(f"teacher.cache: the teacher cache needs fixed, tokenized inputs (text-classification); the "
+                         f"{recipe.task} pipeline transforms its inputs on the fly. Set teacher.cache: false")
+    no_layers = recipe.distillation_value("layer_selection") == "manual" and not recipe.distillation.get("teacher_layers")
+    if recipe.distillation_value("beta") == 0 or no_layers:
+        raise ValueError("teacher.cache stores the aligned layers' hidden states: it needs distillation.beta > 0 and "
+                         "aligned layers. Set teacher.cache: false")
+
+
+def check_hub(recipe: Recipe, out: str) -> None:
+    """A push at the end of the run needs the Hub: refuse before any work when it is unreachable."""
+    from ..loading import is_offline
+
+    if recipe.hub.push_to_hub and is_offline():
+        raise ValueError(
+            "hub.push_to_hub is set but the Hub is unreachable (HF_HUB_OFFLINE=1): run with hub.push_to_hub=false and "
+            f"push later with `hf-spectralkd push --model-dir {out} --repo-id {recipe.hub.hub_model_id}` where the "
+            "Hub is reachable"
+        )

@@ -1,0 +1,230 @@
+"""The run plan: a recipe resolved once, before any work, into everything the stages read.
+
+:func:`preflight` makes every check that can run before a stage starts (model references, depths and layer
+indices, data, every TrainingArguments / SpectralKD value, ``student.peft``, ``teacher.cache``, the Hub) and
+returns a frozen :class:`RunPlan`: the task, the absolute output directory, the loaded data, the built
+arguments of the teacher fine-tuning, the distillation and the no-KD baseline, and the fingerprints of each
+stage's inputs. The student's init layers depend on the teacher's spectral profile: once the analysis stage
+has run, :meth:`RunPlan.with_init_layers` returns the plan completed with them (and the student's and the
+baseline's fingerprints).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..recipes import Recipe
+from ..utils import file_digest, hash_object
+from .checks import (aligned_count, check_depths, check_hub, check_output_dir, check_single_process,
+                     check_teacher_cache, student_depth)
+from .runner import stage_tmp_dir
+
+__all__ = ["RunPlan", "Fingerprints", "preflight", "student_training_values", "teacher_training_args",
+           "distillation_args", "baseline_args", "pin_memory"]
+
+# every Trainer the pipeline builds starts from these (a recipe's training: section overrides any of them)
+COMMON_TRAINING_DEFAULTS = dict(report_to="none", save_strategy="no", logging_steps=50, per_device_eval_batch_size=128,
+                                dataloader_num_workers=0)
+# the distilled student and the no-KD baseline (same budget): the pipeline's choices where TrainingArguments differ
+STUDENT_TRAINING_DEFAULTS = dict(eval_strategy="epoch", learning_rate=1e-4, num_train_epochs=2,
+                                 per_device_train_batch_size=32, seed=42)
+# the data files whose bytes are part of the data fingerprint
+DATA_FILE_KEYS = ("train_file", "validation_file", "test_file", "source")
+TEACHER_TRAINER_DIRNAME = "_trainer"  # the teacher fine-tuning's scratch folder, removed when it completes
+
+
+# ---------------------------------------------------------------------------------------------- arguments
+def pin_memory() -> bool:
+    """Pinned memory only helps host->GPU copies; on a CPU-only machine torch warns at every DataLoader."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _common_values(recipe: Recipe) -> dict:
+    values = dict(COMMON_TRAINING_DEFAULTS, dataloader_pin_memory=pin_memory())
+    if recipe.evaluation.batch_size:
+        values["per_device_eval_batch_size"] = recipe.evaluation.batch_size
+    return values
+
+
+def teacher_training_args(recipe: Recipe, output_dir: str, task):
+    """TrainingArguments of the teacher fine-tuning (``teacher.finetune``)."""
+    from transformers import TrainingArguments
+
+    ft = recipe.teacher.finetune
+    values = dict(_common_values(recipe), eval_strategy="no", num_train_epochs=ft.epochs,
+                  learning_rate=ft.learning_rate, per_device_train_batch_size=ft.batch_size,
+                  weight_decay=ft.weight_decay, warmup_steps=ft.warmup_steps, max_steps=ft.max_steps,
+                  gradient_accumulation_steps=ft.gradient_accumulation_steps, seed=ft.seed)
+    values.update(ft.args)
+    values.update(task.training_overrides(recipe))
+    return TrainingArguments(output_dir=output_dir, **values)
+
+
+def student_training_values(recipe: Recipe, task) -> dict:
+    """TrainingArguments values of the student and the baseline: pipeline defaults < ``training:`` < the task's."""
+    values = dict(_common_values(recipe), **STUDENT_TRAINING_DEFAULTS)
+    values.update(recipe.training)
+    values.update(task.training_overrides(recipe))
+    return values
+
+
+def distillation_args(recipe: Recipe, output_dir: str, values: dict):
+    from ..distillation_config import SpectralDistillationConfig
+
+    return SpectralDistillationConfig(output_dir=output_dir, **values, **recipe.distillation)
+
+
+def baseline_args(output_dir: str, values: dict):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(output_dir=output_dir, **values)
+
+
+def _build_arguments(recipe: Recipe, out: str, task) -> dict:
+    """Every TrainingArguments object of the run, built once (a bad value raises ``ValueError`` naming the section)."""
+    values = student_training_values(recipe, task)
+    built = {"training_values": values, "teacher_args": None, "baseline_args": None}
+    try:  # the argument builders raise ValueError for a bad value and create nothing
+        built["distill_args"] = distillation_args(recipe, stage_tmp_dir(out, "student"), values)
+        if recipe.evaluation.baseline:
+            built["baseline_args"] = baseline_args(stage_tmp_dir(out, "baseline"), values)
+    except ValueError as exc:
+        hint = (" (this machine has no GPU for bf16/fp16: add the override training.bf16=false / training.fp16=false)"
+                if "bf16" in str(exc) or "fp16" in str(exc) else "")
+        raise ValueError(f"invalid setting in the recipe's distillation/training sections: {exc}{hint}") from exc
+    if recipe.teacher.base:
+        scratch = os.path.join(stage_tmp_dir(out, "teacher"), TEACHER_TRAINER_DIRNAME)
+        try:
+            built["teacher_args"] = teacher_training_args(recipe, scratch, task)
+        except ValueError as exc:
+            raise ValueError(f"invalid setting in teacher.finetune: {exc}") from exc
+    return built
+
+
+# ---------------------------------------------------------------------------------------------- fingerprints
+def data_fingerprint(recipe: Recipe) -> dict:
+    """The data section plus a digest of every local data file (a changed file re-runs what read it)."""
+    section = dataclasses.asdict(recipe.data)
+    files = {}
+    for key in DATA_FILE_KEYS:
+        path = section.get(key)
+        if path and os.path.isfile(path):
+            files[key] = file_digest(path)
+        elif path and os.path.isdir(path):
+            files[key] = {name: file_digest(os.path.join(path, name)) for name in sorted(os.listdir(path))
+                          if os.path.isfile(os.path.join(path, name))}
+    return {"data": section, "files": files}
+
+
+@dataclass(frozen=True)
+class Fingerprints:
+    """Hashes of each stage's inputs: a stage whose fingerprint changed runs again."""
+
+    data: dict
+    teacher_inputs: dict  # what the teacher stage's fingerprint.json records
+    teacher: str
+    profile: str  # what downstream stages depend on: the teacher's profile, not the selection settings
+    analysis: str  # the profile plus the selection settings (the stage's graph highlights the selected layers)
+    student: Optional[str] = None  # known once the init layers are
+    baseline: Optional[str] = None
+
+
+def _fingerprints(recipe: Recipe, label_names: list, distill_args, k_aligned: Optional[int]) -> Fingerprints:
+    data_fp = data_fingerprint(recipe)
+    if recipe.teacher.base:
+        inputs = {"base": recipe.teacher.base, "finetune": dataclasses.asdict(recipe.teacher.finetune),
+                  "data": data_fp, "labels": label_names, "task": recipe.task, "smoke": recipe.smoke}
+    else:
+        inputs = {"model": recipe.teacher.model, "labels": label_names}
+    teacher_fp = hash_object(inputs)
+    # the analysis reads the seeded sample the trainer's own automatic selection would read
+    profile_fp = hash_object({"teacher": teacher_fp, "samples": distill_args.selection_samples, "data": data_fp,
+                              "seed": distill_args.seed, "sampling": "seeded-random"})
+    selection = {key: recipe.distillation.get(key) for key in ("layer_selection", "teacher_layers", "student_layers",
+                                                                "num_aligned_layers", "include_embeddings", "beta")}
+    analysis_fp = hash_object({"profile": profile_fp, "selection": selection, "k": k_aligned})
+    return Fingerprints(data_fp, inputs, teacher_fp, profile_fp, analysis_fp)
+
+
+# ---------------------------------------------------------------------------------------------- plan
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a run's stages read, resolved once by :func:`preflight`."""
+
+    recipe: Recipe
+    task: Any
+    out: str  # absolute output directory
+    teacher_ref: str  # the teacher (base) reference, resolved
+    data: Any  # TaskData: raw splits, label names, dataset facts
+    processor: Any
+    training_values: dict  # the student's / baseline's TrainingArguments values
+    distill_args: Any  # SpectralDistillationConfig of the student stage
+    baseline_args: Any  # TrainingArguments of the baseline stage (None without evaluation.baseline)
+    teacher_args: Any  # TrainingArguments of the teacher fine-tuning (None for teacher.model)
+    aligned_layers: Optional[int]  # how many layer pairs are aligned (None until the student's depth is known)
+    fingerprints: Fingerprints
+    init_layers: Optional[list] = None  # teacher blocks copied into the student, once the profile is known
+
+    @property
+    def label_names(self) -> list:
+        return self.data.label_names
+
+    @property
+    def eval_split(self) -> str:
+        return self.recipe.evaluation.split
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.recipe.evaluation.batch_size or self.training_values["per_device_eval_batch_size"]
+
+    def stage_dir(self, name: str) -> str:
+        return os.path.join(self.out, name)
+
+    def with_init_layers(self, init_layers: Optional[list]) -> "RunPlan":
+        """The plan completed with the student's init layers, and the student's and baseline's fingerprints."""
+        recipe, fps = self.recipe, self.fingerprints
+        inputs = {"teacher": fps.teacher, "analysis": fps.profile, "student": dataclasses.asdict(recipe.student),
+                  "init_layers": init_layers, "training": recipe.training, "smoke": recipe.smoke}
+        student_fp = hash_object({**inputs, "distillation": recipe.distillation,
+                                  **({"teacher_cache": True} if recipe.teacher.cache else {})})
+        baseline_fp = hash_object({**inputs, "baseline": True})
+        fps = dataclasses.replace(fps, student=student_fp, baseline=baseline_fp)
+        return dataclasses.replace(self, init_layers=init_layers, fingerprints=fps)
+
+
+def preflight(recipe: Recipe) -> RunPlan:
+    """Every check of ``recipe`` that can run before any work, in the order the stages need them, and the
+    resolved :class:`RunPlan`. Writes nothing; raises ``ValueError`` naming the recipe key. Used by
+    :func:`~hf_spectralkd.pipeline.run_pipeline` and by ``hf-spectralkd distill --dry-run``."""
+    from ..tasks import get_task
+
+    check_single_process()
+    task = get_task(recipe.task)
+    out = check_output_dir(recipe)
+    teacher_what = "teacher.base" if recipe.teacher.base else "teacher.model"
+    teacher_ref = task.resolve_reference(recipe.teacher.base or recipe.teacher.model, teacher_what)
+    if recipe.student.init == "pretrained":
+        task.resolve_reference(recipe.student.model, "student.model")
+    task.check_references(recipe, teacher_ref)
+    k_aligned = aligned_count(recipe, student_depth(recipe))
+    teacher_depth = task.reference_depth(recipe, teacher_ref)
+    if teacher_depth is not None:
+        check_depths(recipe, teacher_depth, k_aligned)
+    data = task.load_data(recipe)
+    processor = task.load_processor(recipe, teacher_ref)
+    built = _build_arguments(recipe, out, task)
+    if recipe.student.peft:
+        from ..peft_students import lora_config
+
+        lora_config(recipe.student.peft)  # a bad student.peft field fails here, before any work
+    check_teacher_cache(recipe)
+    check_hub(recipe, out)
+    return RunPlan(recipe=recipe, task=task, out=out, teacher_ref=teacher_ref, data=data, processor=processor,
+                   aligned_layers=k_aligned, fingerprints=_fingerprints(recipe, data.label_names,
+                                                                        built["distill_args"], k_aligned),
+                   **built)

@@ -1,0 +1,98 @@
+"""The run's report: the results dictionary (the ``results.json`` format) and its markdown summary table."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import time
+from typing import Optional
+
+__all__ = ["results_dict", "summary_markdown", "TIMING_KEYS", "DISTILLATION_KEYS", "TRAINING_KEYS"]
+
+# results.json's timings_s key of each stage that is run or reused
+TIMING_KEYS = {"teacher": "teacher_finetune", "analysis": "analysis", "student": "distill", "baseline": "baseline"}
+DISTILLATION_KEYS = ("alpha", "temperature", "beta", "fft_axis", "freq_loss_variant", "layer_selection",
+                     "selection_samples")
+TRAINING_KEYS = ("learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size", "seed",
+                 "gradient_accumulation_steps")
+
+
+def _timings(run) -> dict:
+    timings = dict.fromkeys((*TIMING_KEYS.values(), "evaluate"), 0.0)
+    for stage in run.stages:
+        timings[TIMING_KEYS[stage.name]] = stage.seconds
+    timings["evaluate"] = round(run.eval_seconds, 2)
+    timings["total"] = round(time.time() - run.started, 2)
+    return timings
+
+
+def results_dict(run, models: dict, baseline: Optional[dict], layer_map, intensity: list) -> dict:
+    """The results of a finished run: ``models`` holds the ``teacher`` and ``student`` sections."""
+    from ..results import package_versions
+
+    plan = run.plan
+    recipe, args = plan.recipe, plan.distill_args
+    return {
+        "recipe": recipe.path,
+        "recipe_name": recipe.name,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "task": recipe.task,
+        "eval_split": plan.eval_split,
+        "smoke": recipe.smoke,
+        "dataset": {**plan.data.info, "splits": {k: len(v) for k, v in run.datasets.items()},
+                    "label_names": plan.label_names},
+        "teacher": models["teacher"],
+        "student": models["student"],
+        "baseline": baseline,
+        "layer_map": {"teacher_layers": layer_map.teacher_layers, "student_layers": layer_map.student_layers,
+                      "strategy": layer_map.strategy, "teacher_intensity": layer_map.teacher_intensity or intensity},
+        "distillation": {k: getattr(args, k) for k in DISTILLATION_KEYS},
+        "training": {
+            **{k: getattr(args, k) for k in TRAINING_KEYS},
+            "teacher_finetune": dataclasses.asdict(recipe.teacher.finetune) if recipe.teacher.finetune else None,
+            **{k: v for k, v in plan.training_values.items() if k in recipe.training},
+        },
+        "timings_s": _timings(run),
+        "reused_stages": [stage.name for stage in run.stages if stage.reused],
+        "versions": package_versions(vision=recipe.task == "image-classification"),
+        "output_dir": plan.out,
+        "hub": dataclasses.asdict(recipe.hub),
+    }
+
+
+def summary_markdown(results: dict) -> str:
+    """The summary table (markdown) of a results dictionary."""
+
+    def row(role, section):
+        if not section:
+            return None
+        m = section["metrics"]
+        params = section.get("num_parameters") or 0
+        return (f"| {role} | {section.get('num_layers')} | {params / 1e6:.1f}M | {100 * m['accuracy']:.2f} | "
+                f"{100 * m['macro_f1']:.2f} | {section.get('throughput_samples_per_s', 0):.0f} |")
+
+    split = results["eval_split"]
+    lines = [
+        f"## {results['recipe_name']}: {results['dataset'].get('name')} ({split} split, "
+        f"{results['dataset']['splits'].get(split)} examples){' [smoke run]' if results.get('smoke') else ''}",
+        "",
+        "| model | layers | parameters | accuracy % | macro-F1 % | samples/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    student = results["student"]
+    student_label = f"SpectralKD student (init {student['init']} {student.get('init_layers') or ''})".replace(" )", ")")
+    for role, section in (("teacher", results["teacher"]), ("no-KD student (baseline)", results.get("baseline")),
+                          (student_label, student)):
+        line = row(role, section)
+        if line:
+            lines.append(line)
+    lm = results["layer_map"]
+    reused = f" (reused: {', '.join(results['reused_stages'])})" if results.get("reused_stages") else ""
+    lines += [
+        "",
+        f"Aligned layers (teacher -> student): {lm['teacher_layers']} -> {lm['student_layers']} "
+        f"(strategy {lm['strategy']}).",
+        "Wall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings_s"].items()) + reused,
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,304 @@
+"""The stages of a recipe run, one function each: every stage reads the plan and writes its own folder.
+
+1. ``teacher``   fine-tune ``teacher.base`` -> ``<out>/teacher/`` (+ ``fingerprint.json``), or load ``teacher.model``;
+2. ``analysis``  the teacher's spectral profile on training data -> ``<out>/analysis/``;
+3. ``student``   build the student and distil it -> ``<out>/student/`` (with ``teacher.cache``: through
+                 ``<out>/teacher_cache/``);
+4. ``evaluate``  accuracy and macro-F1 on ``evaluation.split`` -> ``<out>/evaluation/<role>.json``;
+5. ``baseline``  the same student trained without distillation, same budget -> ``<out>/baseline/``;
+6. ``results``   ``<out>/results.json``, ``<out>/summary.md``, the student's model card, a printed summary.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from ..constants import (EVALUATION_DIRNAME, FINGERPRINT_FILENAME, LAYER_MAP_FILENAME, PLOT_FILENAME,
+                         PROFILE_FILENAME, TEACHER_CACHE_DIRNAME, TRAINING_LOG_FILENAME)
+from ..metrics import compute_metrics
+from ..utils import hash_object, read_json, write_json
+from .checks import check_depths
+from .evaluation import evaluate_model
+from .plan import TEACHER_TRAINER_DIRNAME, RunPlan
+from .runner import StageResult, run_stage
+
+__all__ = ["Run", "Teacher", "STAGE_NUMBERS", "teacher_stage", "analysis_stage", "resolve_init_layers",
+           "student_stage", "evaluate_stage", "baseline_stage"]
+
+STAGE_NUMBERS = {"teacher": 1, "analysis": 2, "student": 3, "evaluate": 4, "baseline": 5, "results": 6}
+
+
+def tag(name: str) -> str:
+    """The prefix of a stage's log lines, e.g. ``[3/6 student]``."""
+    return f"[{STAGE_NUMBERS[name]}/{len(STAGE_NUMBERS)} {name}]"
+
+
+@dataclass
+class Run:
+    """One run in progress: its plan (settings), the prepared data, and what the stages have done so far."""
+
+    plan: RunPlan
+    datasets: Any  # prepared splits (model inputs + labels)
+    collator: Any
+    log: Callable[[str], None] = print
+    stages: list = field(default_factory=list)  # StageResult of every stage run or reused, in order
+    eval_seconds: float = 0.0
+    started: float = field(default_factory=time.time)
+
+    def stage(self, name: str, fingerprint: str, fn: Callable[[str], None], reusing: str, running: str) -> StageResult:
+        result = run_stage(self.plan, name, fingerprint, fn, log=self.log,
+                           reusing=f"{tag(name)} {reusing}", running=f"{tag(name)} {running}")
+        self.stages.append(result)
+        return result
+
+
+@dataclass(frozen=True)
+class Teacher:
+    model: Any
+    path: str  # where the classifier was loaded from
+    source: str  # what the recipe names (teacher.base or teacher.model)
+
+
+# ---------------------------------------------------------------------------------------------- 1. teacher
+def teacher_stage(run: Run) -> Teacher:
+    plan, recipe = run.plan, run.plan.recipe
+    task, fps = plan.task, plan.fingerprints
+    if not recipe.teacher.base:
+        run.log(f"{tag('teacher')} using the fine-tuned classifier {recipe.teacher.model} (no fine-tuning)")
+        model = task.load_classifier(recipe, plan.teacher_ref, plan.label_names, what="teacher.model")
+        teacher = Teacher(model, plan.teacher_ref, recipe.teacher.model)
+    else:
+        def finetune(directory: str) -> None:
+            from transformers import set_seed
+
+            set_seed(recipe.teacher.finetune.seed)
+            model = task.load_base(recipe, plan.teacher_ref, plan.label_names)
+            trainer = task.trainer_class()(model=model, args=plan.teacher_args, train_dataset=run.datasets["train"],
+                                           data_collator=run.collator)
+            trainer.train()
+            task.save_model(model, directory)
+            task.save_processor(plan.processor, directory)
+            shutil.rmtree(os.path.join(directory, TEACHER_TRAINER_DIRNAME), ignore_errors=True)
+            write_json(os.path.join(directory, FINGERPRINT_FILENAME),
+                       {"fingerprint": fps.teacher, "inputs": fps.teacher_inputs})
+
+        ft = recipe.teacher.finetune
+        budget = f"{ft.max_steps} steps" if ft.max_steps and ft.max_steps > 0 else f"{ft.epochs:g} epochs"
+        done = run.stage("teacher", fps.teacher, finetune,
+                         reusing=f"reusing the fine-tuned teacher in {plan.stage_dir('teacher')} (inputs unchanged)",
+                         running=f"fine-tuning {recipe.teacher.base} on {len(run.datasets['train'])} training examples "
+                                 f"({budget}, lr {ft.learning_rate:g}) -> {plan.stage_dir('teacher')}")
+        model = task.load_classifier(recipe, done.directory, plan.label_names, what="fine-tuned teacher")
+        teacher = Teacher(model, done.directory, recipe.teacher.base)
+    teacher.model.eval()
+    check_depths(recipe, task.num_layers(teacher.model), plan.aligned_layers)
+    return teacher
+
+
+# ---------------------------------------------------------------------------------------------- 2. analysis
+def alignment_layers(plan: RunPlan, profile, k: Optional[int]) -> list:
+    """The teacher layers the distillation aligns, chosen from ``profile`` as the trainer would choose them."""
+    from ..spectral import select_layers
+
+    args = plan.distill_args
+    if args.teacher_layers:
+        return list(args.teacher_layers)
+    if args.beta == 0 or args.layer_selection == "manual" or not k:
+        return []
+    return select_layers(profile.intensity, k, strategy=args.layer_selection, include_embeddings=args.include_embeddings)
+
+
+def analysis_stage(run: Run, teacher: Teacher):
+    """The teacher's spectral profile on the seeded training sample the trainer's own selection would read."""
+    from ..analysis import collect_profile, plot_layer_intensity
+    from ..sampling import sample_dataset
+    from ..spectral import SpectralProfile
+
+    plan = run.plan
+    args = plan.distill_args
+    n = args.selection_samples
+
+    def analyse(directory: str) -> None:
+        from torch.utils.data import DataLoader
+
+        subset = sample_dataset(run.datasets["train"], n, args.seed)
+        loader = DataLoader(subset, batch_size=plan.eval_batch_size, shuffle=False, collate_fn=run.collator)
+        profile = collect_profile(teacher.model, loader, max_samples=n, progress=True,
+                                  description="teacher spectral analysis")
+        selected = alignment_layers(plan, profile, plan.aligned_layers)
+        profile.metadata.update({"role": "teacher", "model": teacher.source, "selected_layers": selected,
+                                 "strategy": args.layer_selection, "num_samples": profile.num_samples})
+        profile.save(os.path.join(directory, PROFILE_FILENAME))
+        plot_layer_intensity(profile, os.path.join(directory, PLOT_FILENAME), selected=selected,
+                             title=f"Teacher layer intensity (orange = selected by {args.layer_selection})")
+
+    where = plan.stage_dir("analysis")
+    done = run.stage("analysis", plan.fingerprints.analysis, analyse,
+                     reusing=f"reusing the teacher's spectral profile in {where}",
+                     running=f"spectral analysis of the teacher on {min(n, len(run.datasets['train']))} training "
+                             f"examples -> {where}/{PROFILE_FILENAME}, {PLOT_FILENAME}")
+    return SpectralProfile.load(os.path.join(done.directory, PROFILE_FILENAME))
+
+
+def resolve_init_layers(plan: RunPlan, profile) -> Optional[list]:
+    """The teacher blocks copied into the student (``student.init: teacher_layers``), from the recipe's rule."""
+    from ..spectral import select_layers
+
+    s = plan.recipe.student
+    if s.init != "teacher_layers":
+        return None
+    if isinstance(s.init_layers, list):
+        return list(s.init_layers)
+    intensity = [float(v) for v in profile.intensity]
+    m = s.num_layers  # at most the teacher's depth: check_depths ran in the teacher stage
+    if s.init_layers == "selected":
+        chosen = alignment_layers(plan, profile, m)
+        if len(chosen) == m:
+            return chosen
+        strategy = plan.distill_args.layer_selection
+        return select_layers(intensity, m, strategy="topk" if strategy == "manual" else strategy)
+    return select_layers(intensity, m, strategy=s.init_layers)
+
+
+# ---------------------------------------------------------------------------------------------- 3. student
+def build_student(plan: RunPlan, teacher: Teacher):
+    """The student before training, seeded (a LoRA student: adapters + classifier train, the rest is frozen)."""
+    from transformers import set_seed
+
+    set_seed(plan.training_values["seed"])
+    model = plan.task.build_student(plan.recipe, teacher.model, plan.label_names, plan.init_layers)
+    if plan.recipe.student.peft:
+        from ..peft_students import apply_peft
+
+        model = apply_peft(model, plan.recipe.student.peft)
+    return model
+
+
+def save_trained(plan: RunPlan, trainer, directory: str) -> None:
+    """A trained student (or baseline), its processor and its log history in ``directory``."""
+    if plan.recipe.student.peft:  # merged model in <dir>/, the PEFT adapter in <dir>/adapter/
+        from ..peft_students import save_peft_student
+
+        save_peft_student(trainer, directory)
+    else:
+        trainer.save_model(directory)
+    plan.task.save_processor(plan.processor, directory)
+    write_json(os.path.join(directory, TRAINING_LOG_FILENAME), trainer.state.log_history)
+
+
+def student_stage(run: Run, teacher: Teacher, profile) -> str:
+    """Distil the teacher into the student; the trainer aligns the layers it selects from the analysis' profile."""
+    plan, recipe = run.plan, run.plan.recipe
+    cache_dir = os.path.join(plan.out, TEACHER_CACHE_DIRNAME) if recipe.teacher.cache else None
+    args = plan.distill_args
+    # the layers the trainer selects automatically come from the analysis' profile (no second analysis);
+    # given teacher_layers or no alignment term keep the analysis' profile out of the student's folder
+    automatic = not args.teacher_layers and args.beta > 0 and args.layer_selection != "manual"
+
+    def distil(directory: str) -> None:
+        from ..distillation_trainer import SpectralDistillationTrainer
+
+        trainer = SpectralDistillationTrainer(
+            model=build_student(plan, teacher), args=args, teacher_model=teacher.model,
+            teacher_profile=profile if automatic else None, teacher_cache=cache_dir, train_dataset=run.datasets["train"],
+            eval_dataset=run.datasets["validation"], data_collator=run.collator, compute_metrics=compute_metrics,
+        )
+        trainer.train()
+        if trainer.teacher_cache is not None:
+            cache = trainer.teacher_cache
+            run.log(f"{tag('student')} teacher cache: {cache_dir} ({len(cache)} examples, "
+                    f"{cache.disk_bytes() / 2**20:.1f} MiB); training reads the teacher's outputs from it")
+        save_trained(plan, trainer, directory)
+        analysis_dir = plan.stage_dir("analysis")
+        for name in (PROFILE_FILENAME, PLOT_FILENAME):
+            if not os.path.exists(os.path.join(directory, name)):
+                shutil.copy(os.path.join(analysis_dir, name), os.path.join(directory, name))
+
+    init = recipe.student.init
+    what = {"teacher_layers": f"{len(plan.init_layers or [])} blocks copied from teacher layers {plan.init_layers}",
+            "pretrained": f"pretrained {recipe.student.model}", "config": "a fresh model from the config"}[init]
+    done = run.stage("student", plan.fingerprints.student, distil,
+                     reusing=f"reusing the distilled student in {plan.stage_dir('student')}",
+                     running=f"distilling the teacher into a student ({what}) with SpectralKD -> "
+                             f"{plan.stage_dir('student')}")
+    return done.directory
+
+
+# ---------------------------------------------------------------------------------------------- 4. evaluate
+def model_section(plan: RunPlan, model, source, path: str, evaluation: dict) -> dict:
+    """A model's entry of results.json: origin, sizes, metrics and throughput."""
+    return {"source": source, "path": path, **plan.task.describe(model), "metrics": evaluation["metrics"],
+            "throughput_samples_per_s": evaluation["throughput_samples_per_s"]}
+
+
+def evaluate_role(run: Run, role: str, model_fingerprint: str, model) -> dict:
+    """``model``'s metrics on the evaluation split, reused from ``evaluation/<role>.json`` while unchanged."""
+    plan = run.plan
+    dataset = run.datasets[plan.eval_split]
+    path = os.path.join(plan.out, EVALUATION_DIRNAME, f"{role}.json")
+    fingerprint = hash_object({"model": model_fingerprint, "split": plan.eval_split, "n": len(dataset)})
+    cached = read_json(path)
+    if isinstance(cached, dict) and cached.get("fingerprint") == fingerprint:
+        return cached
+    start = time.time()
+    result = evaluate_model(model, dataset, run.collator, batch_size=plan.eval_batch_size,
+                            trainer_class=plan.task.trainer_class())
+    run.eval_seconds += time.time() - start
+    result["fingerprint"] = fingerprint
+    write_json(path, result)
+    return result
+
+
+def evaluate_stage(run: Run, teacher: Teacher, student_dir: str) -> dict:
+    """The ``teacher`` and ``student`` sections of results.json, each evaluated on the evaluation split."""
+    plan, recipe = run.plan, run.plan.recipe
+    eval_dir = os.path.join(plan.out, EVALUATION_DIRNAME)
+    os.makedirs(eval_dir, exist_ok=True)
+    run.log(f"{tag('evaluate')} teacher and student on the {plan.eval_split} split "
+            f"({len(run.datasets[plan.eval_split])} examples) -> {eval_dir}")
+    teacher_eval = evaluate_role(run, "teacher", plan.fingerprints.teacher, teacher.model)
+    student = plan.task.load_classifier(recipe, student_dir, plan.label_names, what="distilled student")
+    student_eval = evaluate_role(run, "student", plan.fingerprints.student, student)
+    return {
+        "teacher": model_section(plan, teacher.model, teacher.source, teacher.path, teacher_eval),
+        "student": {**model_section(plan, student, recipe.student.model or teacher.source, student_dir, student_eval),
+                    "init": recipe.student.init, "init_layers": plan.init_layers},
+    }
+
+
+# ---------------------------------------------------------------------------------------------- 5. baseline
+def baseline_stage(run: Run, teacher: Teacher) -> Optional[dict]:
+    """The no-KD baseline (same student, same budget) trained and evaluated: its results.json section, or None."""
+    plan, recipe = run.plan, run.plan.recipe
+    if not recipe.evaluation.baseline:
+        run.log(f"{tag('baseline')} skipped (evaluation.baseline: false)")
+        return None
+
+    def train(directory: str) -> None:
+        trainer = plan.task.trainer_class()(
+            model=build_student(plan, teacher), args=plan.baseline_args, train_dataset=run.datasets["train"],
+            eval_dataset=run.datasets["validation"], data_collator=run.collator, compute_metrics=compute_metrics,
+        )
+        trainer.train()
+        save_trained(plan, trainer, directory)
+
+    where = plan.stage_dir("baseline")
+    done = run.stage("baseline", plan.fingerprints.baseline, train, reusing=f"reusing the no-KD baseline in {where}",
+                     running=f"training the same student without distillation (same budget) -> {where}")
+    model = plan.task.load_classifier(recipe, done.directory, plan.label_names, what="baseline student")
+    evaluation = evaluate_role(run, "baseline", plan.fingerprints.baseline, model)
+    return {**model_section(plan, model, recipe.student.model or teacher.source, done.directory, evaluation),
+            "init": recipe.student.init, "init_layers": plan.init_layers}
+
+
+def load_layer_map(student_dir: str):
+    """The student's aligned layers (none when the run aligned no layers)."""
+    from ..distillation_trainer import LayerMap
+
+    if os.path.exists(os.path.join(student_dir, LAYER_MAP_FILENAME)):
+        return LayerMap.load(student_dir)
+    return LayerMap([], [], "none")

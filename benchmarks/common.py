@@ -11,12 +11,11 @@ import re
 from datetime import datetime, timezone
 
 import torch
-import torch.nn.functional as F
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hf_spectralkd import SpectralDistillationTrainer  # noqa: E402
+from hf_spectralkd import SpectralDistillationTrainer, utils  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLINC_DIR = os.path.join(ROOT, "hf_spectralkd", "data", "clinc150")
@@ -104,32 +103,11 @@ def masked_hidden_mse(student_hidden, teacher_hidden, attention_mask=None):
 
 class HiddenMSEDistillationTrainer(SpectralDistillationTrainer):
     """Baseline: the same CE + logit-KD objective, with a masked hidden-state MSE on the mapped layer pairs in
-    place of the frequency-alignment term (``beta`` weighs it). Layer map: ``teacher_layers`` / ``student_layers``."""
+    place of the frequency-alignment term (``beta`` weighs it; logged as ``freq_loss``). Layer map:
+    ``teacher_layers`` / ``student_layers``."""
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        from transformers.modeling_outputs import SequenceClassifierOutput
-
-        layer_map = self.setup_layer_map()
-        args = self.args
-        need_hidden = args.beta > 0 and bool(layer_map.teacher_layers)
-        student = self.student_adapter.forward(model, inputs, output_hidden_states=need_hidden)
-        with torch.no_grad():
-            teacher = self.teacher_adapter.forward(self.teacher, inputs, output_hidden_states=need_hidden)
-        s_logits, t_logits = student.logits.float(), teacher.logits.float()
-        ce = F.cross_entropy(s_logits, inputs["labels"])
-        tau = args.temperature
-        kd = F.kl_div(F.log_softmax(s_logits / tau, -1), F.log_softmax(t_logits / tau, -1), reduction="batchmean", log_target=True) * tau**2
-        mse = s_logits.new_zeros(())
-        if need_hidden:
-            mse = torch.stack(
-                [masked_hidden_mse(student.hidden_states[s], teacher.hidden_states[t], student.attention_mask) for s, t in layer_map.pairs]
-            ).mean()
-        loss = (1 - args.alpha) * ce + args.alpha * kd + args.beta * mse
-        metrics = self._metrics["train" if model.training else "eval"]
-        metrics["ce_loss"].append(ce.detach())
-        metrics["kd_loss"].append(kd.detach())
-        metrics["freq_loss"].append(mse.detach())
-        return (loss, SequenceClassifierOutput(logits=student.logits)) if return_outputs else loss
+    def alignment_loss(self, student_hidden, teacher_hidden, attention_mask):
+        return masked_hidden_mse(student_hidden, teacher_hidden, attention_mask)
 
 
 def machine_info(shared: bool = True) -> dict:
@@ -150,9 +128,6 @@ def machine_info(shared: bool = True) -> dict:
 
 
 def write_json(path: str, data: dict) -> str:
+    """Write a results file atomically, creating its folder."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1)
-    os.replace(tmp, path)
-    return path
+    return utils.write_json(path, data, indent=1)

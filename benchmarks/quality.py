@@ -300,7 +300,7 @@ def main(argv=None):
     collator = DataCollatorWithPadding(tokenizer)
     teacher_metrics = predict(teacher, test, collator)
     # the trainer's seeded random sample (CLINC150's train file is sorted by intent: its first rows are 6 intents)
-    from hf_spectralkd.analysis import sample_indices
+    from hf_spectralkd.sampling import sample_indices
 
     profile_rows = [train[i] for i in sample_indices(len(train), 512, seed=42)]
     loader = torch.utils.data.DataLoader(profile_rows, batch_size=64, collate_fn=lambda b: {k: v for k, v in collator(b).items() if k != "labels"})

@@ -49,10 +49,9 @@ ALPHA, TAU, BETA, LR = 0.9, 1.0, 0.2, 5e-5
 
 
 def _logit_terms(s_logits, t_logits, labels):
+    """``(1-α)·CE + α·KD`` with the trainer's own KD term."""
     ce = F.cross_entropy(s_logits.float(), labels)
-    kd = F.kl_div(F.log_softmax(s_logits.float() / TAU, -1), F.log_softmax(t_logits.float() / TAU, -1),
-                  reduction="batchmean", log_target=True) * TAU**2
-    return (1 - ALPHA) * ce + ALPHA * kd
+    return (1 - ALPHA) * ce + ALPHA * SpectralDistillationTrainer.logit_kd_loss(s_logits, t_logits, TAU)
 
 
 def _textbrewer_distiller(teacher, student, pairs, output_dir):

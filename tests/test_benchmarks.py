@@ -76,3 +76,44 @@ def test_cost_growth_grid_rows():
     assert [(r["seq_len"], r["hidden"]) for r in rows] == [(4, 8), (8, 8)]
     assert rows[0]["intensity_vs_smallest"] == pytest.approx(1.0) and rows[1]["elements_vs_smallest"] == pytest.approx(2.0)
     assert all(r["intensity_ms"] > 0 and r["freq_loss_fwd_bwd_ms"] > 0 for r in rows)
+
+
+def test_hidden_mse_baseline_is_the_trainer_with_another_alignment_loss(tmp_path):
+    """HiddenMSEDistillationTrainer overrides only alignment_loss: its freq_loss is the mean masked MSE of the pairs."""
+    from datasets import Dataset
+
+    from benchmarks.common import HiddenMSEDistillationTrainer
+    from conftest import small_config
+
+    teacher, student = tiny_bert(num_layers=4, hidden=16, seed=0), tiny_bert(num_layers=2, hidden=16, seed=1)
+    trainer = HiddenMSEDistillationTrainer(
+        model=student, teacher_model=teacher, train_dataset=Dataset.from_list(make_token_rows(8)), data_collator=pad_collate,
+        args=small_config(tmp_path, teacher_layers=[2, 4], spectral_dynamics=False),
+    )
+    batch = _batches(1)[0]
+    model = trainer.model.eval()
+    with torch.no_grad():
+        trainer.compute_loss(model, batch)
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        s = model(**inputs, output_hidden_states=True).hidden_states
+        t = teacher(**inputs, output_hidden_states=True).hidden_states
+    expected = torch.stack([masked_hidden_mse(s[a], t[b], batch["attention_mask"]) for a, b in [(1, 2), (2, 4)]]).mean()
+    assert float(trainer._metrics["eval"]["freq_loss"][-1]) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_cache_benchmark_run_builds_the_cache_through_the_trainer(tmp_path):
+    from datasets import Dataset
+
+    from benchmarks.cache_benchmark import _run
+    from hf_spectralkd.teacher_cache import add_example_ids
+
+    def collate(rows):
+        out = pad_collate(rows)
+        out["example_id"] = torch.tensor([r["example_id"] for r in rows])
+        return out
+
+    teacher = tiny_bert(num_layers=4, hidden=32, seed=0)
+    dataset = add_example_ids(Dataset.from_list(make_token_rows(16)))
+    times, build_seconds, logs = _run(teacher, [2, 4], [2, 4], dataset, collate, batch_size=8, steps=3,
+                                      out_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"))
+    assert len(times) == 2 and build_seconds > 0 and (tmp_path / "cache" / "cache_meta.json").is_file()

@@ -8,12 +8,11 @@ from typing import Optional, Sequence
 import torch
 
 from .adapters import get_adapter
+from .constants import PLOT_FILENAME, PROFILE_FILENAME  # re-exported: older imports read them from here
+from .sampling import sample_indices  # re-exported: older imports read it from here
 from .spectral import SpectralProfile
 
-__all__ = ["collect_profile", "analyze", "plot_layer_intensity", "PROFILE_FILENAME", "PLOT_FILENAME"]
-
-PROFILE_FILENAME = "spectral_profile.json"
-PLOT_FILENAME = "layer_intensity.png"
+__all__ = ["collect_profile", "analyze", "plot_layer_intensity", "PROFILE_FILENAME", "PLOT_FILENAME", "sample_indices"]
 
 
 def _to_device(batch: dict, device) -> dict:
@@ -120,19 +119,6 @@ def plot_layer_intensity(
     return path
 
 
-def sample_indices(size: int, n: Optional[int], seed: int = 0) -> list:
-    """A seeded random sample of ``n`` of ``range(size)``, in ascending order (all of it when ``n >= size``).
-
-    Training files are often sorted by label (CLINC150 is): their first rows would cover only a few classes, so
-    the spectral analysis reads a random sample. The trainer's automatic selection and the recipe pipeline's
-    analysis stage draw the same sample for the same ``seed``.
-    """
-    if n is None or n >= size:
-        return list(range(size))
-    generator = torch.Generator().manual_seed(seed)
-    return sorted(torch.randperm(size, generator=generator)[:n].tolist())
-
-
 def analyze(
     model,
     data,
@@ -165,22 +151,8 @@ def analyze(
     if isinstance(data, DataLoader):
         loader = data
     else:
-        if tokenizer is None:
-            raise ValueError("analyze() needs a tokenizer when data is a dataset of raw text (or pass a DataLoader)")
-        rows = data
-        if max_samples is not None:
-            picked = sample_indices(len(rows), max_samples, seed) if shuffle else range(min(max_samples, len(rows)))
-            rows = rows.select(picked) if hasattr(rows, "select") else [rows[i] for i in picked]
-        column_names = getattr(rows, "column_names", None) or (list(rows[0].keys()) if len(rows) else [])
-        if text_column not in column_names:
-            raise ValueError(f"text column {text_column!r} not found: available columns are {column_names}")
-
-        def collate(examples):
-            texts = [ex[text_column] for ex in examples]
-            pairs = [ex[text_pair_column] for ex in examples] if text_pair_column else None
-            return dict(tokenizer(texts, pairs, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
-
-        loader = DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collate)
+        loader = _text_loader(data, tokenizer, text_column, text_pair_column, max_samples, batch_size, max_length,
+                              shuffle, seed)
     profile = collect_profile(model, loader, max_samples=max_samples, progress=progress)
     profile.metadata.update(metadata or {})
     selected = None
@@ -191,3 +163,20 @@ def analyze(
         profile.save(os.path.join(output_dir, PROFILE_FILENAME))
         plot_layer_intensity(profile, os.path.join(output_dir, PLOT_FILENAME), selected=selected)
     return profile
+
+
+def _text_loader(rows, tokenizer, text_column, text_pair_column, max_samples, batch_size, max_length, shuffle, seed):
+    """Batches of model inputs over raw text rows, tokenised by the text task's one tokeniser."""
+    from .tasks import get_task
+
+    if tokenizer is None:
+        raise ValueError("analyze() needs a tokenizer when data is a dataset of raw text (or pass a DataLoader)")
+    if max_samples is not None:
+        picked = sample_indices(len(rows), max_samples, seed) if shuffle else range(min(max_samples, len(rows)))
+        rows = rows.select(picked) if hasattr(rows, "select") else [rows[i] for i in picked]
+    column_names = getattr(rows, "column_names", None) or (list(rows[0].keys()) if len(rows) else [])
+    if text_column not in column_names:
+        raise ValueError(f"text column {text_column!r} not found: available columns are {column_names}")
+    task = get_task("text-classification")
+    return task.analysis_loader(rows, tokenizer, batch_size, text_column=text_column, text_pair_column=text_pair_column,
+                                max_length=max_length)

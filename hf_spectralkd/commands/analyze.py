@@ -9,11 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..constants import PLOT_FILENAME, PROFILE_FILENAME
 from ..spectral import SELECTION_STRATEGIES
 from . import check_at_least_one, check_output_dir
-
-# local files: extension -> `datasets` packaged builder
-_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
 def register(subparsers) -> None:
@@ -30,7 +28,8 @@ def register(subparsers) -> None:
     parser.add_argument("--model", required=True, default=argparse.SUPPRESS,
                         help="Local model directory, Hub id, or 'packaged:minilm' (the MiniLM-L6 shipped with the project).")
     parser.add_argument("--data", required=True, default=argparse.SUPPRESS,
-                        help="Local .jsonl/.json/.csv/.parquet file, or a Hub dataset id (needs Hub access).")
+                        help="Local .jsonl/.json/.csv/.parquet file, a directory holding <split>.jsonl/.csv/.parquet, or a "
+                             "Hub dataset id (needs Hub access).")
     parser.add_argument("--text-column", default="text", help="Column holding the text.")
     parser.add_argument("--text-pair-column", default=None, help="Optional second text column (sentence pairs).")
     parser.add_argument("--split", default="train", help="Dataset split to read.")
@@ -51,92 +50,17 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _load_rows(data: str, split: str, max_samples: int, shuffle: bool = False, seed: int = 0):
-    """Rows of ``split`` from a local file or a Hub dataset, first ``max_samples`` only."""
-    import datasets
-
-    from ..loading import is_offline
-
-    expanded = os.path.expanduser(data)
-    extension = os.path.splitext(expanded)[1].lower()
-    # Hub dataset ids are `name` or `org/name`; anything else is meant as a local file
-    looks_local = extension in _BUILDERS or data.startswith((".", "/", "~")) or data.count("/") > 1
-    if os.path.isdir(expanded):
-        raise ValueError(f"--data: {data!r} is a directory; pass one .jsonl/.json/.csv/.parquet file")
-    if looks_local or os.path.exists(expanded):
-        if not os.path.isfile(expanded):
-            raise ValueError(f"--data: the file {data!r} does not exist")
-        if extension not in _BUILDERS:
-            raise ValueError(f"--data: {data!r} has an unsupported extension; use one of {', '.join(sorted(_BUILDERS))}")
-        # a single local file is one split, whatever --split says
-        from ..data import read_data_file
-
-        rows = read_data_file(expanded, "--data")
-    else:
-        if is_offline():
-            raise ValueError(
-                f"--data: {data!r} is not a local file and looks like a Hub dataset id, but the Hub is unreachable "
-                "(HF_HUB_OFFLINE=1). Pass a local .jsonl/.json/.csv/.parquet file instead, e.g. "
-                "--data hf_spectralkd/data/clinc150/train.jsonl"
-            )
-        try:
-            rows = datasets.load_dataset(data, split=split)
-        except ValueError as exc:
-            raise ValueError(f"--data: could not load split {split!r} of {data!r}: {exc}") from exc
-    if len(rows) == 0:
-        raise ValueError(f"--data: {data!r} has no rows")
-    if shuffle:  # the trainer's and the recipe pipeline's seeded sample (same rows for the same seed)
-        from ..analysis import sample_indices
-
-        return rows.select(sample_indices(len(rows), max_samples, seed))
-    return rows.select(range(min(max_samples, len(rows))))
+def check_select(args, depth) -> None:
+    """``--select`` fits the model's depth: checked before the weights are loaded and the forward passes run."""
+    if args.select is None or depth is None:
+        return
+    available = depth + (1 if args.include_embeddings else 0)
+    if args.select > available:
+        raise ValueError(f"--select {args.select}: the model has only {available} selectable layers "
+                         f"({'0' if args.include_embeddings else '1'}..{depth})")
 
 
-def run(args) -> int:
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.utils import logging as transformers_logging
-
-    from ..analysis import PLOT_FILENAME, PROFILE_FILENAME, analyze
-    from ..loading import resolve_model_reference
-
-    check_at_least_one(args, "max_samples", "batch_size", "max_length", "select")
-    check_output_dir(args.output)
-    location = resolve_model_reference(args.model, what="--model")
-    rows = _load_rows(args.data, args.split, args.max_samples, shuffle=args.shuffle, seed=args.seed)
-    for option, column in (("--text-column", args.text_column), ("--text-pair-column", args.text_pair_column)):
-        if column is not None and column not in rows.column_names:
-            raise ValueError(f"{option} {column!r} not found in {args.data}: the columns are {rows.column_names}")
-
-    try:
-        config = AutoConfig.from_pretrained(location)
-        num_layers = getattr(config, "num_hidden_layers", None)
-        if args.select is not None and num_layers is not None:
-            # fail before loading weights and running forward passes, not after them
-            available = num_layers + (1 if args.include_embeddings else 0)
-            if args.select > available:
-                raise ValueError(
-                    f"--select {args.select}: the model has only {available} selectable layers "
-                    f"({'0' if args.include_embeddings else '1'}..{num_layers})"
-                )
-        tokenizer = AutoTokenizer.from_pretrained(location)
-        # only the hidden states are analysed: a freshly initialised classification head (a base encoder such as
-        # the packaged MiniLM) is expected, so the load report about it is not shown
-        verbosity = transformers_logging.get_verbosity()
-        transformers_logging.set_verbosity_error()
-        try:
-            model = AutoModelForSequenceClassification.from_pretrained(location)
-        finally:
-            transformers_logging.set_verbosity(verbosity)
-    except OSError as exc:
-        raise ValueError(f"--model: could not load {args.model!r} ({str(exc).splitlines()[0]})") from exc
-
-    profile = analyze(
-        model, rows, tokenizer=tokenizer, text_column=args.text_column, text_pair_column=args.text_pair_column,
-        max_samples=args.max_samples, batch_size=args.batch_size, max_length=args.max_length, select=args.select,
-        strategy=args.strategy, include_embeddings=args.include_embeddings, output_dir=args.output, progress=True,
-        metadata={"model": args.model, "data": args.data, "split": args.split, "text_column": args.text_column,
-                  "max_length": args.max_length, "shuffle": args.shuffle, "seed": args.seed},
-    )
+def print_profile(profile, args) -> None:
     selected = set(profile.metadata.get("selected_layers") or [])
     print(f"spectral intensity of {args.model} over {profile.num_samples} examples of {args.data}")
     for index, value in enumerate(profile.intensity.tolist()):
@@ -145,4 +69,28 @@ def run(args) -> int:
     if selected:
         print(f"selected ({args.strategy}, k={args.select}): {sorted(selected)}")
     print(f"wrote {os.path.join(args.output, PROFILE_FILENAME)} and {os.path.join(args.output, PLOT_FILENAME)}")
+
+
+def run(args) -> int:
+    from ..analysis import analyze
+    from ..tasks import get_task
+
+    check_at_least_one(args, "max_samples", "batch_size", "max_length", "select")
+    check_output_dir(args.output)
+    task = get_task("text-classification")
+    location = task.resolve_reference(args.model, "--model")
+    rows = task.load_rows(args.data, args.split, args.max_samples, args.seed, in_order=not args.shuffle)
+    task.check_rows(rows, args.text_column, args.text_pair_column, where=args.data)
+    check_select(args, task.reference_depth(None, location))
+    tokenizer = task.load_processor(None, location)
+    _, model = task.load_model(location, "--model", quiet=True)
+    profile = analyze(
+        model, rows, tokenizer=tokenizer, text_column=args.text_column, text_pair_column=args.text_pair_column,
+        max_samples=args.max_samples, batch_size=args.batch_size, max_length=args.max_length, select=args.select,
+        strategy=args.strategy, include_embeddings=args.include_embeddings, output_dir=args.output, progress=True,
+        shuffle=False,  # the rows are already the sample
+        metadata={"model": args.model, "data": args.data, "split": args.split, "text_column": args.text_column,
+                  "max_length": args.max_length, "shuffle": args.shuffle, "seed": args.seed},
+    )
+    print_profile(profile, args)
     return 0

@@ -8,10 +8,9 @@ inputs reuses it. Train with the same tokenization and ``hf_spectralkd.teacher_c
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
-_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+from . import check_at_least_one, read_layer_map
 
 
 def register(subparsers) -> None:
@@ -28,8 +27,9 @@ def register(subparsers) -> None:
     parser.add_argument("--teacher", required=True, default=argparse.SUPPRESS,
                         help="Fine-tuned teacher: local directory (with its tokenizer) or 'packaged:minilm'.")
     parser.add_argument("--data", required=True, default=argparse.SUPPRESS,
-                        help="Local .jsonl/.json/.csv/.parquet file, or a directory holding <split>.jsonl.")
-    parser.add_argument("--split", default="train", help="Split file to read when --data is a directory.")
+                        help="Local .jsonl/.json/.csv/.parquet file, a directory holding <split>.jsonl/.csv/.parquet, or "
+                             "a Hub dataset id (needs Hub access).")
+    parser.add_argument("--split", default="train", help="Split to read when --data is a directory or a Hub id.")
     parser.add_argument("--text-column", default="text", help="Column holding the text.")
     parser.add_argument("--text-pair-column", default=None, help="Optional second text column (sentence pairs).")
     parser.add_argument("--max-length", type=int, default=128, help="Truncate texts to this many tokens (as in training).")
@@ -43,31 +43,12 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _data_file(data: str, split: str) -> str:
-    path = os.path.expanduser(data)
-    if os.path.isdir(path):
-        candidate = os.path.join(path, f"{split}.jsonl")
-        if not os.path.isfile(candidate):
-            raise ValueError(f"--data {data}: directory has no {split}.jsonl (set --split or point at a file)")
-        return candidate
-    if not os.path.isfile(path):
-        raise ValueError(f"--data {data}: no such file or directory")
-    if os.path.splitext(path)[1].lower() not in _BUILDERS:
-        raise ValueError(f"--data {data}: unsupported file type; use one of {', '.join(sorted(_BUILDERS))}")
-    return path
-
-
-def _layers(args) -> list:
+def teacher_layers(args) -> list:
+    """The teacher layers to store: ``--layers``, or the teacher layers of ``--layer-map``."""
     if args.layers is not None:
         layers = list(args.layers)
     else:
-        path = args.layer_map
-        if os.path.isdir(path):
-            path = os.path.join(path, "layer_map.json")
-        if not os.path.isfile(path):
-            raise ValueError(f"--layer-map {args.layer_map}: no layer_map.json there")
-        with open(path, encoding="utf-8") as handle:
-            layers = list(json.load(handle).get("teacher_layers") or [])
+        layers = read_layer_map("--layer-map", args.layer_map).teacher_layers
         if not layers:
             raise ValueError(f"--layer-map {args.layer_map}: it aligns no teacher layers (beta = 0?); nothing to cache")
     if any(i < 0 for i in layers) or len(set(layers)) != len(layers):
@@ -77,54 +58,39 @@ def _layers(args) -> list:
 
 def tokenize_split(tokenizer, dataset, text_column: str, text_pair_column=None, max_length: int = 128,
                    id_column: str = "example_id"):
-    """Tokenize like the recipes do (truncation, no padding) and add the example-id column."""
+    """The text task's tokenisation (truncation, no padding: as the recipes train) plus the example-id column."""
+    from ..tasks.text import tokenize
     from ..teacher_cache import add_example_ids
 
-    for column in (text_column, text_pair_column):
-        if column and column not in dataset.column_names:
-            raise ValueError(f"column {column!r} not in the data (columns: {', '.join(dataset.column_names)})")
-
-    def encode(batch):
-        pair = batch[text_pair_column] if text_pair_column else None
-        return tokenizer(batch[text_column], pair, truncation=True, max_length=max_length)
-
-    dataset = add_example_ids(dataset, id_column)
-    keep = {id_column}
-    return dataset.map(encode, batched=True, remove_columns=[c for c in dataset.column_names if c not in keep])
+    return tokenize(add_example_ids(dataset, id_column), tokenizer, text_column, text_pair_column, max_length,
+                    keep=(id_column,))
 
 
 def run(args) -> int:
     import time
 
-    from transformers import AutoTokenizer, DataCollatorWithPadding
-
     from ..adapters import get_adapter
-    from ..data import read_data_file
-    from ..loading import load_classifier, resolve_model_reference
+    from ..tasks import get_task
     from ..teacher_cache import META_FILENAME, TeacherCache, build_teacher_cache, cache_fingerprint
 
-    # every check before any work
-    data_file = _data_file(args.data, args.split)
-    layers = _layers(args)
-    if args.batch_size < 1 or args.max_length < 1:
-        raise ValueError("--batch-size and --max-length must be >= 1")
-    location = resolve_model_reference(args.teacher, "--teacher")
-    teacher = load_classifier(location, what="--teacher").eval()
-    n_layers = get_adapter(teacher).num_layers(teacher)
+    check_at_least_one(args, "batch_size", "max_length")
+    task = get_task("text-classification")
+    rows = task.load_rows(args.data, args.split)  # every row: the example id is the row index
+    layers = teacher_layers(args)
+    location, teacher = task.load_model(args.teacher, "--teacher")
+    n_layers = get_adapter(teacher).num_layers(teacher.eval())
     bad = [i for i in layers if i > n_layers]
     if bad:
         raise ValueError(f"--layers {bad} out of range: the teacher has {n_layers} blocks, valid indices are 0..{n_layers}")
-    tokenizer = AutoTokenizer.from_pretrained(location)
-
-    raw = read_data_file(data_file, "--data")
-    dataset = tokenize_split(tokenizer, raw, args.text_column, args.text_pair_column, args.max_length, args.id_column)
+    tokenizer = task.load_processor(None, location)
+    dataset = tokenize_split(tokenizer, rows, args.text_column, args.text_pair_column, args.max_length, args.id_column)
     fingerprint = cache_fingerprint(teacher, dataset, layers, args.id_column)
     output = os.path.expanduser(args.output)
     if os.path.isfile(os.path.join(output, META_FILENAME)) and TeacherCache(output).fingerprint == fingerprint:
         cache, seconds, state = TeacherCache(output), 0.0, "up to date"
     else:
         start = time.time()
-        cache = build_teacher_cache(teacher, dataset, DataCollatorWithPadding(tokenizer), layers, output, args.id_column,
+        cache = build_teacher_cache(teacher, dataset, task.data_collator(tokenizer), layers, output, args.id_column,
                                     batch_size=args.batch_size, fingerprint=fingerprint, progress=True)
         seconds, state = time.time() - start, "built"
     size = cache.disk_bytes()

@@ -9,10 +9,11 @@ error, on the aligned layer pairs and on all layers resampled to a common depth 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
-from . import check_at_least_one, check_output_dir
+from ..constants import LAYER_MAP_FILENAME
+from ..utils import json_number, write_json
+from . import check_at_least_one, check_output_dir, read_layer_map
 
 COMPARE_JSON = "compare.json"
 COMPARE_PLOT = "compare.png"
@@ -60,34 +61,18 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _read_pairs(option: str, path: str) -> list:
-    from ..distillation_trainer import LAYER_MAP_FILENAME
-
-    file = os.path.join(path, LAYER_MAP_FILENAME) if os.path.isdir(path) else path
-    if not os.path.isfile(file):
-        raise ValueError(f"{option}: {path!r} is neither a layer_map.json file nor a directory holding one")
-    try:
-        with open(file, encoding="utf-8") as handle:
-            data = json.load(handle)
-        pairs = [(int(s), int(t)) for s, t in zip(data["student_layers"], data["teacher_layers"], strict=True)]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{option}: {file} is not a layer map with student_layers/teacher_layers lists of equal length ({exc})") from exc
-    return pairs
+def layer_pairs(args, student_location) -> tuple:
+    """``(pairs, source)``: the aligned (student, teacher) pairs of ``--layer-map``, else of the student directory's
+    layer_map.json, else none."""
+    if args.layer_map is not None:
+        return read_layer_map("--layer-map", args.layer_map).pairs, args.layer_map
+    own = os.path.join(student_location, LAYER_MAP_FILENAME)
+    if os.path.isfile(own):
+        return read_layer_map("--student", own).pairs, own
+    return [], None
 
 
-def _load(option: str, reference: str):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from ..loading import resolve_model_reference
-
-    location = resolve_model_reference(reference, what=option)
-    try:
-        return location, AutoTokenizer.from_pretrained(location), AutoModelForSequenceClassification.from_pretrained(location)
-    except OSError as exc:
-        raise ValueError(f"{option}: could not load {reference!r} ({str(exc).splitlines()[0]})") from exc
-
-
-def _detect_task(args, locations) -> str:
+def detect_task(args, locations) -> str:
     """The task of the two models: both timm directories (image) or both not (text); a mix is an error."""
     from ..tasks.image import is_timm_directory
 
@@ -102,88 +87,29 @@ def _detect_task(args, locations) -> str:
     return detected if args.task == "auto" else args.task
 
 
-def _image_rows(args):
-    """The compared images: a seeded random sample (or the first ones) of ``--split``, raw (each model applies its
-    own timm transform)."""
-    from ..analysis import sample_indices
-    from ..recipes import DataSection
-    from ..tasks.image import load_image_data
-
-    splits, _, _ = load_image_data(DataSection(source=args.data), need_test=False)
-    if args.split not in splits:
-        raise ValueError(f"--split {args.split!r} not in {args.data} (found {', '.join(splits)})")
-    rows = splits[args.split]
-    picked = range(min(args.max_samples, len(rows))) if args.in_order else sample_indices(len(rows), args.max_samples, args.seed)
-    return rows.select(picked)
-
-
-def _image_curve(option: str, location, rows, batch_size: int):
-    from torch.utils.data import DataLoader
-
+def intensity_curve(task, option: str, location, rows, args) -> tuple:
+    """``(intensity per layer, number of examples)`` of the model at ``location`` over ``rows``, which it reads
+    with its own processor (tokenizer or normalisation)."""
     from ..analysis import collect_profile
-    from ..tasks import get_task
-    from ..tasks.image import ImageProcessor, image_collator, transform_splits
 
-    try:
-        model = get_task("image-classification").load_classifier(None, location, what=option).eval()
-    except (KeyError, RuntimeError, OSError) as exc:
-        raise ValueError(f"{option}: could not load {location!r} as a timm model ({exc})") from exc
-    prepared = transform_splits({"data": rows}, ImageProcessor.from_model(model))["data"]
-    loader = DataLoader(prepared, batch_size=batch_size, collate_fn=lambda b: {"pixel_values": image_collator(b)["pixel_values"]})
+    _, model = task.load_model(location, option)
+    loader = task.analysis_loader(rows, task.model_processor(model, location), args.batch_size,
+                                  text_column=args.text_column, text_pair_column=args.text_pair_column,
+                                  max_length=args.max_length)
     profile = collect_profile(model, loader)
     return [float(v) for v in profile.intensity], profile.num_samples
 
 
-def _short(reference: str) -> str:
+def short_name(reference: str) -> str:
     """The last two path components (``run/student``) for plot labels."""
     parts = os.path.normpath(reference).split(os.sep)
     return "/".join(parts[-2:])
 
 
-def run(args) -> int:
-    from ..analysis import analyze
-    from ..dynamics import AGREEMENT_KEYS, _json_number, curve_agreement, plot_intensity_curves
-    from ..loading import resolve_model_reference
-    from .analyze import _load_rows
+def print_curves(args, teacher, student, pairs, agreement, num_samples) -> None:
+    from ..dynamics import AGREEMENT_KEYS
 
-    check_at_least_one(args, "max_samples", "batch_size", "max_length")
-    # check every input before the (slow) forward passes
-    check_output_dir(args.output)
-    teacher_location = resolve_model_reference(args.teacher, what="--teacher")
-    student_location = resolve_model_reference(args.student, what="--student")
-    layer_map_source = args.layer_map
-    pairs = []
-    if layer_map_source is not None:
-        pairs = _read_pairs("--layer-map", layer_map_source)
-    elif os.path.isfile(os.path.join(student_location, "layer_map.json")):
-        layer_map_source = os.path.join(student_location, "layer_map.json")
-        pairs = _read_pairs("--student", layer_map_source)
-    task = _detect_task(args, (teacher_location, student_location))
-    curves = {}
-    if task == "image-classification":
-        rows = _image_rows(args)
-        for role, option, location in (("teacher", "--teacher", teacher_location), ("student", "--student", student_location)):
-            curves[role], num_samples = _image_curve(option, location, rows, args.batch_size)
-    else:
-        rows = _load_rows(args.data, args.split, args.max_samples, shuffle=not args.in_order, seed=args.seed)
-        for option, column in (("--text-column", args.text_column), ("--text-pair-column", args.text_pair_column)):
-            if column is not None and column not in rows.column_names:
-                raise ValueError(f"{option} {column!r} not found in {args.data}: the columns are {rows.column_names}")
-        for role, option, reference in (("teacher", "--teacher", args.teacher), ("student", "--student", args.student)):
-            _, tokenizer, model = _load(option, reference)
-            profile = analyze(model, rows, tokenizer=tokenizer, text_column=args.text_column,
-                              text_pair_column=args.text_pair_column, max_samples=args.max_samples,
-                              batch_size=args.batch_size, max_length=args.max_length, progress=False)
-            curves[role] = [float(v) for v in profile.intensity]
-            num_samples = profile.num_samples
-            del model
-    teacher, student = curves["teacher"], curves["student"]
-    try:
-        agreement = curve_agreement(teacher, student, pairs)
-    except ValueError as exc:
-        raise ValueError(f"--layer-map {layer_map_source}: {exc}") from exc
-
-    aligned_with = {s: t for s, t in pairs}
+    aligned_with = dict(pairs)
     drawn = "the first" if args.in_order else f"random (seed {args.seed})"
     print(f"spectral intensity over {drawn} {num_samples} examples of {args.data} (index 0 = embeddings)")
     print(f"  teacher: {args.teacher} ({len(teacher) - 1} blocks)   student: {args.student} ({len(student) - 1} blocks)")
@@ -194,28 +120,50 @@ def run(args) -> int:
         note = f"student {index} <-> teacher {aligned_with[index]}" if index in aligned_with else ""
         print(f"{index:>5}  {t:>10}  {s:>10}  {note}")
     for key in AGREEMENT_KEYS:
-        value = agreement[key]
-        shown = "n/a (no aligned pairs)" if key.endswith("aligned") and not pairs else f"{value:.4f}"
+        shown = "n/a (no aligned pairs)" if key.endswith("aligned") and not pairs else f"{agreement[key]:.4f}"
         print(f"{key:>16}: {shown}")
+
+
+def run(args) -> int:
+    from ..dynamics import curve_agreement, plot_intensity_curves
+    from ..loading import resolve_model_reference
+    from ..tasks import get_task
+
+    check_at_least_one(args, "max_samples", "batch_size", "max_length")
+    check_output_dir(args.output)  # every input is checked before the (slow) forward passes
+    locations = {role: resolve_model_reference(getattr(args, role), what=f"--{role}") for role in ("teacher", "student")}
+    pairs, layer_map_source = layer_pairs(args, locations["student"])
+    task_name = detect_task(args, (locations["teacher"], locations["student"]))
+    task = get_task(task_name)
+    rows = task.load_rows(args.data, args.split, args.max_samples, args.seed, in_order=args.in_order)
+    text = task_name == "text-classification"
+    if text:
+        task.check_rows(rows, args.text_column, args.text_pair_column, where=args.data)
+    curves = {role: intensity_curve(task, f"--{role}", loc, rows, args) for role, loc in locations.items()}
+    (teacher, num_samples), (student, _) = curves["teacher"], curves["student"]
+    try:
+        agreement = curve_agreement(teacher, student, pairs)
+    except ValueError as exc:
+        raise ValueError(f"--layer-map {layer_map_source}: {exc}") from exc
+    print_curves(args, teacher, student, pairs, agreement, num_samples)
 
     os.makedirs(args.output, exist_ok=True)
     plot_path = plot_intensity_curves(
-        os.path.join(args.output, COMPARE_PLOT), teacher, [(f"student: {_short(args.student)} ({len(student) - 1} blocks)", student)],
-        pairs=pairs, title=f"Layer intensity on {num_samples} examples", teacher_label=f"teacher: {_short(args.teacher)}",
+        os.path.join(args.output, COMPARE_PLOT), teacher,
+        [(f"student: {short_name(args.student)} ({len(student) - 1} blocks)", student)], pairs=pairs,
+        title=f"Layer intensity on {num_samples} examples", teacher_label=f"teacher: {short_name(args.teacher)}",
     )
-    json_path = os.path.join(args.output, COMPARE_JSON)
     report = {
         "format": "hf_spectralkd.Compare/1",
-        "teacher": {"reference": args.teacher, "path": teacher_location, "num_layers": len(teacher) - 1, "intensity": teacher},
-        "student": {"reference": args.student, "path": student_location, "num_layers": len(student) - 1, "intensity": student},
+        **{role: {"reference": getattr(args, role), "path": locations[role], "num_layers": len(curve) - 1,
+                  "intensity": curve} for role, curve in (("teacher", teacher), ("student", student))},
         "pairs": [list(p) for p in pairs],
         "layer_map_source": layer_map_source,
-        "agreement": {key: _json_number(value) for key, value in agreement.items()},
-        "data": args.data, "task": task, "sample": "file order" if args.in_order else f"random (seed {args.seed})",
-        "text_column": args.text_column if task == "text-classification" else None, "num_samples": num_samples,
-        "max_length": args.max_length if task == "text-classification" else None,
+        "agreement": {key: json_number(value) for key, value in agreement.items()},
+        "data": args.data, "task": task_name, "sample": "file order" if args.in_order else f"random (seed {args.seed})",
+        "text_column": args.text_column if text else None, "num_samples": num_samples,
+        "max_length": args.max_length if text else None,
     }
-    with open(json_path, "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=1)
+    json_path = write_json(os.path.join(args.output, COMPARE_JSON), report, indent=1)
     print(f"wrote {json_path} and {plot_path}")
     return 0

@@ -45,6 +45,24 @@ pipeline's flow does not change. The contract (every method gets the validated
     The ``transformers.Trainer`` class for plain (no-KD) training and evaluation of the task's models.
 ``save_model(model, directory)``
     Save a trained model in its library's format (``save_pretrained`` for transformers, timm's for timm).
+
+The commands (``analyze``, ``compare``, ``cache-teacher``, ``evaluate``) use the same task from plain arguments:
+
+``load_rows(source, split, n, seed, in_order=False)``
+    The one way to turn a ``--data`` argument (a file, a directory of split files, a Hub id; ``sklearn:digits``
+    or an imagefolder for images) into raw rows: the seeded sample of ``n`` rows every spectral measurement
+    reads (the first ``n`` with ``in_order``; all rows when ``n`` is None).
+``load_model(reference, what)`` -> ``(location, model)``
+    A saved classifier from a directory, Hub id or packaged name, for evaluation or analysis.
+``load_splits(section, need_test)`` / ``load_split(section, split, max_samples)`` -> ``TaskData``
+    Labelled splits of a data section (``load_data(recipe)`` is ``load_splits(recipe.data, ...)``); a
+    section for ``--data`` is built by :func:`hf_spectralkd.tasks.sections.data_section`.
+``prepare_splits(splits, processor, section)``
+    Model inputs of raw splits (``prepare_datasets(recipe, ...)`` is this with ``recipe.data``).
+``analysis_loader(rows, processor, batch_size, **options)``
+    A ``DataLoader`` of model inputs (no labels) over raw rows, for the spectral analysis.
+``model_label_names(model)``
+    The label names a saved classifier carries (None when they are only ``LABEL_i``).
 """
 
 from __future__ import annotations
@@ -100,12 +118,67 @@ class Task:
     name = "base"
 
     def load_data(self, recipe) -> TaskData:
+        return self.load_splits(recipe.data, need_test=recipe.evaluation.split == "test")
+
+    def load_splits(self, section, need_test: bool = True) -> TaskData:
         raise NotImplementedError
+
+    def load_split(self, section, split: str, max_samples: Optional[int] = None) -> TaskData:
+        """Only ``split`` of the labelled data of ``section`` (its first ``max_samples`` rows at most)."""
+        data = self.load_splits(section, need_test=split == "test")
+        if split not in data.splits:
+            where = section.source or getattr(section, f"{split}_file", None)
+            raise ValueError(f"--data {where!r} has no {split} split (found {', '.join(data.splits)})")
+        rows = data.splits[split]
+        if max_samples is not None and len(rows) > max_samples:
+            rows = rows.select(range(max_samples))
+        data.splits = type(data.splits)({split: rows})
+        return data
+
+    def read_rows(self, source: str, split: str = "train", what: str = "--data"):
+        """All raw rows of ``split`` of ``source`` (see :func:`hf_spectralkd.tasks.sources.read_rows`)."""
+        from .sources import read_rows
+
+        return read_rows(source, split, what)
+
+    def load_rows(self, source: str, split: str = "train", n: Optional[int] = None, seed: int = 42,
+                  in_order: bool = False, what: str = "--data"):
+        """Raw rows of ``split`` of ``source``: a seeded sample of ``n`` (the first ``n`` with ``in_order``)."""
+        from .sources import sample_rows
+
+        return sample_rows(self.read_rows(source, split, what), n, seed, in_order)
+
+    def load_model(self, reference: str, what: str = "--model", quiet: bool = False):
+        """``(location, model)``: a saved classifier, resolved and loaded as the pipeline loads its own (``quiet``:
+        without the library's load report, where the task has one)."""
+        location = self.resolve_reference(reference, what)
+        return location, self.load_classifier(None, location, what=what)
+
+    def model_label_names(self, model) -> Optional[list]:
+        from ..adapters import get_adapter
+
+        adapter = get_adapter(model)
+        id2label = adapter.id2label(model) or {}
+        names = [str(id2label.get(i, f"LABEL_{i}")) for i in range(adapter.num_labels(model))]
+        return None if all(n.startswith("LABEL_") for n in names) else names
+
+    def check_labels(self, model, label_names, what: str = "model") -> None:
+        """Raise ``ValueError`` when ``model`` does not predict ``label_names``; nothing to check by default."""
 
     def load_processor(self, recipe, model_ref):
         raise NotImplementedError
 
+    def model_processor(self, model, model_ref):
+        """The processor that prepares inputs for ``model`` (loaded from ``model_ref``), e.g. its own tokenizer."""
+        return self.load_processor(None, model_ref)
+
     def prepare_datasets(self, recipe, data: TaskData, processor):
+        return self.prepare_splits(data.splits, processor, recipe.data)
+
+    def prepare_splits(self, splits, processor, section):
+        raise NotImplementedError
+
+    def analysis_loader(self, rows, processor, batch_size: int = 32, **options):
         raise NotImplementedError
 
     def data_collator(self, processor):
@@ -114,7 +187,7 @@ class Task:
     def load_base(self, recipe, model_ref, label_names):
         raise NotImplementedError
 
-    def load_classifier(self, recipe, model_ref, label_names=None):
+    def load_classifier(self, recipe, model_ref, label_names=None, what: str = "model"):
         raise NotImplementedError
 
     def build_student(self, recipe, teacher, label_names, init_layers):

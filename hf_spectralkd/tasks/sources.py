@@ -1,0 +1,137 @@
+"""Local data files and ``--data`` arguments: one way to turn a file, a directory or a Hub id into rows.
+
+Every task reads its rows through :func:`read_rows` (text) or its own loader (images); every mistake is a
+``ValueError`` naming the option: a missing file, an unsupported format, a malformed or empty file, a Hub id
+while the Hub is unreachable.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from typing import Optional
+
+__all__ = ["SPLITS", "BUILDERS", "builder_for", "read_data_file", "find_split_file", "read_rows", "sample_rows"]
+
+SPLITS = ("train", "validation", "test")
+# local files: extension -> `datasets` packaged builder
+BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+FORMATS = "JSON Lines (.jsonl/.json), CSV (.csv) or Parquet (.parquet)"
+
+
+def builder_for(path: str, what: str = "data file") -> str:
+    """The ``datasets`` builder of a local file, from its extension (``.gz`` allowed)."""
+    for ext, builder in BUILDERS.items():
+        if path.endswith(ext) or path.endswith(ext + ".gz"):
+            return builder
+    raise ValueError(f"{what}: {path!r} has an unsupported format: use {FORMATS}")
+
+
+def read_data_file(path: str, what: str = "--data"):
+    """One local .jsonl/.json/.csv/.parquet file as a ``datasets.Dataset``; a file that cannot be parsed (malformed
+    JSON, an empty file, ...) is a ``ValueError`` naming ``what`` and the file instead of a traceback."""
+    import datasets
+
+    builder = builder_for(path, what)
+    verbosity = datasets.logging.get_verbosity()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # a parse failure is reported once, below, not logged too
+    try:
+        rows = datasets.load_dataset(builder, data_files={"data": path}, split="data")
+    except (ValueError, OSError, StopIteration, datasets.exceptions.DatasetGenerationError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        cause = getattr(exc, "__cause__", None)
+        if cause is not None and str(cause):
+            reason += f" ({str(cause).splitlines()[0]})"
+        raise ValueError(f"{what}: could not read {path!r} as {builder}: {reason}") from exc
+    finally:
+        datasets.logging.set_verbosity(verbosity)
+    if len(rows) == 0:
+        raise ValueError(f"{what}: {path!r} has no rows")
+    return rows
+
+
+def find_split_file(directory: str, split: str) -> Optional[str]:
+    """``<directory>/<split>.<ext>`` for the first supported extension that exists, else None."""
+    for ext in BUILDERS:
+        matches = sorted(glob.glob(os.path.join(directory, f"{split}{ext}")))
+        if matches:
+            return matches[0]
+    return None
+
+
+def looks_local(source: str) -> bool:
+    """Whether ``source`` is meant as a local path: Hub dataset ids are ``name`` or ``org/name``."""
+    extension = os.path.splitext(source)[1].lower()
+    return (extension in BUILDERS or source.startswith((".", "/", "~")) or source.count("/") > 1
+            or os.path.exists(os.path.expanduser(source)))
+
+
+def read_rows(source: str, split: str = "train", what: str = "--data"):
+    """The rows of ``split`` of ``source`` as a ``datasets.Dataset``.
+
+    ``source`` is a local file (one split, whatever ``split`` says), a directory holding ``<split>.jsonl`` /
+    ``.csv`` / ``.parquet``, or a Hub dataset id (needs the Hub).
+    """
+    from ..loading import is_offline
+
+    expanded = os.path.expanduser(source)
+    if os.path.isdir(expanded):
+        path = find_split_file(expanded, split)
+        if path is None:
+            raise ValueError(f"{what} {source}: the directory has no {split}.jsonl/.csv/.parquet file (set --split or "
+                             "pass one file)")
+        return read_data_file(path, what)
+    if looks_local(source):
+        if not os.path.isfile(expanded):
+            raise ValueError(f"{what}: the file {source!r} does not exist (no such file or directory)")
+        return read_data_file(expanded, what)
+    if is_offline():
+        raise ValueError(
+            f"{what}: {source!r} is not a local file and looks like a Hub dataset id, but the Hub is unreachable "
+            "(HF_HUB_OFFLINE=1). Pass a local .jsonl/.json/.csv/.parquet file instead, e.g. "
+            "--data hf_spectralkd/data/clinc150/train.jsonl"
+        )
+    import datasets
+
+    try:
+        rows = datasets.load_dataset(source, split=split)
+    except ValueError as exc:
+        raise ValueError(f"{what}: could not load split {split!r} of {source!r}: {exc}") from exc
+    if len(rows) == 0:
+        raise ValueError(f"{what}: {source!r} has no rows")
+    return rows
+
+
+def sample_rows(rows, n: Optional[int], seed: int = 42, in_order: bool = False):
+    """``n`` rows of ``rows``: the seeded sample every spectral measurement reads (:func:`sample_dataset`), or the
+    first ``n`` with ``in_order``; all rows when ``n`` is None."""
+    from ..sampling import sample_dataset
+
+    if n is None:
+        return rows
+    if in_order:
+        return rows.select(range(min(n, len(rows))))
+    return sample_dataset(rows, n, seed)
+
+
+def carve_validation(splits: dict, section) -> dict:
+    """A validation split cut from ``train`` (``section.validation_fraction``, stratified when every class has enough
+    examples) when the data has none."""
+    if "validation" in splits or "train" not in splits:
+        return splits
+    train = splits["train"]
+    try:
+        parts = train.train_test_split(test_size=section.validation_fraction, seed=section.seed, stratify_by_column="label")
+    except ValueError:
+        parts = train.train_test_split(test_size=section.validation_fraction, seed=section.seed)
+    return {**splits, "train": parts["train"], "validation": parts["test"]}
+
+
+def limit_splits(splits: dict, section) -> dict:
+    """``section.max_train_samples`` / ``max_eval_samples`` rows of each split (a seeded shuffle, ``section.seed``)."""
+    limits = {"train": section.max_train_samples, "validation": section.max_eval_samples, "test": section.max_eval_samples}
+    out = dict(splits)
+    for split, limit in limits.items():
+        if split in out and limit is not None and limit < len(out[split]):
+            out[split] = out[split].shuffle(seed=section.seed).select(range(limit))
+    return out

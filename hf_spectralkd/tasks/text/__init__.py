@@ -1,0 +1,102 @@
+"""``text-classification``: transformers sequence classifiers on text (or text-pair) data.
+
+``data`` loads and label-encodes the splits, ``processing`` holds the task's one tokeniser, ``models`` loads
+classifiers and builds students.
+"""
+
+from __future__ import annotations
+
+from .. import Task, TaskData, register_task
+from .models import build_text_student, check_labels, copy_teacher_layers, find_layer_list, label_maps
+from .processing import check_text_columns, text_collator, tokenize, tokenize_splits
+
+__all__ = ["TextClassificationTask", "copy_teacher_layers", "find_layer_list", "tokenize", "tokenize_splits"]
+
+
+@register_task("text-classification")
+class TextClassificationTask(Task):
+    """Text (or text-pair) classification with a transformers ``AutoModelForSequenceClassification``."""
+
+    check_labels = staticmethod(check_labels)
+    tokenize = staticmethod(tokenize)  # the task's one tokeniser
+
+    def load_splits(self, section, need_test: bool = True) -> TaskData:
+        from .data import load_text_data
+
+        splits, label_names, info = load_text_data(section, need_test=need_test)
+        return TaskData(splits=splits, label_names=label_names, info=info)
+
+    def load_processor(self, recipe, model_ref):
+        """The tokenizer saved with ``model_ref`` (``recipe`` is not needed and may be None)."""
+        from transformers import AutoTokenizer
+
+        try:
+            return AutoTokenizer.from_pretrained(model_ref)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"could not load a tokenizer from {model_ref!r}: {str(exc).splitlines()[0]}") from exc
+
+    def prepare_splits(self, splits, processor, section):
+        return tokenize_splits(splits, processor, section)
+
+    def data_collator(self, processor):
+        return text_collator(processor)
+
+    def analysis_loader(self, rows, processor, batch_size: int = 32, text_column: str = "text",
+                        text_pair_column=None, max_length=128):
+        """Batches of padded token ids over raw ``rows`` (a ``datasets.Dataset`` or a list of dicts)."""
+        from torch.utils.data import DataLoader
+
+        encoded = tokenize(rows, processor, text_column, text_pair_column, max_length, desc="tokenizing for analysis")
+        return DataLoader(encoded, batch_size=batch_size, shuffle=False, collate_fn=text_collator(processor))
+
+    def check_rows(self, rows, text_column: str = "text", text_pair_column=None, where: str = "the data") -> None:
+        """The text columns exist in ``rows`` (checked before any model is loaded)."""
+        check_text_columns(rows.column_names, text_column, text_pair_column, where)
+
+    def load_base(self, recipe, model_ref, label_names):
+        from ...loading import load_classifier
+
+        id2label, label2id = label_maps(label_names)
+        return load_classifier(
+            model_ref, what="teacher.base", num_labels=len(label_names), id2label=id2label, label2id=label2id,
+            ignore_mismatched_sizes=True,
+        )
+
+    def load_model(self, reference: str, what: str = "--model", quiet: bool = False):
+        """``(location, model)``; ``quiet`` hides transformers' load report (a base encoder read only for its hidden
+        states, such as the packaged MiniLM, gets a fresh classification head, which is expected)."""
+        from transformers.utils import logging as transformers_logging
+
+        location = self.resolve_reference(reference, what)
+        verbosity = transformers_logging.get_verbosity()
+        if quiet:
+            transformers_logging.set_verbosity_error()
+        try:
+            return location, self.load_classifier(None, location, what=what)
+        finally:
+            transformers_logging.set_verbosity(verbosity)
+
+    def load_classifier(self, recipe, model_ref, label_names=None, what="model"):
+        from ...loading import load_classifier
+
+        model = load_classifier(model_ref, what=what)
+        if label_names is not None:
+            self.check_labels(model, label_names, what)
+        return model
+
+    def build_student(self, recipe, teacher, label_names, init_layers):
+        return build_text_student(recipe.student, teacher, label_names, init_layers)
+
+    def num_layers(self, model) -> int:
+        return int(model.config.num_hidden_layers)
+
+    def reference_depth(self, recipe, model_ref):
+        try:
+            from transformers import AutoConfig
+
+            return int(AutoConfig.from_pretrained(model_ref).num_hidden_layers)
+        except Exception:  # not resolvable without building the model: checked after loading
+            return None
+
+    def training_overrides(self, recipe) -> dict:
+        return {}

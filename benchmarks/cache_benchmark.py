@@ -70,13 +70,27 @@ def _run_floor(teacher, student_layers, dataset, collator, batch_size, steps, ou
     from transformers import Trainer, TrainingArguments
 
     args = TrainingArguments(
-        output_dir=out_dir, max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=1e-4,
-        logging_steps=10, report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, seed=42,
-        dataloader_num_workers=0, dataloader_pin_memory=False,
+        output_dir=out_dir,
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=1e-4,
+        logging_steps=10,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=42,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
     )
     timer = _step_timer()
-    trainer = Trainer(model=student_from_teacher(teacher, student_layers, seed=0), args=args, train_dataset=dataset,
-                      data_collator=collator, callbacks=[timer])
+    trainer = Trainer(
+        model=student_from_teacher(teacher, student_layers, seed=0),
+        args=args,
+        train_dataset=dataset,
+        data_collator=collator,
+        callbacks=[timer],
+    )
     trainer.train()
     return timer.times[1:]
 
@@ -86,15 +100,34 @@ def _run(teacher, student_layers, teacher_layers, dataset, collator, batch_size,
     from hf_spectralkd import SpectralDistillationConfig, SpectralDistillationTrainer
 
     args = SpectralDistillationConfig(
-        output_dir=out_dir, max_steps=steps, per_device_train_batch_size=batch_size, per_device_eval_batch_size=128,
-        learning_rate=1e-4, alpha=0.9, temperature=1.0, beta=0.2, teacher_layers=teacher_layers, spectral_dynamics=False,
-        logging_steps=10, report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, seed=42,
-        dataloader_num_workers=0, dataloader_pin_memory=False,
+        output_dir=out_dir,
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=128,
+        learning_rate=1e-4,
+        alpha=0.9,
+        temperature=1.0,
+        beta=0.2,
+        teacher_layers=teacher_layers,
+        spectral_dynamics=False,
+        logging_steps=10,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=42,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
     )
     timer = _step_timer()
     trainer = SpectralDistillationTrainer(
-        model=student_from_teacher(teacher, student_layers, seed=0), teacher_model=teacher, args=args,
-        train_dataset=dataset, data_collator=collator, callbacks=[timer], teacher_cache=cache_dir,
+        model=student_from_teacher(teacher, student_layers, seed=0),
+        teacher_model=teacher,
+        args=args,
+        train_dataset=dataset,
+        data_collator=collator,
+        callbacks=[timer],
+        teacher_cache=cache_dir,
     )
     build_seconds = None
     if cache_dir is not None:  # built (or reused) here rather than inside train(), to time it on its own
@@ -106,15 +139,81 @@ def _run(teacher, student_layers, teacher_layers, dataset, collator, batch_size,
     return timer.times[1:], build_seconds, logs
 
 
-def main(argv=None) -> int:
+def _parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-samples", type=int, default=640, help="Training examples (seeded sample of CLINC150 train).")
+    parser.add_argument(
+        "--train-samples", type=int, default=640, help="Training examples (seeded sample of CLINC150 train)."
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2, help="Alternating (uncached, cached) epoch pairs to time.")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is steadier on a shared machine).")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1 is steadier on a shared machine)."
+    )
     parser.add_argument("--output", default=os.path.join(RESULTS_DIR, "cache_benchmark.json"))
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def _alternate(teacher, student_layers, teacher_layers, dataset, collator, args, steps) -> dict:
+    """``args.rounds`` rounds of (uncached, cached, student-only) epochs; per-step seconds and the cache's sizes."""
+    from hf_spectralkd.teacher_cache import TeacherCache
+
+    work = tempfile.mkdtemp(prefix="cache_bench_")
+    cache_dir = os.path.join(work, "cache")
+    runs = {"uncached": [], "cached": [], "floor": [], "builds": [], "last_logs": {}}
+    try:
+        for round_index in range(args.rounds):
+            times, _, runs["last_logs"]["uncached"] = _run(
+                teacher,
+                student_layers,
+                teacher_layers,
+                dataset,
+                collator,
+                args.batch_size,
+                steps,
+                os.path.join(work, f"u{round_index}"),
+            )
+            runs["uncached"].extend(times)
+            times, build, runs["last_logs"]["cached"] = _run(
+                teacher,
+                student_layers,
+                teacher_layers,
+                dataset,
+                collator,
+                args.batch_size,
+                steps,
+                os.path.join(work, f"c{round_index}"),
+                cache_dir,
+            )
+            runs["cached"].extend(times)
+            runs["builds"].append(build)
+            runs["floor"].extend(
+                _run_floor(
+                    teacher,
+                    student_layers,
+                    dataset,
+                    collator,
+                    args.batch_size,
+                    steps,
+                    os.path.join(work, f"f{round_index}"),
+                )
+            )
+        cache = TeacherCache(cache_dir)
+        runs.update(
+            disk=cache.disk_bytes(),
+            n_tokens=cache.meta["num_tokens"],
+            n_examples=len(cache),
+            width=cache.hidden.shape[2],
+            k=cache.hidden.shape[1],
+            num_labels=cache.logits.shape[1],
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return runs
+
+
+def main(argv=None) -> int:
+    args = _parse_args(argv)
 
     import torch
 
@@ -122,7 +221,6 @@ def main(argv=None) -> int:
     from transformers import DataCollatorWithPadding
 
     from hf_spectralkd import collect_profile, select_layers
-    from hf_spectralkd.teacher_cache import TeacherCache
 
     names = label_names()
     label2id = {n: i for i, n in enumerate(names)}
@@ -141,30 +239,19 @@ def main(argv=None) -> int:
     teacher_layers = select_layers(profile.intensity, 3, strategy="topk")
 
     steps = len(dataset) // args.batch_size  # one epoch
-    work = tempfile.mkdtemp(prefix="cache_bench_")
-    cache_dir = os.path.join(work, "cache")
-    uncached, cached, floor, builds, last_logs = [], [], [], [], {}
-    try:
-        for round_index in range(args.rounds):
-            times, _, last_logs["uncached"] = _run(teacher, student_layers, teacher_layers, dataset, collator,
-                                                   args.batch_size, steps, os.path.join(work, f"u{round_index}"))
-            uncached.extend(times)
-            times, build, last_logs["cached"] = _run(teacher, student_layers, teacher_layers, dataset, collator,
-                                                     args.batch_size, steps, os.path.join(work, f"c{round_index}"), cache_dir)
-            cached.extend(times)
-            builds.append(build)
-            floor.extend(_run_floor(teacher, student_layers, dataset, collator, args.batch_size, steps,
-                                    os.path.join(work, f"f{round_index}")))
-        cache = TeacherCache(cache_dir)
-        disk = cache.disk_bytes()
-        n_tokens, n_examples = cache.meta["num_tokens"], len(cache)
-        width, k, num_labels = cache.hidden.shape[2], cache.hidden.shape[1], cache.logits.shape[1]
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    runs = _alternate(teacher, student_layers, teacher_layers, dataset, collator, args, steps)
+    uncached, cached, floor, builds, last_logs = (
+        runs[key] for key in ("uncached", "cached", "floor", "builds", "last_logs")
+    )
+    disk, n_tokens, n_examples = runs["disk"], runs["n_tokens"], runs["n_examples"]
+    width, k, num_labels = runs["width"], runs["k"], runs["num_labels"]
 
     # projection for the whole train split from its real-token count
     full = load_clinc("train")
-    full_tokens = sum(len(ids) for ids in tokenizer([r["text"] for r in full], truncation=True, max_length=args.max_length)["input_ids"])
+    full_tokens = sum(
+        len(ids)
+        for ids in tokenizer([r["text"] for r in full], truncation=True, max_length=args.max_length)["input_ids"]
+    )
     per_example_fixed = num_labels * 2 + 3 * 8  # logits (fp16) + id, offset, checksum (int64)
     full_bytes = full_tokens * k * width * 2 + len(full) * per_example_fixed
 
@@ -172,35 +259,65 @@ def main(argv=None) -> int:
     result = {
         "benchmark": "teacher cache (hf_spectralkd.teacher_cache)",
         "command": "python benchmarks/cache_benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "setting": {"teacher": "packaged MiniLM-L6 (6 blocks, hidden 384), 150-label head", "student_copied_layers": student_layers,
-                    "aligned_teacher_layers": teacher_layers, "train_samples": len(dataset), "batch_size": args.batch_size,
-                    "max_length": args.max_length, "steps_per_epoch": steps, "rounds": args.rounds, "device": "cpu"},
-        "step_seconds": {"uncached_median": round(u, 4), "cached_median": round(c, 4),
-                         "uncached_mean": round(statistics.mean(uncached), 4), "cached_mean": round(statistics.mean(cached), 4),
-                         "student_only_median": round(f, 4), "student_only_mean": round(statistics.mean(floor), 4),
-                         "n_uncached": len(uncached), "n_cached": len(cached), "n_student_only": len(floor)},
+        "setting": {
+            "teacher": "packaged MiniLM-L6 (6 blocks, hidden 384), 150-label head",
+            "student_copied_layers": student_layers,
+            "aligned_teacher_layers": teacher_layers,
+            "train_samples": len(dataset),
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "steps_per_epoch": steps,
+            "rounds": args.rounds,
+            "device": "cpu",
+        },
+        "step_seconds": {
+            "uncached_median": round(u, 4),
+            "cached_median": round(c, 4),
+            "uncached_mean": round(statistics.mean(uncached), 4),
+            "cached_mean": round(statistics.mean(cached), 4),
+            "student_only_median": round(f, 4),
+            "student_only_mean": round(statistics.mean(floor), 4),
+            "n_uncached": len(uncached),
+            "n_cached": len(cached),
+            "n_student_only": len(floor),
+        },
         "cached_over_uncached": round(c / u, 3),
         "student_only_over_uncached": round(f / u, 3),
         "cached_over_student_only": round(c / f, 3),
-        "floor_note": "student_only = the same student fine-tuned with cross-entropy only (no teacher, no KD, no alignment): "
-                      "the least a cached step can cost; cached_over_student_only is what reading the cache plus the KD and "
-                      "frequency losses add on top of it",
+        "floor_note": "student_only = the same student fine-tuned with cross-entropy only (no teacher, no KD, no "
+        "alignment): "
+        "the least a cached step can cost; cached_over_student_only is what reading the cache plus the KD and "
+        "frequency losses add on top of it",
         "goal_cached_over_uncached_max": 0.6,
         "goal_met": c / u <= 0.6,
         "cache_build_seconds": [round(b, 2) for b in builds],
-        "cache_build_note": "the first build runs the teacher once over the examples; later rounds reuse it (fingerprint unchanged)",
-        "disk": {"bytes": disk, "examples": n_examples, "real_tokens": n_tokens, "layers": k, "hidden": width,
-                 "mib_per_1000_examples": round(disk / 2**20 / n_examples * 1000, 2),
-                 "full_train_split": {"examples": len(full), "real_tokens": full_tokens, "projected_mib": round(full_bytes / 2**20, 1),
-                                      "projected_mib_per_1000_examples": round(full_bytes / 2**20 / len(full) * 1000, 2)}},
+        "cache_build_note": "the first build runs the teacher once over the examples; later rounds reuse it "
+        "(fingerprint unchanged)",
+        "disk": {
+            "bytes": disk,
+            "examples": n_examples,
+            "real_tokens": n_tokens,
+            "layers": k,
+            "hidden": width,
+            "mib_per_1000_examples": round(disk / 2**20 / n_examples * 1000, 2),
+            "full_train_split": {
+                "examples": len(full),
+                "real_tokens": full_tokens,
+                "projected_mib": round(full_bytes / 2**20, 1),
+                "projected_mib_per_1000_examples": round(full_bytes / 2**20 / len(full) * 1000, 2),
+            },
+        },
         "last_logged": {k2: v[-1] if v else None for k2, v in last_logs.items()},
         "machine": machine_info(),
         "torch_threads": torch.get_num_threads(),
     }
     write_json(args.output, result)
-    print(f"uncached step {u * 1000:.0f} ms, cached step {c * 1000:.0f} ms -> ratio {c / u:.2f} (goal <= 0.6); "
-          f"student-only floor {f * 1000:.0f} ms ({f / u:.2f}x uncached; cached = {c / f:.2f}x the floor); "
-          f"cache build {builds[0]:.1f} s; disk {result['disk']['mib_per_1000_examples']} MiB per 1,000 examples -> {args.output}")
+    print(
+        f"uncached step {u * 1000:.0f} ms, cached step {c * 1000:.0f} ms -> ratio {c / u:.2f} (goal <= 0.6); "
+        f"student-only floor {f * 1000:.0f} ms ({f / u:.2f}x uncached; cached = {c / f:.2f}x the floor); "
+        f"cache build {builds[0]:.1f} s; disk {result['disk']['mib_per_1000_examples']} MiB per 1,000 examples "
+        f"-> {args.output}"
+    )
     return 0
 
 

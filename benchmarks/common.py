@@ -40,7 +40,9 @@ def tokenize_batches(tokenizer, rows, label2id, batch_size=32, max_length=64) ->
     batches = []
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
-        enc = tokenizer([r["text"] for r in chunk], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        enc = tokenizer(
+            [r["text"] for r in chunk], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
         enc = dict(enc)
         enc["labels"] = torch.tensor([label2id[r["label"]] for r in chunk])
         batches.append(enc)

@@ -59,17 +59,34 @@ def _textbrewer_distiller(teacher, student, pairs, output_dir):
     from textbrewer import DistillationConfig, GeneralDistiller, TrainingConfig
 
     device = str(next(student.parameters()).device)
-    matches = [{"layer_T": t, "layer_S": s, "feature": "hidden", "loss": "hidden_mse", "weight": BETA} for s, t in pairs]
-    distill_config = DistillationConfig(temperature=TAU, hard_label_weight=1 - ALPHA, kd_loss_type="ce",
-                                        kd_loss_weight=ALPHA, intermediate_matches=matches)
+    matches = [
+        {"layer_T": t, "layer_S": s, "feature": "hidden", "loss": "hidden_mse", "weight": BETA} for s, t in pairs
+    ]
+    distill_config = DistillationConfig(
+        temperature=TAU,
+        hard_label_weight=1 - ALPHA,
+        kd_loss_type="ce",
+        kd_loss_weight=ALPHA,
+        intermediate_matches=matches,
+    )
     train_config = TrainingConfig(device=device, output_dir=output_dir, log_dir=None)
 
     def adaptor(batch, outputs):
-        return {"logits": outputs.logits, "hidden": outputs.hidden_states, "inputs_mask": batch["attention_mask"],
-                "losses": outputs.loss}
+        return {
+            "logits": outputs.logits,
+            "hidden": outputs.hidden_states,
+            "inputs_mask": batch["attention_mask"],
+            "losses": outputs.loss,
+        }
 
-    return GeneralDistiller(train_config=train_config, distill_config=distill_config, model_T=teacher, model_S=student,
-                            adaptor_T=adaptor, adaptor_S=adaptor)
+    return GeneralDistiller(
+        train_config=train_config,
+        distill_config=distill_config,
+        model_T=teacher,
+        model_S=student,
+        adaptor_T=adaptor,
+        adaptor_S=adaptor,
+    )
 
 
 def _make_step(method, teacher, student, teacher_layers, student_layers, output_dir):
@@ -84,9 +101,11 @@ def _make_step(method, teacher, student, teacher_layers, student_layers, output_
         return loss.detach()
 
     if method == "fine_tune":
+
         def step(batch):
             return finish(student(**batch).loss)
     elif method == "logit_kd":
+
         def step(batch):
             inputs = {k: v for k, v in batch.items() if k != "labels"}
             s = student(**inputs).logits
@@ -94,19 +113,31 @@ def _make_step(method, teacher, student, teacher_layers, student_layers, output_
                 t = teacher(**inputs).logits
             return finish(_logit_terms(s, t, batch["labels"]))
     elif method == "hidden_mse_kd":
+
         def step(batch):
             inputs = {k: v for k, v in batch.items() if k != "labels"}
             s = student(**inputs, output_hidden_states=True)
             with torch.no_grad():
                 t = teacher(**inputs, output_hidden_states=True)
-            mse = torch.stack([masked_hidden_mse(s.hidden_states[i], t.hidden_states[j], batch["attention_mask"]) for i, j in pairs]).mean()
+            mse = torch.stack(
+                [masked_hidden_mse(s.hidden_states[i], t.hidden_states[j], batch["attention_mask"]) for i, j in pairs]
+            ).mean()
             return finish(_logit_terms(s.logits, t.logits, batch["labels"]) + BETA * mse)
     elif method.startswith("spectralkd_"):
-        axis = method[len("spectralkd_"):]
+        axis = method[len("spectralkd_") :]
         args = SpectralDistillationConfig(
-            output_dir=os.path.join(output_dir, method), report_to="none", alpha=ALPHA, temperature=TAU, beta=BETA,
-            layer_selection="manual", teacher_layers=list(teacher_layers), student_layers=list(student_layers),
-            fft_axis=axis, spectral_dynamics=False, disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
+            output_dir=os.path.join(output_dir, method),
+            report_to="none",
+            alpha=ALPHA,
+            temperature=TAU,
+            beta=BETA,
+            layer_selection="manual",
+            teacher_layers=list(teacher_layers),
+            student_layers=list(student_layers),
+            fft_axis=axis,
+            spectral_dynamics=False,
+            disable_tqdm=True,
+            use_cpu=not torch.cuda.is_available(),
         )
         trainer = SpectralDistillationTrainer(model=student, teacher_model=teacher, args=args)
         trainer.setup_layer_map()
@@ -139,8 +170,9 @@ def _summary(times, batch_sizes):
     }
 
 
-def time_methods(teacher, student, batches, teacher_layers, student_layers=None, methods=None, steps=40, warmup=5,
-                 output_dir=None) -> dict:
+def time_methods(
+    teacher, student, batches, teacher_layers, student_layers=None, methods=None, steps=40, warmup=5, output_dir=None
+) -> dict:
     """Time one training step of each method, alternating methods step by step (order rotated every step).
 
     Every method gets its own deep copy of ``student`` and its own AdamW; step ``i`` uses ``batches[i % len]``
@@ -180,8 +212,14 @@ def time_methods(teacher, student, batches, teacher_layers, student_layers=None,
         import shutil
 
         shutil.rmtree(output_dir, ignore_errors=True)
-    return {"methods": results, "ratios_to_logit_kd": ratios, "steps": steps, "warmup": warmup,
-            "teacher_layers": list(teacher_layers), "student_layers": student_layers}
+    return {
+        "methods": results,
+        "ratios_to_logit_kd": ratios,
+        "steps": steps,
+        "warmup": warmup,
+        "teacher_layers": list(teacher_layers),
+        "student_layers": student_layers,
+    }
 
 
 @torch.inference_mode()
@@ -200,7 +238,10 @@ def time_analysis(teacher, batches, rounds=2) -> dict:
     collect_profile(teacher, [inputs[0]])
     for r in range(rounds):
         for i, batch in enumerate(inputs):
-            pair = [("plain", lambda: _plain_inference(teacher, batch)), ("profile", lambda: collect_profile(teacher, [batch]))]
+            pair = [
+                ("plain", lambda: _plain_inference(teacher, batch)),
+                ("profile", lambda: collect_profile(teacher, [batch])),
+            ]
             if (i + r) % 2:
                 pair.reverse()
             for name, fn in pair:
@@ -212,8 +253,12 @@ def time_analysis(teacher, batches, rounds=2) -> dict:
                 else:
                     t_profile += elapsed
             samples += int(batch["input_ids"].shape[0])
-    return {"inference_samples_per_s": samples / t_plain, "analysis_samples_per_s": samples / t_profile,
-            "analysis_vs_inference_throughput_ratio": t_plain / t_profile, "samples": samples}
+    return {
+        "inference_samples_per_s": samples / t_plain,
+        "analysis_samples_per_s": samples / t_profile,
+        "analysis_vs_inference_throughput_ratio": t_plain / t_profile,
+        "samples": samples,
+    }
 
 
 _MEMORY_CHILD = r"""
@@ -269,7 +314,7 @@ def cost_growth(lengths=(16, 64, 256), widths=(128, 384, 768), batch=32, layers=
         for width in widths:
             hidden = [torch.randn(batch, length, width, generator=gen) for _ in range(layers)]
             mask = torch.ones(batch, length)
-            mask[: batch // 2, length // 2:] = 0
+            mask[: batch // 2, length // 2 :] = 0
             s = torch.randn(batch, length, width, generator=gen, requires_grad=True)
             t = torch.randn(batch, length, width, generator=gen)
             t_int, t_loss = [], []
@@ -280,8 +325,15 @@ def cost_growth(lengths=(16, 64, 256), widths=(128, 384, 768), batch=32, layers=
                 start = time.perf_counter()
                 frequency_alignment_loss(s, t, mask).backward()
                 t_loss.append(time.perf_counter() - start)
-            rows.append({"seq_len": length, "hidden": width, "batch": batch,
-                         "intensity_ms": 1000 * statistics.median(t_int), "freq_loss_fwd_bwd_ms": 1000 * statistics.median(t_loss)})
+            rows.append(
+                {
+                    "seq_len": length,
+                    "hidden": width,
+                    "batch": batch,
+                    "intensity_ms": 1000 * statistics.median(t_int),
+                    "freq_loss_fwd_bwd_ms": 1000 * statistics.median(t_loss),
+                }
+            )
     base = rows[0]
     for row in rows:
         scale = (row["seq_len"] * row["hidden"]) / (base["seq_len"] * base["hidden"])
@@ -295,27 +347,52 @@ def _print_table(result):
     print(f"\n{'method':<26}{'median ms':>11}{'p10':>9}{'p90':>9}{'samples/s':>11}{'x logit KD':>12}")
     for name, r in result["methods"].items():
         ratio = result["ratios_to_logit_kd"].get(name, float("nan"))
-        print(f"{name:<26}{r['median_ms']:>11.1f}{r['p10_ms']:>9.1f}{r['p90_ms']:>9.1f}{r['samples_per_s']:>11.1f}{ratio:>12.3f}")
+        print(
+            f"{name:<26}{r['median_ms']:>11.1f}{r['p10_ms']:>9.1f}{r['p90_ms']:>9.1f}{r['samples_per_s']:>11.1f}{ratio:>12.3f}"
+        )
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def _parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=40, help="timed steps per method (after warm-up)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--no-textbrewer", action="store_true", help="skip the TextBrewer peer")
-    parser.add_argument("--methods", nargs="+", default=None, choices=BASE_METHODS + ["textbrewer"],
-                        help="methods to time (default: all, TextBrewer when installed); logit_kd is always added")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        choices=BASE_METHODS + ["textbrewer"],
+        help="methods to time (default: all, TextBrewer when installed); logit_kd is always added",
+    )
     parser.add_argument("--skip-extras", action="store_true", help="only the step timings")
-    parser.add_argument("--only-extras", action="store_true",
-                        help="keep the step timings already in --output; (re)measure analysis throughput, memory and cost growth")
-    parser.add_argument("--extras", nargs="+", default=["throughput", "memory", "growth"], choices=["throughput", "memory", "growth"],
-                        help="which extra measurements to run")
-    parser.add_argument("--memory-base", type=int, default=256, help="samples of the 1x analysis-memory run (then 4x and 16x)")
+    parser.add_argument(
+        "--only-extras",
+        action="store_true",
+        help="keep the step timings already in --output; (re)measure analysis throughput, memory and cost growth",
+    )
+    parser.add_argument(
+        "--extras",
+        nargs="+",
+        default=["throughput", "memory", "growth"],
+        choices=["throughput", "memory", "growth"],
+        help="which extra measurements to run",
+    )
+    parser.add_argument(
+        "--memory-base", type=int, default=256, help="samples of the 1x analysis-memory run (then 4x and 16x)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--output", default=os.path.join(RESULTS_DIR, "speed.json"))
-    parser.add_argument("--teacher-base", default=None, help="teacher base model directory (default: the packaged MiniLM)")
+    parser.add_argument(
+        "--teacher-base", default=None, help="teacher base model directory (default: the packaged MiniLM)"
+    )
     parser.add_argument("--shared-machine", type=int, default=1, help="1 if other jobs ran on the machine meanwhile")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = _parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -330,11 +407,22 @@ def main(argv=None):
         teacher.cuda()
         batches = [{k: v.cuda() for k, v in b.items()} for b in batches]
     student = student_from_teacher(teacher, teacher_layers)
-    result = {"machine": machine_info(bool(args.shared_machine)),
-              "setup": {"teacher": "packaged MiniLM-L6 (6 blocks, hidden 384) + 150-label head", "student": "3 blocks copied from teacher layers " + str(teacher_layers),
-                        "data": "CLINC150 train, batch 32, dynamic padding, max_length 64", "alpha": ALPHA, "temperature": TAU, "beta": BETA,
-                        "optimizer": f"AdamW lr {LR}", "aligned_pairs": list(zip([1, 2, 3], teacher_layers)),
-                        "mean_tokens_per_row": float(statistics.fmean(float(b["attention_mask"].sum()) / b["attention_mask"].shape[0] for b in batches))}}
+    result = {
+        "machine": machine_info(bool(args.shared_machine)),
+        "setup": {
+            "teacher": "packaged MiniLM-L6 (6 blocks, hidden 384) + 150-label head",
+            "student": "3 blocks copied from teacher layers " + str(teacher_layers),
+            "data": "CLINC150 train, batch 32, dynamic padding, max_length 64",
+            "alpha": ALPHA,
+            "temperature": TAU,
+            "beta": BETA,
+            "optimizer": f"AdamW lr {LR}",
+            "aligned_pairs": list(zip([1, 2, 3], teacher_layers)),
+            "mean_tokens_per_row": float(
+                statistics.fmean(float(b["attention_mask"].sum()) / b["attention_mask"].shape[0] for b in batches)
+            ),
+        },
+    }
     methods = list(BASE_METHODS)
     if args.methods:
         methods = ["logit_kd"] + [m for m in args.methods if m not in ("logit_kd", "textbrewer")]
@@ -357,7 +445,9 @@ def main(argv=None):
             textbrewer_note = f"{type(exc).__name__}: {exc}"
     if methods:
         print(f"timing {methods} for {args.steps} steps (+{args.warmup} warm-up), alternating", flush=True)
-        result["step_time"] = time_methods(teacher, student, batches, teacher_layers, methods=methods, steps=args.steps, warmup=args.warmup)
+        result["step_time"] = time_methods(
+            teacher, student, batches, teacher_layers, methods=methods, steps=args.steps, warmup=args.warmup
+        )
         result["textbrewer_note"] = textbrewer_note
         write_json(args.output, result)
     _print_table(result["step_time"])

@@ -64,7 +64,9 @@ class LayerMap:
         path = os.path.join(directory, LAYER_MAP_FILENAME)
         data = read_json(path)
         if not isinstance(data, dict):
-            raise ValueError(f"{path} is missing or not a layer map (a JSON object with teacher_layers, student_layers)")
+            raise ValueError(
+                f"{path} is missing or not a layer map (a JSON object with teacher_layers, student_layers)"
+            )
         data.pop("pairs", None)
         return cls(**data)
 
@@ -98,9 +100,17 @@ class SpectralDistillationTrainer(Trainer):
     _name = paper.METHOD_NAME
     _paper = paper.PAPER
 
-    def __init__(self, model=None, args: Optional[SpectralDistillationConfig] = None, *, teacher_model=None,
-                 layer_map: Optional[LayerMap] = None, teacher_profile: Optional[SpectralProfile] = None,
-                 teacher_cache: Union[str, os.PathLike, TeacherCache, None] = None, **kwargs):
+    def __init__(
+        self,
+        model=None,
+        args: Optional[SpectralDistillationConfig] = None,
+        *,
+        teacher_model=None,
+        layer_map: Optional[LayerMap] = None,
+        teacher_profile: Optional[SpectralProfile] = None,
+        teacher_cache: Union[str, os.PathLike, TeacherCache, None] = None,
+        **kwargs,
+    ):
         args = self._check_arguments(model, args, teacher_model)
         model = load_classifier(model, what="student model")
         teacher_model = load_classifier(teacher_model, what="teacher_model")
@@ -126,7 +136,9 @@ class SpectralDistillationTrainer(Trainer):
         if not self.label_names:  # compute_loss reads `labels`; models whose forward has no labels argument (timm)
             self.label_names = ["labels"]
 
-        self.teacher = prepare_teacher(teacher_model, self.accelerator, self.is_deepspeed_enabled, self.is_fsdp_enabled)
+        self.teacher = prepare_teacher(
+            teacher_model, self.accelerator, self.is_deepspeed_enabled, self.is_fsdp_enabled
+        )
         self.layer_map: Optional[LayerMap] = None
         self.spectral_profile = None
         self._given_layer_map, self._given_profile = layer_map, teacher_profile
@@ -162,11 +174,14 @@ class SpectralDistillationTrainer(Trainer):
             for key in ("vocab_size", "pad_token_id"):
                 if s_vocab.get(key) is not None and t_vocab.get(key) is not None and s_vocab[key] != t_vocab[key]:
                     raise ValueError(
-                        f"teacher and student tokenizations are incompatible: {key} is {t_vocab[key]} for the teacher and "
-                        f"{s_vocab[key]} for the student. The frequency alignment runs over the token axis and needs the "
-                        "same tokenizer for both (pick a student of the teacher's family, e.g. distilroberta for roberta)"
+                        f"teacher and student tokenizations are incompatible: {key} is {t_vocab[key]} for the "
+                        f"teacher and {s_vocab[key]} for the student. The frequency alignment runs over the token "
+                        "axis and needs the same tokenizer for both (pick a student of the teacher's family, e.g. "
+                        "distilroberta for roberta)"
                     )
-        self._check_layer_arguments(self.student_adapter.num_layers(student), self.teacher_adapter.num_layers(teacher), args)
+        self._check_layer_arguments(
+            self.student_adapter.num_layers(student), self.teacher_adapter.num_layers(teacher), args
+        )
 
     def _check_labels(self, student, teacher):
         s_adapter, t_adapter = self.student_adapter, self.teacher_adapter
@@ -180,7 +195,9 @@ class SpectralDistillationTrainer(Trainer):
         if not _is_default_labels(s_map) and not _is_default_labels(t_map) and s_map != t_map:
             diff = sorted(i for i in set(s_map) | set(t_map) if s_map.get(i) != t_map.get(i))[:5]
             detail = ", ".join(f"{i}: teacher {t_map.get(i)!r} vs student {s_map.get(i)!r}" for i in diff)
-            raise ValueError(f"teacher and student id2label differ ({detail}); build the student with the teacher's id2label")
+            raise ValueError(
+                f"teacher and student id2label differ ({detail}); build the student with the teacher's id2label"
+            )
 
     @staticmethod
     def _check_layer_arguments(s_n: int, t_n: int, args):
@@ -191,17 +208,19 @@ class SpectralDistillationTrainer(Trainer):
         if args.teacher_layers is not None:
             check_layer_range("teacher_layers", args.teacher_layers, 0, t_n, f"the teacher has {t_n} blocks")
             if len(args.teacher_layers) != k:
+                aligned = "student_layers" if student_layers is not None else f"the student blocks 1..{s_n}"
                 raise ValueError(
                     f"teacher_layers has {len(args.teacher_layers)} entries but {k} student layers are aligned "
-                    f"({'student_layers' if student_layers is not None else 'the student blocks 1..' + str(s_n)}); give "
-                    "student_layers of the same length or change teacher_layers"
+                    f"({aligned}); give student_layers of the same length or change teacher_layers"
                 )
         if args.num_aligned_layers is not None and student_layers is None and args.num_aligned_layers > s_n:
             raise ValueError(f"num_aligned_layers={args.num_aligned_layers} but the student has only {s_n} blocks")
         if args.layer_selection != "manual" and args.teacher_layers is None and args.beta > 0:
             available = t_n + (1 if args.include_embeddings else 0)
             if k > available:
-                raise ValueError(f"cannot align {k} student layers with a teacher of {t_n} blocks; set num_aligned_layers <= {t_n}")
+                raise ValueError(
+                    f"cannot align {k} student layers with a teacher of {t_n} blocks; set num_aligned_layers <= {t_n}"
+                )
 
     def _check_given_selection(self, teacher, layer_map: Optional[LayerMap], profile: Optional[SpectralProfile]):
         """A layer map or profile handed in must belong to this teacher: a profile of another model would select
@@ -210,10 +229,12 @@ class SpectralDistillationTrainer(Trainer):
         if layer_map is not None:
             if len(layer_map.teacher_layers) != len(layer_map.student_layers):
                 raise ValueError(
-                    f"layer_map has {len(layer_map.teacher_layers)} teacher_layers and {len(layer_map.student_layers)} "
-                    "student_layers: they are paired one to one"
+                    f"layer_map has {len(layer_map.teacher_layers)} teacher_layers and "
+                    f"{len(layer_map.student_layers)} student_layers: they are paired one to one"
                 )
-            check_layer_range("layer_map.teacher_layers", layer_map.teacher_layers, 0, t_n, f"the teacher has {t_n} blocks")
+            check_layer_range(
+                "layer_map.teacher_layers", layer_map.teacher_layers, 0, t_n, f"the teacher has {t_n} blocks"
+            )
         if profile is not None and len(profile.intensity) != t_n + 1:
             raise ValueError(
                 f"teacher_profile has {len(profile.intensity)} layers but the teacher returns {t_n + 1} hidden states "
@@ -230,9 +251,9 @@ class SpectralDistillationTrainer(Trainer):
         accepted = set(inspect.signature(base.forward).parameters)
         if not accepted & set(names):
             raise ValueError(
-                f"the student {type(base).__name__} takes {', '.join(names)} through its adapter but its forward() has "
-                f"no such argument, so remove_unused_columns=True would drop them (and, with set_transform, the raw "
-                "image column): set remove_unused_columns=False (and label_names=['labels']) in the config"
+                f"the student {type(base).__name__} takes {', '.join(names)} through its adapter but its forward() "
+                "has no such argument, so remove_unused_columns=True would drop them (and, with set_transform, the "
+                "raw image column): set remove_unused_columns=False (and label_names=['labels']) in the config"
             )
 
     # ------------------------------------------------------------------ teacher cache
@@ -270,14 +291,23 @@ class SpectralDistillationTrainer(Trainer):
             return self.teacher_cache
         layer_map = self.setup_layer_map()
         if not layer_map.teacher_layers:
-            raise ValueError("the teacher cache stores the aligned layers' hidden states: it needs beta > 0 and aligned layers")
+            raise ValueError(
+                "the teacher cache stores the aligned layers' hidden states: it needs beta > 0 and aligned layers"
+            )
         device = self.accelerator.device
         with self.accelerator.main_process_first(), preserve_rng_state(device):
             # the teacher pass iterates a DataLoader, which draws from the global RNG: keep the run's random numbers
             self.teacher_cache = open_teacher_cache(
-                self.accelerator.unwrap_model(self.teacher), self.train_dataset, self.data_collator,
-                layer_map.teacher_layers, self.teacher_cache_dir, id_column=self.cache_id_column, rebuild=rebuild,
-                batch_size=self.args.per_device_eval_batch_size, device=device, adapter=self.teacher_adapter,
+                self.accelerator.unwrap_model(self.teacher),
+                self.train_dataset,
+                self.data_collator,
+                layer_map.teacher_layers,
+                self.teacher_cache_dir,
+                id_column=self.cache_id_column,
+                rebuild=rebuild,
+                batch_size=self.args.per_device_eval_batch_size,
+                device=device,
+                adapter=self.teacher_adapter,
             )
         return self.teacher_cache
 
@@ -285,15 +315,21 @@ class SpectralDistillationTrainer(Trainer):
     def _selection_dataloader(self):
         dataset = self.train_dataset
         if dataset is None:
-            raise ValueError("automatic layer selection reads the training data: pass train_dataset, or set teacher_layers")
+            raise ValueError(
+                "automatic layer selection reads the training data: pass train_dataset, or set teacher_layers"
+            )
         # a seeded random sample: training files are often sorted by label (CLINC150 is)
         sample = sample_dataset(dataset, self.args.selection_samples, self.args.seed)
         if self._is_datasets_dataset(sample):
             sample = self._remove_unused_columns(sample, description="spectral selection")
         if len(sample) == 0:
             raise ValueError("the training dataset is empty: nothing to run the spectral layer selection on")
-        return DataLoader(sample, batch_size=self.args.per_device_eval_batch_size, shuffle=False,
-                          collate_fn=self._collate_model_inputs)
+        return DataLoader(
+            sample,
+            batch_size=self.args.per_device_eval_batch_size,
+            shuffle=False,
+            collate_fn=self._collate_model_inputs,
+        )
 
     @staticmethod
     def _is_datasets_dataset(dataset) -> bool:
@@ -320,10 +356,9 @@ class SpectralDistillationTrainer(Trainer):
         k = len(args.teacher_layers) if args.teacher_layers is not None else (args.num_aligned_layers or n)
         return list(range(n - k + 1, n + 1))
 
-    _student_layers = student_layers  # the recipe pipeline's former name, until it takes layer_map=/teacher_profile=
-
     def setup_layer_map(self) -> LayerMap:
-        """Choose the aligned layers (once). Runs the teacher's spectral analysis unless layers or a profile are given."""
+        """Choose the aligned layers (once). Runs the teacher's spectral analysis unless layers or a profile are
+        given."""
         if self.layer_map is not None:
             return self.layer_map
         layer_map, profile = self._choose_layers()
@@ -357,20 +392,36 @@ class SpectralDistillationTrainer(Trainer):
         if profile is None:
             with preserve_rng_state(self.accelerator.device):
                 profile = collect_profile(
-                    self.teacher, self._selection_dataloader(), adapter=self.teacher_adapter,
-                    device=self.accelerator.device, max_samples=args.selection_samples,
-                    progress=not args.disable_tqdm and self.is_world_process_zero(), description="spectral layer selection",
+                    self.teacher,
+                    self._selection_dataloader(),
+                    adapter=self.teacher_adapter,
+                    device=self.accelerator.device,
+                    max_samples=args.selection_samples,
+                    progress=not args.disable_tqdm and self.is_world_process_zero(),
+                    description="spectral layer selection",
                 )
         teacher_layers = select_layers(
-            profile.intensity, len(student_layers), strategy=args.layer_selection, include_embeddings=args.include_embeddings
+            profile.intensity,
+            len(student_layers),
+            strategy=args.layer_selection,
+            include_embeddings=args.include_embeddings,
         )
-        return LayerMap(teacher_layers, student_layers, args.layer_selection, [float(v) for v in profile.intensity]), profile
+        return LayerMap(
+            teacher_layers, student_layers, args.layer_selection, [float(v) for v in profile.intensity]
+        ), profile
 
     def _save_selection(self, layer_map: LayerMap, profile: Optional[SpectralProfile]):
         if profile is not None:
             # a copy: a profile handed in by the caller keeps its own metadata
-            profile = dataclasses.replace(profile, metadata={**profile.metadata, "selected_layers": layer_map.teacher_layers,
-                                                             "strategy": layer_map.strategy, "role": "teacher"})
+            profile = dataclasses.replace(
+                profile,
+                metadata={
+                    **profile.metadata,
+                    "selected_layers": layer_map.teacher_layers,
+                    "strategy": layer_map.strategy,
+                    "role": "teacher",
+                },
+            )
             self.spectral_profile = profile
         if not self.args.should_save:
             return
@@ -379,8 +430,12 @@ class SpectralDistillationTrainer(Trainer):
         layer_map.save(output_dir)
         if profile is not None:
             profile.save(os.path.join(output_dir, PROFILE_FILENAME))
-            plot_layer_intensity(profile, os.path.join(output_dir, PLOT_FILENAME), selected=layer_map.teacher_layers,
-                                 title="Teacher layer intensity (orange = selected for alignment)")
+            plot_layer_intensity(
+                profile,
+                os.path.join(output_dir, PLOT_FILENAME),
+                selected=layer_map.teacher_layers,
+                title="Teacher layer intensity (orange = selected for alignment)",
+            )
 
     @torch.no_grad()
     def _probe_student(self, layer_map: LayerMap):
@@ -388,7 +443,9 @@ class SpectralDistillationTrainer(Trainer):
         if self.train_dataset is None:
             return
         batch = next(iter(self._selection_dataloader()))
-        batch = {k: (v[:2].to(self.accelerator.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+        batch = {
+            k: (v[:2].to(self.accelerator.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()
+        }
         model = unwrap_model(self.model)
         was_training = model.training
         model.eval()
@@ -397,7 +454,9 @@ class SpectralDistillationTrainer(Trainer):
         finally:
             model.train(was_training)
         n = len(out.hidden_states)
-        check_layer_range("student_layers", layer_map.student_layers, 0, n - 1, f"the student returns {n} hidden states")
+        check_layer_range(
+            "student_layers", layer_map.student_layers, 0, n - 1, f"the student returns {n} hidden states"
+        )
 
     # ------------------------------------------------------------------ training
     def train(self, resume_from_checkpoint=None, trial=None, **kwargs):
@@ -419,13 +478,15 @@ class SpectralDistillationTrainer(Trainer):
         teacher_log_probs = F.log_softmax(teacher_logits.float() / tau, dim=-1)
         return F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True) * tau**2
 
-    def alignment_loss(self, student_hidden: torch.Tensor, teacher_hidden: torch.Tensor,
-                       attention_mask: Optional[torch.Tensor]) -> torch.Tensor:
+    def alignment_loss(
+        self, student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: Optional[torch.Tensor]
+    ) -> torch.Tensor:
         """The feature term of one aligned (student, teacher) layer pair; ``L_freq`` is its mean over the pairs.
         Override it to distil with another feature loss (the benchmarks' hidden-state MSE baseline does)."""
         args = self.args
-        return frequency_alignment_loss(student_hidden, teacher_hidden, attention_mask, fft_axis=args.fft_axis,
-                                        variant=args.freq_loss_variant)
+        return frequency_alignment_loss(
+            student_hidden, teacher_hidden, attention_mask, fft_axis=args.fft_axis, variant=args.freq_loss_variant
+        )
 
     def _teacher_outputs(self, inputs: dict, need_hidden: bool):
         """The teacher's outputs for a batch: from the teacher cache while training on cached examples, else from
@@ -453,8 +514,10 @@ class SpectralDistillationTrainer(Trainer):
         freq_loss = zero
         if need_hidden:
             mask = student.attention_mask
-            pair_losses = [self.alignment_loss(student.hidden_states[s], teacher.hidden_states[t], mask)
-                           for s, t in layer_map.pairs]
+            pair_losses = [
+                self.alignment_loss(student.hidden_states[s], teacher.hidden_states[t], mask)
+                for s, t in layer_map.pairs
+            ]
             freq_loss = torch.stack(pair_losses).mean()
         loss = (1 - args.alpha) * ce_loss + args.alpha * kd_loss + args.beta * freq_loss
 
@@ -484,7 +547,9 @@ class SpectralDistillationTrainer(Trainer):
             logs = {**logs, **self._reduce_metrics("train")}
         super().log(logs, start_time)
 
-    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"):
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
         self._metrics["eval"].clear()
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         for key, value in self._reduce_metrics("eval").items():
@@ -509,26 +574,58 @@ class SpectralDistillationTrainer(Trainer):
             self.layer_map.save(output_dir or self.args.output_dir)
 
     # ------------------------------------------------------------------ Hub (hf_spectralkd/cards.py, hub.py)
-    def create_model_card(self, language=None, license=None, tags=None, model_name=None, finetuned_from=None,
-                          tasks=None, dataset_tags=None, dataset=None, dataset_args=None, **kwargs):
+    def create_model_card(
+        self,
+        language=None,
+        license=None,
+        tags=None,
+        model_name=None,
+        finetuned_from=None,
+        tasks=None,
+        dataset_tags=None,
+        dataset=None,
+        dataset_args=None,
+        **kwargs,
+    ):
         """Write the SpectralKD model card (README.md + layer-intensity graph) to ``output_dir``; same arguments as
         ``Trainer.create_model_card``, so ``push_to_hub()`` uploads this card."""
         if not self.is_world_process_zero():
             return None
         from .cards import write_trainer_model_card
 
-        return write_trainer_model_card(self, language=language, license=license, tags=tags, model_name=model_name,
-                                        finetuned_from=finetuned_from, tasks=tasks, dataset_tags=dataset_tags,
-                                        dataset=dataset, dataset_args=dataset_args)
+        return write_trainer_model_card(
+            self,
+            language=language,
+            license=license,
+            tags=tags,
+            model_name=model_name,
+            finetuned_from=finetuned_from,
+            tasks=tasks,
+            dataset_tags=dataset_tags,
+            dataset=dataset,
+            dataset_args=dataset_args,
+        )
 
-    def push_to_hub(self, commit_message="End of training", blocking=True, token=None, revision=None, private=None, **kwargs):
+    def push_to_hub(
+        self, commit_message="End of training", blocking=True, token=None, revision=None, private=None, **kwargs
+    ):
         """``Trainer.push_to_hub`` with this card; a Hub failure raises one ``HubPushError`` saying how to retry."""
         from .hub import trainer_push_to_hub
 
-        return trainer_push_to_hub(self, super().push_to_hub, commit_message=commit_message, blocking=blocking, token=token,
-                                   revision=revision, private=private, **kwargs)
+        return trainer_push_to_hub(
+            self,
+            super().push_to_hub,
+            commit_message=commit_message,
+            blocking=blocking,
+            token=token,
+            revision=revision,
+            private=private,
+            **kwargs,
+        )
 
     def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
         if self.args.hub_strategy != "end" and self.is_world_process_zero():
-            self.create_model_card(model_name=(self.args.hub_model_id or os.path.basename(self.args.output_dir)).split("/")[-1])
+            self.create_model_card(
+                model_name=(self.args.hub_model_id or os.path.basename(self.args.output_dir)).split("/")[-1]
+            )
         super()._push_from_checkpoint(checkpoint_folder)

@@ -38,20 +38,15 @@ from .spectral import frequency_alignment_loss
 from .utils import json_number, write_json
 
 __all__ = [
-    "DYNAMICS_JSON",
-    "DYNAMICS_PLOT",
     "LOG_PREFIX",
     "SpectralDynamicsCallback",
     "curve_agreement",
-    "json_number",
     "mean_relative_error",
     "pearson",
     "plot_intensity_curves",
     "resample_curve",
 ]
 
-DYNAMICS_JSON = DYNAMICS_JSON_FILENAME  # former names, still imported by callers
-DYNAMICS_PLOT = DYNAMICS_PLOT_FILENAME
 LOG_PREFIX = "dynamics/"
 AGREEMENT_KEYS = ("pearson_aligned", "mre_aligned", "pearson_all", "mre_all")
 
@@ -131,9 +126,6 @@ def curve_agreement(teacher_intensity, student_intensity, pairs: Sequence = ()) 
     return result
 
 
-_json_number = json_number  # the name commands/compare.py imports until it switches to utils.json_number
-
-
 # --------------------------------------------------------------------------------------------------
 # Plot (shared by the callback report and `hf-spectralkd compare`)
 # --------------------------------------------------------------------------------------------------
@@ -159,11 +151,27 @@ def plot_intensity_curves(
     fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 4.2), squeeze=False)
     ax = axes[0][0]
     t_depth = np.linspace(0.0, 1.0, teacher.size) if teacher.size > 1 else np.zeros(1)
-    ax.plot(t_depth, teacher, color="black", linewidth=2.2, marker="o", markersize=4, label=f"{teacher_label} ({teacher.size - 1} blocks)")
+    ax.plot(
+        t_depth,
+        teacher,
+        color="black",
+        linewidth=2.2,
+        marker="o",
+        markersize=4,
+        label=f"{teacher_label} ({teacher.size - 1} blocks)",
+    )
     teacher_aligned = sorted({int(t) for _, t in pairs})
     if teacher_aligned:
-        ax.scatter(t_depth[teacher_aligned], teacher[teacher_aligned], s=110, facecolors="none", edgecolors="tab:orange",
-                   linewidths=1.8, zorder=5, label="aligned layers")
+        ax.scatter(
+            t_depth[teacher_aligned],
+            teacher[teacher_aligned],
+            s=110,
+            facecolors="none",
+            edgecolors="tab:orange",
+            linewidths=1.8,
+            zorder=5,
+            label="aligned layers",
+        )
     cmap = plt.get_cmap("viridis")
     student_aligned = sorted({int(s) for s, _ in pairs})
     for index, (label, curve) in enumerate(student_curves):
@@ -172,8 +180,15 @@ def plot_intensity_curves(
         color = cmap(0.85 * index / max(1, len(student_curves) - 1)) if len(student_curves) > 1 else "tab:blue"
         ax.plot(depth, values, color=color, linewidth=1.4, marker="s", markersize=3.5, label=label)
         if student_aligned and max(student_aligned) < values.size:
-            ax.scatter(depth[student_aligned], values[student_aligned], s=80, facecolors="none", edgecolors="tab:orange",
-                       linewidths=1.2, zorder=5)
+            ax.scatter(
+                depth[student_aligned],
+                values[student_aligned],
+                s=80,
+                facecolors="none",
+                edgecolors="tab:orange",
+                linewidths=1.2,
+                zorder=5,
+            )
     ax.set_xlabel("relative depth l / n (0 = embeddings, 1 = last block)")
     ax.set_ylabel("spectral intensity")
     ax.set_title(title or "Layer intensity: teacher vs student")
@@ -192,8 +207,14 @@ def plot_intensity_curves(
         for key, style in (("mre_all", "-^"), ("mre_aligned", "--v")):
             values = [np.nan if record.get(key) is None else record[key] for record in history]
             if not all(np.isnan(values)):
-                ax3.plot(steps, values, style, color="tab:red" if key == "mre_all" else "tab:pink", markersize=3.5,
-                         label=f"{key} (right)")
+                ax3.plot(
+                    steps,
+                    values,
+                    style,
+                    color="tab:red" if key == "mre_all" else "tab:pink",
+                    markersize=3.5,
+                    label=f"{key} (right)",
+                )
         ax3.set_ylabel("mean relative error vs the teacher")
         handles = ax2.get_legend_handles_labels()[0] + ax3.get_legend_handles_labels()[0]
         labels = ax2.get_legend_handles_labels()[1] + ax3.get_legend_handles_labels()[1]
@@ -226,8 +247,13 @@ class _FrequencyLossProbe(ModelAdapter):
         if self.pairs:
             teacher = self.teacher_adapter.forward(self.teacher, inputs, output_hidden_states=True)
             losses = [
-                frequency_alignment_loss(student.hidden_states[s], teacher.hidden_states[t], student.attention_mask,
-                                         fft_axis=self.fft_axis, variant=self.variant)
+                frequency_alignment_loss(
+                    student.hidden_states[s],
+                    teacher.hidden_states[t],
+                    student.attention_mask,
+                    fft_axis=self.fft_axis,
+                    variant=self.variant,
+                )
                 for s, t in self.pairs
             ]
             size = int(student.logits.shape[0])
@@ -296,7 +322,10 @@ class SpectralDynamicsCallback(TrainerCallback):
             if hasattr(sample, "column_names"):
                 sample = trainer._remove_unused_columns(sample, description="spectral dynamics")
         if len(sample) == 0:
-            raise ValueError("spectral dynamics: the evaluation dataset is empty; pass a non-empty eval_dataset or set spectral_dynamics=False")
+            raise ValueError(
+                "spectral dynamics: the evaluation dataset is empty; pass a non-empty eval_dataset or set "
+                "spectral_dynamics=False"
+            )
         self._sample = sample
         self._sample_info = {"num_samples": len(sample), "selection": how, "seed": seed, "eval_dataset": name}
         return sample
@@ -306,8 +335,12 @@ class SpectralDynamicsCallback(TrainerCallback):
         from torch.utils.data import DataLoader
 
         trainer = self.trainer
-        return DataLoader(self._sample_dataset(), batch_size=trainer.args.per_device_eval_batch_size, shuffle=False,
-                          collate_fn=self._collate)
+        return DataLoader(
+            self._sample_dataset(),
+            batch_size=trainer.args.per_device_eval_batch_size,
+            shuffle=False,
+            collate_fn=self._collate,
+        )
 
     def _collate(self, features):
         batch = self.trainer.data_collator(features)
@@ -329,10 +362,17 @@ class SpectralDynamicsCallback(TrainerCallback):
         layer_map = trainer.layer_map if trainer.layer_map is not None else trainer.setup_layer_map()
         device = trainer.accelerator.device
         if self.teacher_profile is None:
-            self.teacher_profile = collect_profile(trainer.teacher, self.dataloader(), adapter=trainer.teacher_adapter,
-                                                   device=device)
-        probe = _FrequencyLossProbe(trainer.student_adapter, trainer.teacher, trainer.teacher_adapter, layer_map.pairs,
-                                    args.fft_axis, args.freq_loss_variant)
+            self.teacher_profile = collect_profile(
+                trainer.teacher, self.dataloader(), adapter=trainer.teacher_adapter, device=device
+            )
+        probe = _FrequencyLossProbe(
+            trainer.student_adapter,
+            trainer.teacher,
+            trainer.teacher_adapter,
+            layer_map.pairs,
+            args.fft_axis,
+            args.freq_loss_variant,
+        )
         profile = collect_profile(unwrap_model(trainer.model), self.dataloader(), adapter=probe, device=device)
         student = [float(v) for v in profile.intensity]
         agreement = curve_agreement(self.teacher_profile.intensity, student, layer_map.pairs)
@@ -385,7 +425,9 @@ class SpectralDynamicsCallback(TrainerCallback):
                 break
         return {
             "format": "hf_spectralkd.DistillationDynamics/1",
-            "teacher_intensity": [float(v) for v in self.teacher_profile.intensity] if self.teacher_profile is not None else None,
+            "teacher_intensity": [float(v) for v in self.teacher_profile.intensity]
+            if self.teacher_profile is not None
+            else None,
             "layer_map": {
                 "teacher_layers": list(layer_map.teacher_layers) if layer_map else [],
                 "student_layers": list(layer_map.student_layers) if layer_map else [],
@@ -396,10 +438,14 @@ class SpectralDynamicsCallback(TrainerCallback):
             "agreement_definition": {
                 "aligned": "student intensity at student_layers vs teacher intensity at the paired teacher_layers",
                 "all": "both whole curves (index 0 = embeddings .. n) on relative depth l/n, linearly resampled to "
-                       "max(n_teacher, n_student)+1 evenly spaced points",
-                "pearson": "Pearson correlation of the two vectors", "mre": "mean |student - teacher| / |teacher|",
+                "max(n_teacher, n_student)+1 evenly spaced points",
+                "pearson": "Pearson correlation of the two vectors",
+                "mre": "mean |student - teacher| / |teacher|",
             },
-            "log_keys": [f"{LOG_PREFIX}student_intensity_l{{i}}", *(f"{LOG_PREFIX}{k}" for k in (*AGREEMENT_KEYS, "freq_loss"))],
+            "log_keys": [
+                f"{LOG_PREFIX}student_intensity_l{{i}}",
+                *(f"{LOG_PREFIX}{k}" for k in (*AGREEMENT_KEYS, "freq_loss")),
+            ],
             "measurements": self.records,
             "callback_seconds": self.seconds,
             "train_runtime_s": runtime,
@@ -416,8 +462,11 @@ class SpectralDynamicsCallback(TrainerCallback):
         chosen = _spread(self.records, 4)
         pairs = self.trainer.layer_map.pairs if self.trainer.layer_map is not None else []
         plot_intensity_curves(
-            plot_path, self.teacher_profile.intensity,
-            [(f"student @ step {r['step']}", r["student_intensity"]) for r in chosen], pairs=pairs, history=self.records,
+            plot_path,
+            self.teacher_profile.intensity,
+            [(f"student @ step {r['step']}", r["student_intensity"]) for r in chosen],
+            pairs=pairs,
+            history=self.records,
             title=f"Distillation dynamics ({self._sample_info.get('num_samples')} eval examples)",
         )
         self.seconds += time.perf_counter() - start  # the JSON records the cost including the plot

@@ -33,8 +33,17 @@ from .adapters import AdapterOutput, get_adapter, unwrap_model
 from .constants import CACHE_META_FILENAME
 from .utils import read_json, write_json
 
-__all__ = ["TeacherCache", "build_teacher_cache", "open_teacher_cache", "enable_teacher_cache", "add_example_ids",
-           "cache_fingerprint", "check_fixed_inputs", "DEFAULT_ID_COLUMN", "META_FILENAME"]
+__all__ = [
+    "TeacherCache",
+    "build_teacher_cache",
+    "open_teacher_cache",
+    "enable_teacher_cache",
+    "add_example_ids",
+    "cache_fingerprint",
+    "check_fixed_inputs",
+    "DEFAULT_ID_COLUMN",
+    "META_FILENAME",
+]
 
 DEFAULT_ID_COLUMN = "example_id"
 META_FILENAME = CACHE_META_FILENAME  # the name other modules import from here
@@ -109,14 +118,15 @@ def check_fixed_inputs(dataset, id_column: str = DEFAULT_ID_COLUMN) -> None:
         )
     if dataset.format.get("type") == "custom":
         raise ValueError(
-            "the training dataset has an on-the-fly transform (set_transform / with_transform): an augmenting pipeline "
-            "changes the inputs every epoch, so cached teacher outputs would be wrong. Apply the transform with "
-            "dataset.map(...) once (fixed inputs) or train without the teacher cache"
+            "the training dataset has an on-the-fly transform (set_transform / with_transform): an augmenting "
+            "pipeline changes the inputs every epoch, so cached teacher outputs would be wrong. Apply the transform "
+            "with dataset.map(...) once (fixed inputs) or train without the teacher cache"
         )
     if id_column not in dataset.column_names:
         raise ValueError(
             f"the teacher cache finds examples by an id column, and the training dataset has no {id_column!r} column "
-            f"(columns: {', '.join(dataset.column_names)}); add one with hf_spectralkd.teacher_cache.add_example_ids(dataset)"
+            f"(columns: {', '.join(dataset.column_names)}); add one with "
+            "hf_spectralkd.teacher_cache.add_example_ids(dataset)"
         )
     if "input_ids" not in dataset.column_names or "attention_mask" not in dataset.column_names:
         raise ValueError("the teacher cache needs pre-tokenized text data with input_ids and attention_mask columns")
@@ -134,7 +144,9 @@ class TeacherCache:
     def __init__(self, directory: str):
         meta_path = os.path.join(directory, META_FILENAME)
         if not os.path.isfile(meta_path):
-            raise ValueError(f"{directory} is not a teacher cache (no {META_FILENAME}); build one with hf-spectralkd cache-teacher")
+            raise ValueError(
+                f"{directory} is not a teacher cache (no {META_FILENAME}); build one with hf-spectralkd cache-teacher"
+            )
         self.meta = read_json(meta_path)
         if not isinstance(self.meta, dict):
             raise ValueError(f"{meta_path} is not valid JSON: rebuild the teacher cache")
@@ -161,7 +173,9 @@ class TeacherCache:
         pos = np.clip(pos, 0, len(self._sorted_ids) - 1)
         missing = ids[self._sorted_ids[pos] != ids]
         if missing.size:
-            raise ValueError(f"example ids {missing[:5].tolist()} are not in the teacher cache {self.directory}; rebuild it")
+            raise ValueError(
+                f"example ids {missing[:5].tolist()} are not in the teacher cache {self.directory}; rebuild it"
+            )
         return self._order[pos]
 
     def teacher_outputs(self, inputs: dict, need_hidden: bool = True) -> AdapterOutput:
@@ -183,9 +197,9 @@ class TeacherCache:
                 real = mask_cpu[row]
                 if int(real.sum()) != end - start or _checksum(input_ids[row][real]) != int(self.checksums[slot]):
                     raise ValueError(
-                        f"the inputs of example {int(torch.as_tensor(ids)[row])} differ from the ones the teacher cache was "
-                        "built from (an augmenting or re-tokenizing pipeline?): cached teacher outputs would be wrong. "
-                        "Rebuild the cache or train without it"
+                        f"the inputs of example {int(torch.as_tensor(ids)[row])} differ from the ones the teacher "
+                        "cache was built from (an augmenting or re-tokenizing pipeline?): cached teacher outputs "
+                        "would be wrong. Rebuild the cache or train without it"
                     )
                 spans.append(np.arange(start, end))
             # one gather from the memory map; real tokens in row-major order are exactly the mask's True positions
@@ -197,14 +211,16 @@ class TeacherCache:
         return AdapterOutput(logits=logits, hidden_states=hidden, attention_mask=mask)
 
 
-
 # ---------------------------------------------------------------- building
 def _check_target(directory: str) -> None:
     if os.path.exists(directory) and not (
-        os.path.isdir(directory) and (not os.listdir(directory) or os.path.isfile(os.path.join(directory, META_FILENAME)))
+        os.path.isdir(directory)
+        and (not os.listdir(directory) or os.path.isfile(os.path.join(directory, META_FILENAME)))
     ):
-        raise ValueError(f"refusing to write the teacher cache to {directory}: it exists and is not a teacher cache "
-                         "(the cache directory is replaced as a whole); choose a new or empty directory")
+        raise ValueError(
+            f"refusing to write the teacher cache to {directory}: it exists and is not a teacher cache "
+            "(the cache directory is replaced as a whole); choose a new or empty directory"
+        )
 
 
 def _token_offsets(rows) -> tuple:
@@ -226,23 +242,30 @@ def _write_arrays(directory, teacher, adapter, loader, teacher_layers, id_column
         batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
         out = adapter.forward(teacher, batch, output_hidden_states=True)
         if out.hidden_states[0].dim() != 3:
-            raise ValueError("the teacher cache stores (N, L, D) token hidden states; this teacher returns feature maps")
+            raise ValueError(
+                "the teacher cache stores (N, L, D) token hidden states; this teacher returns feature maps"
+            )
         if logits_mm is None:
             num_labels, width = out.logits.shape[-1], out.hidden_states[teacher_layers[0]].shape[-1]
-            logits_mm = np.lib.format.open_memmap(os.path.join(directory, "logits.npy"), "w+", np.float16, (n, num_labels))
-            hidden_mm = np.lib.format.open_memmap(os.path.join(directory, "hidden.npy"), "w+", np.float16,
-                                                  (int(offsets[-1]), len(teacher_layers), width))
+            logits_mm = np.lib.format.open_memmap(
+                os.path.join(directory, "logits.npy"), "w+", np.float16, (n, num_labels)
+            )
+            hidden_mm = np.lib.format.open_memmap(
+                os.path.join(directory, "hidden.npy"), "w+", np.float16, (int(offsets[-1]), len(teacher_layers), width)
+            )
         mask = batch["attention_mask"].bool().cpu()
         stacked = torch.stack([out.hidden_states[t] for t in teacher_layers], dim=2).float().cpu()  # (B, L, K, D)
-        logits_mm[cursor:cursor + len(ids)] = out.logits.float().cpu().numpy().astype(np.float16)
+        logits_mm[cursor : cursor + len(ids)] = out.logits.float().cpu().numpy().astype(np.float16)
         for row in range(len(ids)):
             i = cursor + row
             real = mask[row]
             if int(real.sum()) != lengths[i]:
-                raise ValueError(f"the collator changed the length of example {int(ids[row])}; the cache needs fixed inputs")
-            hidden_mm[offsets[i]:offsets[i + 1]] = stacked[row][real].numpy().astype(np.float16)
+                raise ValueError(
+                    f"the collator changed the length of example {int(ids[row])}; the cache needs fixed inputs"
+                )
+            hidden_mm[offsets[i] : offsets[i + 1]] = stacked[row][real].numpy().astype(np.float16)
             checksums[i] = _checksum(batch["input_ids"][row].cpu()[real])
-        ids_out[cursor:cursor + len(ids)] = np.asarray(ids, dtype=np.int64)
+        ids_out[cursor : cursor + len(ids)] = np.asarray(ids, dtype=np.int64)
         cursor += len(ids)
     logits_mm.flush()
     hidden_mm.flush()
@@ -253,9 +276,19 @@ def _write_arrays(directory, teacher, adapter, loader, teacher_layers, id_column
 
 
 @torch.no_grad()
-def build_teacher_cache(teacher, dataset, collator, teacher_layers, directory: str, id_column: str = DEFAULT_ID_COLUMN,
-                        batch_size: int = 64, device=None, adapter=None, fingerprint: Optional[dict] = None,
-                        progress: bool = False) -> TeacherCache:
+def build_teacher_cache(
+    teacher,
+    dataset,
+    collator,
+    teacher_layers,
+    directory: str,
+    id_column: str = DEFAULT_ID_COLUMN,
+    batch_size: int = 64,
+    device=None,
+    adapter=None,
+    fingerprint: Optional[dict] = None,
+    progress: bool = False,
+) -> TeacherCache:
     """Run ``teacher`` once over ``dataset`` and write its logits and ``teacher_layers`` hidden states."""
     check_fixed_inputs(dataset, id_column)
     _check_target(directory)
@@ -278,8 +311,13 @@ def build_teacher_cache(teacher, dataset, collator, teacher_layers, directory: s
 
             loader = tqdm(loader, desc="caching teacher outputs")
         _write_arrays(tmp, teacher, adapter, loader, teacher_layers, id_column, lengths, offsets, device)
-        meta = {"fingerprint": fingerprint, "num_examples": len(rows), "num_tokens": int(offsets[-1]),
-                "dtype": "float16", "build_seconds": round(time.time() - start_time, 3)}
+        meta = {
+            "fingerprint": fingerprint,
+            "num_examples": len(rows),
+            "num_tokens": int(offsets[-1]),
+            "dtype": "float16",
+            "build_seconds": round(time.time() - start_time, 3),
+        }
         write_json(os.path.join(tmp, META_FILENAME), meta, indent=1)
         shutil.rmtree(directory, ignore_errors=True)
         os.replace(tmp, directory)
@@ -291,8 +329,17 @@ def build_teacher_cache(teacher, dataset, collator, teacher_layers, directory: s
     return TeacherCache(directory)
 
 
-def open_teacher_cache(teacher, dataset, collator, teacher_layers, directory: str, *, id_column: str = DEFAULT_ID_COLUMN,
-                       rebuild: bool = True, **build_kwargs) -> TeacherCache:
+def open_teacher_cache(
+    teacher,
+    dataset,
+    collator,
+    teacher_layers,
+    directory: str,
+    *,
+    id_column: str = DEFAULT_ID_COLUMN,
+    rebuild: bool = True,
+    **build_kwargs,
+) -> TeacherCache:
     """The cache in ``directory`` when its fingerprint (teacher weights, training inputs, aligned layers) matches,
     else a fresh one built there (``rebuild=False``: a stale cache is an error instead). ``build_kwargs`` go to
     :func:`build_teacher_cache` (batch_size, device, adapter, progress)."""
@@ -305,11 +352,14 @@ def open_teacher_cache(teacher, dataset, collator, teacher_layers, directory: st
         if not rebuild:
             changed = [k for k in fingerprint if existing.fingerprint.get(k) != fingerprint[k]]
             raise ValueError(f"the teacher cache in {directory} is stale ({', '.join(changed)} changed); rebuild it")
-    return build_teacher_cache(teacher, dataset, collator, teacher_layers, directory, id_column,
-                               fingerprint=fingerprint, **build_kwargs)
+    return build_teacher_cache(
+        teacher, dataset, collator, teacher_layers, directory, id_column, fingerprint=fingerprint, **build_kwargs
+    )
 
 
-def enable_teacher_cache(trainer, directory: str, id_column: str = DEFAULT_ID_COLUMN, rebuild: bool = True) -> TeacherCache:
+def enable_teacher_cache(
+    trainer, directory: str, id_column: str = DEFAULT_ID_COLUMN, rebuild: bool = True
+) -> TeacherCache:
     """Make an existing ``trainer`` read the teacher's training-time outputs from the cache in ``directory``
     (the same as constructing it with ``teacher_cache=directory``, for a ``train_dataset`` that already has
     the ``id_column``). The layer map is chosen first; evaluation keeps running the live teacher."""

@@ -23,7 +23,9 @@ def test_time_methods_runs_every_method_and_returns_documented_keys(tmp_path):
     teacher = tiny_bert(num_layers=4, hidden=32, seed=0)
     student = student_from_teacher(teacher, [2, 4])
     before = {k: v.clone() for k, v in student.state_dict().items()}
-    result = time_methods(teacher, student, _batches(), teacher_layers=[2, 4], steps=2, warmup=1, output_dir=str(tmp_path))
+    result = time_methods(
+        teacher, student, _batches(), teacher_layers=[2, 4], steps=2, warmup=1, output_dir=str(tmp_path)
+    )
 
     assert set(result) == {"methods", "ratios_to_logit_kd", "steps", "warmup", "teacher_layers", "student_layers"}
     assert list(result["methods"]) == BASE_METHODS
@@ -45,8 +47,16 @@ def test_time_methods_runs_every_method_and_returns_documented_keys(tmp_path):
 def test_time_methods_rejects_unknown_method(tmp_path):
     teacher = tiny_bert(num_layers=2, hidden=16, seed=0)
     with pytest.raises(ValueError, match="unknown method 'nope'"):
-        time_methods(teacher, student_from_teacher(teacher, [2]), _batches(1), [2], methods=["nope"], steps=1, warmup=0,
-                     output_dir=str(tmp_path))
+        time_methods(
+            teacher,
+            student_from_teacher(teacher, [2]),
+            _batches(1),
+            [2],
+            methods=["nope"],
+            steps=1,
+            warmup=0,
+            output_dir=str(tmp_path),
+        )
 
 
 def test_student_from_teacher_copies_the_chosen_blocks():
@@ -54,7 +64,9 @@ def test_student_from_teacher_copies_the_chosen_blocks():
     student = student_from_teacher(teacher, [1, 4])
     assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
     t, s = teacher.state_dict(), student.state_dict()
-    assert torch.equal(s["bert.encoder.layer.0.attention.self.query.weight"], t["bert.encoder.layer.0.attention.self.query.weight"])
+    assert torch.equal(
+        s["bert.encoder.layer.0.attention.self.query.weight"], t["bert.encoder.layer.0.attention.self.query.weight"]
+    )
     assert torch.equal(s["bert.encoder.layer.1.output.dense.weight"], t["bert.encoder.layer.3.output.dense.weight"])
     assert torch.equal(s["bert.embeddings.word_embeddings.weight"], t["bert.embeddings.word_embeddings.weight"])
     assert torch.equal(s["classifier.weight"], t["classifier.weight"])
@@ -74,12 +86,14 @@ def test_masked_hidden_mse_matches_reference():
 def test_cost_growth_grid_rows():
     rows = cost_growth(lengths=(4, 8), widths=(8,), batch=2, layers=2, repeats=1)
     assert [(r["seq_len"], r["hidden"]) for r in rows] == [(4, 8), (8, 8)]
-    assert rows[0]["intensity_vs_smallest"] == pytest.approx(1.0) and rows[1]["elements_vs_smallest"] == pytest.approx(2.0)
+    assert rows[0]["intensity_vs_smallest"] == pytest.approx(1.0) and rows[1]["elements_vs_smallest"] == pytest.approx(
+        2.0
+    )
     assert all(r["intensity_ms"] > 0 and r["freq_loss_fwd_bwd_ms"] > 0 for r in rows)
 
 
 def test_hidden_mse_baseline_is_the_trainer_with_another_alignment_loss(tmp_path):
-    """HiddenMSEDistillationTrainer overrides only alignment_loss: its freq_loss is the mean masked MSE of the pairs."""
+    """HiddenMSEDistillationTrainer overrides only alignment_loss: freq_loss is the mean masked MSE of the pairs."""
     from datasets import Dataset
 
     from benchmarks.common import HiddenMSEDistillationTrainer
@@ -87,7 +101,10 @@ def test_hidden_mse_baseline_is_the_trainer_with_another_alignment_loss(tmp_path
 
     teacher, student = tiny_bert(num_layers=4, hidden=16, seed=0), tiny_bert(num_layers=2, hidden=16, seed=1)
     trainer = HiddenMSEDistillationTrainer(
-        model=student, teacher_model=teacher, train_dataset=Dataset.from_list(make_token_rows(8)), data_collator=pad_collate,
+        model=student,
+        teacher_model=teacher,
+        train_dataset=Dataset.from_list(make_token_rows(8)),
+        data_collator=pad_collate,
         args=small_config(tmp_path, teacher_layers=[2, 4], spectral_dynamics=False),
     )
     batch = _batches(1)[0]
@@ -97,7 +114,9 @@ def test_hidden_mse_baseline_is_the_trainer_with_another_alignment_loss(tmp_path
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         s = model(**inputs, output_hidden_states=True).hidden_states
         t = teacher(**inputs, output_hidden_states=True).hidden_states
-    expected = torch.stack([masked_hidden_mse(s[a], t[b], batch["attention_mask"]) for a, b in [(1, 2), (2, 4)]]).mean()
+    expected = torch.stack(
+        [masked_hidden_mse(s[a], t[b], batch["attention_mask"]) for a, b in [(1, 2), (2, 4)]]
+    ).mean()
     assert float(trainer._metrics["eval"]["freq_loss"][-1]) == pytest.approx(float(expected), rel=1e-5)
 
 
@@ -114,6 +133,15 @@ def test_cache_benchmark_run_builds_the_cache_through_the_trainer(tmp_path):
 
     teacher = tiny_bert(num_layers=4, hidden=32, seed=0)
     dataset = add_example_ids(Dataset.from_list(make_token_rows(16)))
-    times, build_seconds, logs = _run(teacher, [2, 4], [2, 4], dataset, collate, batch_size=8, steps=3,
-                                      out_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"))
+    times, build_seconds, logs = _run(
+        teacher,
+        [2, 4],
+        [2, 4],
+        dataset,
+        collate,
+        batch_size=8,
+        steps=3,
+        out_dir=str(tmp_path / "run"),
+        cache_dir=str(tmp_path / "cache"),
+    )
     assert len(times) == 2 and build_seconds > 0 and (tmp_path / "cache" / "cache_meta.json").is_file()

@@ -34,7 +34,9 @@ def _trainer(tmp_path, dataset, teacher=None, **overrides):
     return SpectralDistillationTrainer(
         model=tiny_bert(num_layers=2, hidden=16, seed=1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
         teacher_model=teacher if teacher is not None else tiny_bert(num_layers=4, hidden=32, seed=0),
-        args=small_config(tmp_path, **values), train_dataset=dataset, data_collator=id_collate,
+        args=small_config(tmp_path, **values),
+        train_dataset=dataset,
+        data_collator=id_collate,
     )
 
 
@@ -66,7 +68,9 @@ def test_cached_losses_match_the_live_teacher(tmp_path):
     torch.testing.assert_close(cached.logits, live.logits, rtol=2e-3, atol=2e-3)
     mask = batch["attention_mask"].bool()
     for layer in TEACHER_LAYERS:
-        torch.testing.assert_close(cached.hidden_states[layer][mask], live.hidden_states[layer][mask], rtol=2e-3, atol=4e-3)
+        torch.testing.assert_close(
+            cached.hidden_states[layer][mask], live.hidden_states[layer][mask], rtol=2e-3, atol=4e-3
+        )
         assert cached.hidden_states[layer][~mask].abs().sum() == 0  # padding was never stored
     # the three loss terms through compute_loss: cached vs live
     model = trainer.model.train()
@@ -154,11 +158,21 @@ def text_teacher(tmp_path_factory):
     root = tmp_path_factory.mktemp("cache_cli")
     tokenizer = AutoTokenizer.from_pretrained(packaged_minilm_path())
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, num_labels=3)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=3,
+    )
     BertForSequenceClassification(config).save_pretrained(root / "teacher")
     tokenizer.save_pretrained(root / "teacher")
-    with open(os.path.join(SHARED_DATA, "train.jsonl"), encoding="utf-8") as src, open(root / "train.jsonl", "w") as dst:
+    with (
+        open(os.path.join(SHARED_DATA, "train.jsonl"), encoding="utf-8") as src,
+        open(root / "train.jsonl", "w") as dst,
+    ):
         for _, line in zip(range(24), src):
             dst.write(line)
     return root
@@ -172,8 +186,22 @@ def test_cache_teacher_command_builds_reuses_and_feeds_the_trainer(text_teacher,
     from hf_spectralkd.commands.cache_teacher import tokenize_split
 
     root = text_teacher
-    argv = ["cache-teacher", "--teacher", str(root / "teacher"), "--data", str(root / "train.jsonl"), "--layers", "2", "4",
-            "--output", str(root / "cache"), "--max-length", "32", "--batch-size", "8"]
+    argv = [
+        "cache-teacher",
+        "--teacher",
+        str(root / "teacher"),
+        "--data",
+        str(root / "train.jsonl"),
+        "--layers",
+        "2",
+        "4",
+        "--output",
+        str(root / "cache"),
+        "--max-length",
+        "32",
+        "--batch-size",
+        "8",
+    ]
     assert main(argv) == 0
     first = capsys.readouterr().out
     assert "teacher cache built: 24 examples" in first and "per 1,000 examples" in first
@@ -190,7 +218,9 @@ def test_cache_teacher_command_builds_reuses_and_feeds_the_trainer(text_teacher,
     train = train.add_column("labels", [labels.index(x) if x in labels else 0 for x in raw["label"]])
     trainer = SpectralDistillationTrainer(
         model=_tiny_student(tokenizer),
-        teacher_model=str(root / "teacher"), train_dataset=train, data_collator=DataCollatorWithPadding(tokenizer),
+        teacher_model=str(root / "teacher"),
+        train_dataset=train,
+        data_collator=DataCollatorWithPadding(tokenizer),
         args=small_config(root, teacher_layers=[2, 4], spectral_dynamics=False, max_steps=1),
     )
     cache = tc.enable_teacher_cache(trainer, str(root / "cache"))
@@ -204,8 +234,15 @@ def _tiny_student(tokenizer):
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(1)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64, num_labels=3)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=3,
+    )
     return BertForSequenceClassification(config)
 
 
@@ -214,17 +251,51 @@ def test_cache_teacher_command_checks_before_work(text_teacher, capsys):
 
     root = text_teacher
     out = root / "bad_cache"
-    code = main(["cache-teacher", "--teacher", str(root / "teacher"), "--data", str(root / "train.jsonl"),
-                 "--layers", "2", "7", "--output", str(out)])
+    code = main(
+        [
+            "cache-teacher",
+            "--teacher",
+            str(root / "teacher"),
+            "--data",
+            str(root / "train.jsonl"),
+            "--layers",
+            "2",
+            "7",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 2 and "--layers [7] out of range: the teacher has 4 blocks" in capsys.readouterr().err
     assert not out.exists()
-    code = main(["cache-teacher", "--teacher", str(root / "teacher"), "--data", str(root / "missing.jsonl"),
-                 "--layers", "2", "--output", str(out)])
+    code = main(
+        [
+            "cache-teacher",
+            "--teacher",
+            str(root / "teacher"),
+            "--data",
+            str(root / "missing.jsonl"),
+            "--layers",
+            "2",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 2 and "no such file" in capsys.readouterr().err and not out.exists()
     # an existing directory that is not a cache is never replaced
     (root / "precious").mkdir()
     (root / "precious" / "notes.txt").write_text("keep me")
-    code = main(["cache-teacher", "--teacher", str(root / "teacher"), "--data", str(root / "train.jsonl"),
-                 "--layers", "2", "--output", str(root / "precious")])
+    code = main(
+        [
+            "cache-teacher",
+            "--teacher",
+            str(root / "teacher"),
+            "--data",
+            str(root / "train.jsonl"),
+            "--layers",
+            "2",
+            "--output",
+            str(root / "precious"),
+        ]
+    )
     assert code == 2 and "is not a teacher cache" in capsys.readouterr().err
     assert os.listdir(root / "precious") == ["notes.txt"]

@@ -23,8 +23,17 @@ def two_rank_run(tmp_path_factory):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(HERE), env.get("PYTHONPATH", "")])
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-        "--master_port", str(_free_port()), os.path.join(HERE, "distributed_worker.py"), str(out),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        os.path.join(HERE, "distributed_worker.py"),
+        str(out),
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -93,8 +102,12 @@ def test_teacher_deepspeed_config_zero3_shards_and_fills_auto_buckets():
         "bf16": {"enabled": True},
         "optimizer": {"type": "AdamW", "params": {"lr": 1e-4}},
         "scheduler": {"type": "WarmupLR"},
-        "zero_optimization": {"stage": 3, "reduce_bucket_size": "auto", "stage3_prefetch_bucket_size": "auto",
-                              "stage3_param_persistence_threshold": 1234},
+        "zero_optimization": {
+            "stage": 3,
+            "reduce_bucket_size": "auto",
+            "stage3_prefetch_bucket_size": "auto",
+            "stage3_param_persistence_threshold": 1234,
+        },
     }
     config = teacher_deepspeed_config(student_config, _teacher(64))
     zero = config["zero_optimization"]
@@ -112,7 +125,9 @@ def test_teacher_deepspeed_config_zero3_shards_and_fills_auto_buckets():
 def test_teacher_deepspeed_config_replicates_below_zero3(stage):
     from hf_spectralkd.distributed import teacher_deepspeed_config
 
-    config = teacher_deepspeed_config({"zero_optimization": {"stage": stage, "offload_optimizer": {"device": "cpu"}}}, _teacher())
+    config = teacher_deepspeed_config(
+        {"zero_optimization": {"stage": stage, "offload_optimizer": {"device": "cpu"}}}, _teacher()
+    )
     assert config["zero_optimization"]["stage"] == 0
     assert teacher_deepspeed_config({}, _teacher())["zero_optimization"]["stage"] == 0
 
@@ -152,5 +167,5 @@ def test_accelerate_recipes_parse_and_are_documented(name):
         assert config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"  # one ordinary model file on save
     with open(os.path.join(os.path.dirname(HERE), "README.md"), encoding="utf-8") as handle:
         readme = handle.read()
-    scale = readme[readme.index("<!-- section:scale -->"): readme.index("<!-- /section:scale -->")]
+    scale = readme[readme.index("<!-- section:scale -->") : readme.index("<!-- /section:scale -->")]
     assert f"`{name}`" in scale

@@ -11,15 +11,16 @@ from conftest import make_token_rows, pad_collate, small_config, tiny_bert
 from torch.utils.data import DataLoader
 
 from hf_spectralkd import SpectralDistillationTrainer, collect_profile, frequency_alignment_loss
+from hf_spectralkd.constants import DYNAMICS_JSON_FILENAME as DYNAMICS_JSON
+from hf_spectralkd.constants import DYNAMICS_PLOT_FILENAME as DYNAMICS_PLOT
 from hf_spectralkd.dynamics import (
-    DYNAMICS_JSON,
-    DYNAMICS_PLOT,
     SpectralDynamicsCallback,
     curve_agreement,
     mean_relative_error,
     pearson,
     resample_curve,
 )
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -30,7 +31,13 @@ def _one_thread():
     torch.set_num_threads(previous)
 
 
-DYN_KEYS = ("dynamics/pearson_aligned", "dynamics/mre_aligned", "dynamics/pearson_all", "dynamics/mre_all", "dynamics/freq_loss")
+DYN_KEYS = (
+    "dynamics/pearson_aligned",
+    "dynamics/mre_aligned",
+    "dynamics/pearson_all",
+    "dynamics/mre_all",
+    "dynamics/freq_loss",
+)
 
 
 # ---------------------------------------------------------------------------------------------- agreement math
@@ -90,11 +97,23 @@ def trained(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("dynamics")
     teacher, student = tiny_bert(num_layers=4, hidden=32, seed=0), tiny_bert(num_layers=2, hidden=16, seed=1)
     eval_rows = make_token_rows(40, seed=7)
-    args = small_config(tmp_path, max_steps=6, eval_strategy="steps", eval_steps=2, dynamics_samples=12,
-                        per_device_eval_batch_size=5, learning_rate=1e-3)
-    trainer = SpectralDistillationTrainer(model=student, teacher_model=teacher, args=args,
-                                          train_dataset=Dataset.from_list(make_token_rows()),
-                                          eval_dataset=Dataset.from_list(eval_rows), data_collator=pad_collate)
+    args = small_config(
+        tmp_path,
+        max_steps=6,
+        eval_strategy="steps",
+        eval_steps=2,
+        dynamics_samples=12,
+        per_device_eval_batch_size=5,
+        learning_rate=1e-3,
+    )
+    trainer = SpectralDistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=args,
+        train_dataset=Dataset.from_list(make_token_rows()),
+        eval_dataset=Dataset.from_list(eval_rows),
+        data_collator=pad_collate,
+    )
     trainer.train()
     return trainer, eval_rows
 
@@ -184,8 +203,14 @@ def test_report_files_written(trained):
 def test_callback_off(tmp_path, bert_pair, token_dataset):
     teacher, student = bert_pair
     args = small_config(tmp_path, max_steps=2, eval_strategy="steps", eval_steps=1, spectral_dynamics=False)
-    trainer = SpectralDistillationTrainer(model=student, teacher_model=teacher, args=args, train_dataset=token_dataset,
-                                          eval_dataset=token_dataset, data_collator=pad_collate)
+    trainer = SpectralDistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=args,
+        train_dataset=token_dataset,
+        eval_dataset=token_dataset,
+        data_collator=pad_collate,
+    )
     assert not [cb for cb in trainer.callback_handler.callbacks if isinstance(cb, SpectralDynamicsCallback)]
     trainer.train()
     assert [e["step"] for e in trainer.state.log_history if "eval_loss" in e] == [1, 2]
@@ -222,13 +247,30 @@ def test_compare_two_saved_models(tmp_path, capsys):
     teacher, tokenizer = _save_tiny(teacher_dir, 4, 32, seed=0)
     student, _ = _save_tiny(student_dir, 2, 16, seed=1, layer_map={"teacher_layers": [3, 4], "student_layers": [1, 2]})
     g = torch.Generator().manual_seed(0)
-    rows = [{"text": " ".join(WORDS[int(i)] for i in torch.randint(0, 50, (int(n),), generator=g)), "label": 0}
-            for n in torch.randint(3, 9, (20,), generator=g)]
+    rows = [
+        {"text": " ".join(WORDS[int(i)] for i in torch.randint(0, 50, (int(n),), generator=g)), "label": 0}
+        for n in torch.randint(3, 9, (20,), generator=g)
+    ]
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "cmp"
-    code = main(["compare", "--teacher", teacher_dir, "--student", student_dir, "--data", str(data), "--max-samples", "16",
-                 "--batch-size", "4", "--output", str(out)])
+    code = main(
+        [
+            "compare",
+            "--teacher",
+            teacher_dir,
+            "--student",
+            student_dir,
+            "--data",
+            str(data),
+            "--max-samples",
+            "16",
+            "--batch-size",
+            "4",
+            "--output",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     report = json.loads((out / "compare.json").read_text())
@@ -240,8 +282,12 @@ def test_compare_two_saved_models(tmp_path, capsys):
 
     sample = Dataset.from_list(rows).select(sample_indices(len(rows), 16, 42))
     assert sample["text"] != [r["text"] for r in rows[:16]]
-    reference_t = analyze(teacher, sample, tokenizer=tokenizer, max_samples=16, batch_size=4, progress=False).intensity.tolist()
-    reference_s = analyze(student, sample, tokenizer=tokenizer, max_samples=16, batch_size=4, progress=False).intensity.tolist()
+    reference_t = analyze(
+        teacher, sample, tokenizer=tokenizer, max_samples=16, batch_size=4, progress=False
+    ).intensity.tolist()
+    reference_s = analyze(
+        student, sample, tokenizer=tokenizer, max_samples=16, batch_size=4, progress=False
+    ).intensity.tolist()
     assert report["teacher"]["intensity"] == pytest.approx(reference_t, rel=1e-5)
     assert report["student"]["intensity"] == pytest.approx(reference_s, rel=1e-5)
     assert report["num_samples"] == 16 and report["pairs"] == [[1, 3], [2, 4]]
@@ -250,17 +296,35 @@ def test_compare_two_saved_models(tmp_path, capsys):
         assert report["agreement"][key] == pytest.approx(value, rel=1e-9)
     # both curves printed side by side, with the agreement numbers
     for index, value in enumerate(reference_t):
-        line = next(l for l in printed.splitlines() if l.strip().startswith(f"{index} "))
+        line = next(row for row in printed.splitlines() if row.strip().startswith(f"{index} "))
         assert f"{value:.6f}" in line
         if index < len(reference_s):
             assert f"{reference_s[index]:.6f}" in line
     assert "student 2 <-> teacher 4" in printed
     assert f"pearson_all: {expected['pearson_all']:.4f}" in printed
     # --in-order reads the first 16 rows of the file
-    code = main(["compare", "--teacher", teacher_dir, "--student", student_dir, "--data", str(data), "--max-samples", "16",
-                 "--batch-size", "4", "--in-order", "--output", str(out)])
+    code = main(
+        [
+            "compare",
+            "--teacher",
+            teacher_dir,
+            "--student",
+            student_dir,
+            "--data",
+            str(data),
+            "--max-samples",
+            "16",
+            "--batch-size",
+            "4",
+            "--in-order",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
-    first = analyze(teacher, rows[:16], tokenizer=tokenizer, max_samples=16, batch_size=4, progress=False).intensity.tolist()
+    first = analyze(
+        teacher, rows[:16], tokenizer=tokenizer, max_samples=16, batch_size=4, progress=False
+    ).intensity.tolist()
     assert json.loads((out / "compare.json").read_text())["teacher"]["intensity"] == pytest.approx(first, rel=1e-5)
 
 
@@ -272,20 +336,34 @@ def test_compare_user_errors(tmp_path, capsys):
     data = tmp_path / "data.jsonl"
     data.write_text(json.dumps({"sentence": "w1 w2", "label": 0}) + "\n")
     out = tmp_path / "cmp"
-    code = main(["compare", "--teacher", teacher_dir, "--student", teacher_dir, "--data", str(data), "--output", str(out)])
+    code = main(
+        ["compare", "--teacher", teacher_dir, "--student", teacher_dir, "--data", str(data), "--output", str(out)]
+    )
     assert code == 2
     assert "--text-column 'text' not found" in capsys.readouterr().err
     assert not out.exists()  # nothing partial left behind
     code = main(["compare", "--teacher", teacher_dir, "--student", str(tmp_path / "missing"), "--data", str(data)])
     assert code == 2 and "--student" in capsys.readouterr().err
-    code = main(["compare", "--teacher", teacher_dir, "--student", teacher_dir, "--data", str(data),
-                 "--layer-map", str(tmp_path / "nope.json")])
+    code = main(
+        [
+            "compare",
+            "--teacher",
+            teacher_dir,
+            "--student",
+            teacher_dir,
+            "--data",
+            str(data),
+            "--layer-map",
+            str(tmp_path / "nope.json"),
+        ]
+    )
     assert code == 2 and "neither a layer_map.json file" in capsys.readouterr().err
 
 
 def test_callback_on_timm_vision_models(tmp_path):
     """Vision students go through the adapter registry (NCHW feature maps), with a plain list as eval data."""
     import timm
+
     torch.manual_seed(0)
     kw = dict(img_size=16, patch_size=8, num_classes=3)
     teacher = timm.create_model("vit_tiny_patch16_224", pretrained=False, depth=3, embed_dim=32, num_heads=2, **kw)
@@ -294,12 +372,23 @@ def test_callback_on_timm_vision_models(tmp_path):
     rows = [{"pixel_values": torch.randn(3, 16, 16, generator=g), "labels": i % 3} for i in range(24)]
 
     def collate(batch):
-        return {"pixel_values": torch.stack([x["pixel_values"] for x in batch]), "labels": torch.tensor([x["labels"] for x in batch])}
+        return {
+            "pixel_values": torch.stack([x["pixel_values"] for x in batch]),
+            "labels": torch.tensor([x["labels"] for x in batch]),
+        }
 
-    args = small_config(tmp_path, max_steps=2, eval_strategy="steps", eval_steps=2, dynamics_samples=6,
-                        remove_unused_columns=False, label_names=["labels"])
-    trainer = SpectralDistillationTrainer(model=student, teacher_model=teacher, args=args, train_dataset=rows,
-                                          eval_dataset=rows, data_collator=collate)
+    args = small_config(
+        tmp_path,
+        max_steps=2,
+        eval_strategy="steps",
+        eval_steps=2,
+        dynamics_samples=6,
+        remove_unused_columns=False,
+        label_names=["labels"],
+    )
+    trainer = SpectralDistillationTrainer(
+        model=student, teacher_model=teacher, args=args, train_dataset=rows, eval_dataset=rows, data_collator=collate
+    )
     trainer.train()
     dynamics = [e for e in trainer.state.log_history if "dynamics/pearson_all" in e]
     assert [e["step"] for e in dynamics] == [0, 2]
@@ -323,14 +412,28 @@ def test_callback_with_teacher_cache_id_column(tmp_path):
             out["example_id"] = torch.tensor([x["example_id"] for x in batch])
         return out
 
-    train = tc.add_example_ids(Dataset.from_list(make_token_rows(24)))
+    train = Dataset.from_list(make_token_rows(24))  # the trainer adds the id column itself
     evaluation = tc.add_example_ids(Dataset.from_list(make_token_rows(16, seed=3)))
-    args = small_config(tmp_path, teacher_layers=[2, 4], max_steps=2, eval_strategy="steps", eval_steps=2,
-                        prediction_loss_only=True, dynamics_samples=8)
-    trainer = SpectralDistillationTrainer(model=tiny_bert(num_layers=2, hidden=16, seed=1), teacher_model=tiny_bert(num_layers=4, hidden=32),
-                                          args=args, train_dataset=train, eval_dataset=evaluation, data_collator=id_collate)
-    tc.enable_teacher_cache(trainer, str(tmp_path / "cache"))
+    args = small_config(
+        tmp_path,
+        teacher_layers=[2, 4],
+        max_steps=2,
+        eval_strategy="steps",
+        eval_steps=2,
+        prediction_loss_only=True,
+        dynamics_samples=8,
+    )
+    trainer = SpectralDistillationTrainer(
+        model=tiny_bert(num_layers=2, hidden=16, seed=1),
+        teacher_model=tiny_bert(num_layers=4, hidden=32),
+        args=args,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        data_collator=id_collate,
+        teacher_cache=str(tmp_path / "cache"),
+    )
     trainer.train()
+    assert trainer.teacher_cache is not None and len(trainer.teacher_cache) == 24
     dynamics = [e for e in trainer.state.log_history if "dynamics/freq_loss" in e]
     assert [e["step"] for e in dynamics] == [0, 2]
     callback = _callback(trainer)

@@ -39,8 +39,12 @@ def test_bf16_training_has_finite_float32_loss_terms(tmp_path, token_dataset):
     _record_linear_dtype(student, seen, "student")
     args = small_config(tmp_path, bf16=True, spectral_dynamics=False, eval_strategy="no")
     trainer = DtypeRecordingTrainer(
-        model=student, teacher_model=teacher, args=args, train_dataset=token_dataset,
-        eval_dataset=Dataset.from_list(make_token_rows(16, seed=3)), data_collator=pad_collate,
+        model=student,
+        teacher_model=teacher,
+        args=args,
+        train_dataset=token_dataset,
+        eval_dataset=Dataset.from_list(make_token_rows(16, seed=3)),
+        data_collator=pad_collate,
     )
     assert trainer.accelerator.mixed_precision == "bf16"
     trainer.train()
@@ -67,8 +71,11 @@ def test_fp16_autocast_compute_loss_is_float32_and_finite(tmp_path, token_datase
     seen = {}
     _record_linear_dtype(student, seen, "student")
     trainer = DtypeRecordingTrainer(
-        model=student, teacher_model=teacher, args=small_config(tmp_path, spectral_dynamics=False, teacher_layers=[2, 4]),
-        train_dataset=token_dataset, data_collator=pad_collate,
+        model=student,
+        teacher_model=teacher,
+        args=small_config(tmp_path, spectral_dynamics=False, teacher_layers=[2, 4]),
+        train_dataset=token_dataset,
+        data_collator=pad_collate,
     )
     trainer.setup_layer_map()
     batch = pad_collate(make_token_rows(8, seed=5))
@@ -89,8 +96,11 @@ def test_bf16_teacher_weights_with_float32_student(tmp_path, token_dataset):
     teacher = tiny_bert(num_layers=4, hidden=32, seed=0).to(torch.bfloat16)
     student = tiny_bert(num_layers=2, hidden=16, seed=1)
     trainer = DtypeRecordingTrainer(
-        model=student, teacher_model=teacher, args=small_config(tmp_path, max_steps=2, spectral_dynamics=False, teacher_layers=[2, 4]),
-        train_dataset=token_dataset, data_collator=pad_collate,
+        model=student,
+        teacher_model=teacher,
+        args=small_config(tmp_path, max_steps=2, spectral_dynamics=False, teacher_layers=[2, 4]),
+        train_dataset=token_dataset,
+        data_collator=pad_collate,
     )
     trainer.train()
     assert trainer.term_dtypes == {k: torch.float32 for k in TERMS}

@@ -29,7 +29,9 @@ def make_trainer(tmp_path, family="bert", rows=None, eval_rows=None, **overrides
     overrides.setdefault("spectral_dynamics", False)  # the dynamics callback is tested with its own module
     args = small_config(tmp_path, **overrides)
     return SpectralDistillationTrainer(
-        model=student, teacher_model=teacher, args=args,
+        model=student,
+        teacher_model=teacher,
+        args=args,
         train_dataset=Dataset.from_list(rows if rows is not None else make_token_rows()),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows is not None else None,
         data_collator=lambda batch: pad_collate(batch, pad_id=pad_id),
@@ -69,15 +71,21 @@ def test_total_loss_of_one_batch_equals_independent_recomputation(tmp_path, fami
     layer_map = trainer.setup_layer_map()
     assert len(layer_map.pairs) == 2
     with torch.no_grad():  # random tiny nets agree almost perfectly; a sharper teacher makes the KD term sizeable
-        trainer.teacher.classifier.out_proj.weight.mul_(40) if family == "roberta" else trainer.teacher.classifier.weight.mul_(40)
+        trainer.teacher.classifier.out_proj.weight.mul_(
+            40
+        ) if family == "roberta" else trainer.teacher.classifier.weight.mul_(40)
     batch = pad_collate(rows[:8], pad_id=FAMILIES[family][1])
     assert (batch["attention_mask"] == 0).any()  # the batch has padding
     student, teacher = trainer.model, trainer.teacher
     student.eval()  # no dropout: the reference forward must see the same network
     with torch.no_grad():
         loss = trainer.compute_loss(student, dict(batch))
-        s_out = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
-        t_out = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
+        s_out = student(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True
+        )
+        t_out = teacher(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True
+        )
     s_logits, t_logits = s_out.logits.double(), t_out.logits.double()
     ce = F.cross_entropy(s_logits, batch["labels"])
     # KL(softmax(t/τ) ‖ softmax(s/τ)), batch mean, written with probabilities rather than log-targets
@@ -174,14 +182,25 @@ def first_step_gradients(tmp_path, per_device, accumulation):
     teacher = tiny_bert(4, 32, seed=0, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     student = tiny_bert(2, 16, seed=1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     args = small_config(
-        tmp_path / f"ga{per_device}x{accumulation}", max_steps=1, per_device_train_batch_size=per_device,
-        gradient_accumulation_steps=accumulation, max_grad_norm=0.0, alpha=0.6, beta=1.0, temperature=2.0,
-        spectral_dynamics=False, learning_rate=1e-3,
+        tmp_path / f"ga{per_device}x{accumulation}",
+        max_steps=1,
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=accumulation,
+        max_grad_norm=0.0,
+        alpha=0.6,
+        beta=1.0,
+        temperature=2.0,
+        spectral_dynamics=False,
+        learning_rate=1e-3,
     )
     capture = GradientCapture()
     trainer = SpectralDistillationTrainer(
-        model=student, teacher_model=teacher, args=args, train_dataset=Dataset.from_list(rows),
-        data_collator=pad_collate, callbacks=[capture],
+        model=student,
+        teacher_model=teacher,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        data_collator=pad_collate,
+        callbacks=[capture],
     )
     trainer.train()
     log = next(log for log in trainer.state.log_history if "loss" in log)
@@ -244,8 +263,16 @@ def test_automatic_selection_and_dynamics_do_not_consume_the_runs_random_numbers
     # Each trainer is built right before it trains (Trainer.__init__ seeds the global generator).
     runs = {}
     for name, on in (("watched", True), ("unwatched", False)):
-        runs[name] = make_trainer(tmp_path / name, rows=rows, eval_rows=eval_rows, max_steps=6, eval_strategy="steps",
-                                  eval_steps=2, spectral_dynamics=on, dynamics_samples=8)
+        runs[name] = make_trainer(
+            tmp_path / name,
+            rows=rows,
+            eval_rows=eval_rows,
+            max_steps=6,
+            eval_strategy="steps",
+            eval_steps=2,
+            spectral_dynamics=on,
+            dynamics_samples=8,
+        )
         runs[name].train()
     watched, unwatched = runs["watched"], runs["unwatched"]
     (callback,) = [c for c in watched.callback_handler.callbacks if type(c).__name__ == "SpectralDynamicsCallback"]

@@ -28,8 +28,10 @@ def build(tmp_path, cls=SpectralDistillationTrainer, rows=None, collate=pad_coll
     config = {"spectral_dynamics": False, **kwargs.pop("config", {})}
     return cls(
         model=tiny_bert(num_layers=2, hidden=16, seed=1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
-        teacher_model=tiny_bert(num_layers=4, hidden=32, seed=0), args=small_config(tmp_path, **config),
-        train_dataset=Dataset.from_list(rows if rows is not None else make_token_rows(32)), data_collator=collate,
+        teacher_model=tiny_bert(num_layers=4, hidden=32, seed=0),
+        args=small_config(tmp_path, **config),
+        train_dataset=Dataset.from_list(rows if rows is not None else make_token_rows(32)),
+        data_collator=collate,
         **kwargs,
     )
 
@@ -102,17 +104,25 @@ def test_teacher_profile_selects_without_a_second_analysis(tmp_path, monkeypatch
     out = tmp_path / "given" / "out"
     assert {"layer_map.json", "spectral_profile.json", "layer_intensity.png"} <= set(os.listdir(out))
     saved = json.loads((out / "spectral_profile.json").read_text())
-    assert saved["metadata"]["selected_layers"] == expected.teacher_layers and saved["metadata"]["model"] == "the caller's"
+    assert (
+        saved["metadata"]["selected_layers"] == expected.teacher_layers
+        and saved["metadata"]["model"] == "the caller's"
+    )
     # strategy and count come from the trainer's args
-    uniform = build(tmp_path / "uniform", teacher_profile=given, config={"num_aligned_layers": 2, "layer_selection": "uniform"})
+    uniform = build(
+        tmp_path / "uniform", teacher_profile=given, config={"num_aligned_layers": 2, "layer_selection": "uniform"}
+    )
     assert uniform.setup_layer_map().teacher_layers == [2, 4]
 
 
 def test_teacher_profile_of_another_teacher_is_refused(tmp_path):
     auto = build(tmp_path / "auto")
     auto.setup_layer_map()
-    short = dataclasses.replace(auto.spectral_profile, spectrum_sums=auto.spectral_profile.spectrum_sums[:3],
-                                token_counts=auto.spectral_profile.token_counts[:3])
+    short = dataclasses.replace(
+        auto.spectral_profile,
+        spectrum_sums=auto.spectral_profile.spectrum_sums[:3],
+        token_counts=auto.spectral_profile.token_counts[:3],
+    )
     with pytest.raises(ValueError, match=r"teacher_profile has 3 layers but the teacher returns 5 hidden states"):
         build(tmp_path / "bad", teacher_profile=short)
 
@@ -123,8 +133,14 @@ def test_layer_map_is_used_as_given_and_probed(tmp_path, monkeypatch):
     trainer = build(tmp_path, layer_map=given)
     assert trainer.setup_layer_map() == given
     saved = json.loads((tmp_path / "out" / "layer_map.json").read_text())
-    assert saved["teacher_layers"] == [3, 1] and saved["strategy"] == "from-the-caller" and saved["pairs"] == [[2, 3], [1, 1]]
-    with pytest.raises(ValueError, match=r"student_layers \[5\] out of range: valid indices are 0\.\.2 \(the student returns 3"):
+    assert (
+        saved["teacher_layers"] == [3, 1]
+        and saved["strategy"] == "from-the-caller"
+        and saved["pairs"] == [[2, 3], [1, 1]]
+    )
+    with pytest.raises(
+        ValueError, match=r"student_layers \[5\] out of range: valid indices are 0\.\.2 \(the student returns 3"
+    ):
         build(tmp_path / "probe", layer_map=LayerMap([2, 4], [1, 5], "x")).setup_layer_map()
     with pytest.raises(ValueError, match=r"layer_map.teacher_layers \[9\] out of range: valid indices are 0\.\.4"):
         build(tmp_path / "range", layer_map=LayerMap([2, 9], [1, 2], "x"))
@@ -140,8 +156,13 @@ def test_student_layers_is_public(tmp_path):
 def test_teacher_cache_argument_adds_ids_builds_once_and_trains_from_it(tmp_path, monkeypatch):
     rows = make_token_rows(32)
     directory = tmp_path / "cache"
-    trainer = build(tmp_path / "run", rows=rows, collate=id_collate, teacher_cache=str(directory),
-                    config={"teacher_layers": [2, 4], "max_steps": 3})
+    trainer = build(
+        tmp_path / "run",
+        rows=rows,
+        collate=id_collate,
+        teacher_cache=str(directory),
+        config={"teacher_layers": [2, 4], "max_steps": 3},
+    )
     assert "example_id" in trainer.train_dataset.column_names and trainer.teacher_cache is None
     cache = trainer.setup_teacher_cache()
     assert trainer.teacher_cache is cache and len(cache) == 32 and cache.teacher_layers == [2, 4]
@@ -158,8 +179,13 @@ def test_teacher_cache_argument_adds_ids_builds_once_and_trains_from_it(tmp_path
 
     # a TeacherCache object names the same directory: reused, not rebuilt
     monkeypatch.setattr(tc, "build_teacher_cache", lambda *a, **k: pytest.fail("rebuilt an up-to-date cache"))
-    again = build(tmp_path / "again", rows=rows, collate=id_collate, teacher_cache=cache,
-                  config={"teacher_layers": [2, 4], "max_steps": 1})
+    again = build(
+        tmp_path / "again",
+        rows=rows,
+        collate=id_collate,
+        teacher_cache=cache,
+        config={"teacher_layers": [2, 4], "max_steps": 1},
+    )
     again.train()
     assert again.teacher_cache.fingerprint == cache.fingerprint
 
@@ -168,7 +194,11 @@ def test_teacher_cache_argument_refuses_augmenting_data_before_any_work(tmp_path
     augmented = Dataset.from_list(make_token_rows(8)).with_transform(lambda batch: batch)
     with pytest.raises(ValueError, match="on-the-fly transform"):
         SpectralDistillationTrainer(
-            model=tiny_bert(2, 16), teacher_model=tiny_bert(4), args=small_config(tmp_path, teacher_layers=[2, 4]),
-            train_dataset=augmented, data_collator=id_collate, teacher_cache=str(tmp_path / "cache"),
+            model=tiny_bert(2, 16),
+            teacher_model=tiny_bert(4),
+            args=small_config(tmp_path, teacher_layers=[2, 4]),
+            train_dataset=augmented,
+            data_collator=id_collate,
+            teacher_cache=str(tmp_path / "cache"),
         )
     assert not (tmp_path / "cache").exists()

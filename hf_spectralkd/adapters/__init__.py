@@ -90,7 +90,11 @@ def unwrap_model(model, peft: bool = False):
     while True:
         if hasattr(model, "_orig_mod"):
             model = model._orig_mod
-        elif hasattr(model, "module") and isinstance(model.module, torch.nn.Module) and not hasattr(model, "peft_config"):
+        elif (
+            hasattr(model, "module")
+            and isinstance(model.module, torch.nn.Module)
+            and not hasattr(model, "peft_config")
+        ):
             model = model.module
         elif peft and hasattr(model, "peft_config") and hasattr(model, "get_base_model"):
             model = model.get_base_model()

@@ -52,7 +52,10 @@ class TransformersAdapter(ModelAdapter):
 
     def vocabulary(self, model):
         config = _config(model)
-        return {"vocab_size": getattr(config, "vocab_size", None), "pad_token_id": getattr(config, "pad_token_id", None)}
+        return {
+            "vocab_size": getattr(config, "vocab_size", None),
+            "pad_token_id": getattr(config, "pad_token_id", None),
+        }
 
     def describe(self, model) -> dict:
         config = _config(model)

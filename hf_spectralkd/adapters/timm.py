@@ -91,9 +91,15 @@ class TimmAdapter(ModelAdapter):
     @staticmethod
     def _check_supported(model):
         base = _base(model)
-        missing = [name for name in ("forward_intermediates", "forward_head") if not callable(getattr(base, name, None))]
+        missing = [
+            name for name in ("forward_intermediates", "forward_head") if not callable(getattr(base, name, None))
+        ]
         if missing:
-            name = base.pretrained_cfg.get("architecture") if isinstance(getattr(base, "pretrained_cfg", None), dict) else None
+            name = (
+                base.pretrained_cfg.get("architecture")
+                if isinstance(getattr(base, "pretrained_cfg", None), dict)
+                else None
+            )
             raise ValueError(
                 f"the timm model {name or type(base).__name__} ({type(base).__name__}) has no {' / '.join(missing)}: "
                 "SpectralKD reads per-block features through timm's forward_intermediates(). Use a timm model that "
@@ -251,8 +257,9 @@ class TimmAdapter(ModelAdapter):
         id2label = self.id2label(base)
         if id2label:
             model_config["label_names"] = [id2label[i] for i in sorted(id2label)]
-        save_config_for_hf(base, os.path.join(directory, "config.json"), model_config=model_config,
-                           data_config=timm_data_config(base))
+        save_config_for_hf(
+            base, os.path.join(directory, "config.json"), model_config=model_config, data_config=timm_data_config(base)
+        )
         tensors = state_dict if state_dict is not None else base.state_dict()
         tensors = {k: v.detach().contiguous() for k, v in tensors.items()}
         safetensors.torch.save_file(tensors, os.path.join(directory, "model.safetensors"), metadata={"format": "pt"})
@@ -282,4 +289,3 @@ def load_timm_model(reference: str, what: str = "model", **kwargs):
             raise ValueError(f"{what}: {reference!r} has no config.json (not a timm model directory)")
         return timm.create_model(f"local-dir:{os.path.abspath(path)}", pretrained=True, **kwargs)
     return timm.create_model(str(reference), **kwargs)
-

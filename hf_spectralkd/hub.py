@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-from typing import Optional
 
 from .cards import write_model_card
 from .constants import CARD_FILENAME, STAGE_MARKER
@@ -18,12 +17,18 @@ from .errors import UserError
 from .loading import PACKAGED_SOURCES, check_repo_id, is_offline
 from .results import find_run_results
 
-__all__ = ["HubPushError", "push_student", "retry_command", "hub_errors", "trainer_push_to_hub", "UPLOAD_IGNORE_PATTERNS"]
+__all__ = [
+    "UPLOAD_IGNORE_PATTERNS", "HubPushError", "hub_errors", "push_student", "retry_command", "trainer_push_to_hub",
+]
 
 # never uploaded: Trainer internals, checkpoints, optimizer state
-UPLOAD_IGNORE_PATTERNS = ["_*", "checkpoint-*", "checkpoint-*/**", "optimizer.pt", "scheduler.pt", "rng_state*.pth", "*.lock", STAGE_MARKER]
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
-                "open_clip_model.safetensors", "adapter_model.safetensors")
+UPLOAD_IGNORE_PATTERNS = [
+    "_*", "checkpoint-*", "checkpoint-*/**", "optimizer.pt", "scheduler.pt", "rng_state*.pth", "*.lock", STAGE_MARKER,
+]
+WEIGHT_FILES = (
+    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+    "open_clip_model.safetensors", "adapter_model.safetensors",
+)
 
 
 class HubPushError(UserError):
@@ -32,7 +37,7 @@ class HubPushError(UserError):
     A ``UserError``: the CLI prints it as one line (no traceback) and exits non-zero."""
 
 
-def retry_command(model_dir, repo_id: Optional[str], private: bool = False, revision: Optional[str] = None) -> str:
+def retry_command(model_dir, repo_id: str | None, private: bool = False, revision: str | None = None) -> str:
     command = ["hf-spectralkd", "push", "--model-dir", os.fspath(model_dir), "--repo-id", repo_id or "<user>/<name>"]
     if private:
         command.append("--private")
@@ -74,7 +79,7 @@ def _network_errors() -> tuple:
 
 
 @contextlib.contextmanager
-def hub_errors(model_dir, repo_id: Optional[str], private: bool = False, revision: Optional[str] = None):
+def hub_errors(model_dir, repo_id: str | None, private: bool = False, revision: str | None = None):
     """Turn Hub / network errors raised inside the block into one :class:`HubPushError`."""
     try:
         yield
@@ -87,12 +92,12 @@ def hub_errors(model_dir, repo_id: Optional[str], private: bool = False, revisio
         ) from exc
 
 
-def _check_ready(student_dir, repo_id: str, private: bool, revision: Optional[str], token) -> None:
+def _check_ready(student_dir, repo_id: str, private: bool, revision: str | None, token) -> None:
     retry = retry_command(student_dir, repo_id, private, revision)
     if is_offline():
         raise HubPushError(
-            "push to the Hub failed: offline mode is on (HF_HUB_OFFLINE=1), so nothing was uploaded. The model and its "
-            f"card are in {student_dir}. Retry with network access: HF_HUB_OFFLINE=0 {retry}"
+            "push to the Hub failed: offline mode is on (HF_HUB_OFFLINE=1), so nothing was uploaded. "
+            f"The model and its card are in {student_dir}. Retry with network access: HF_HUB_OFFLINE=0 {retry}"
         )
     if token is None:
         from huggingface_hub import get_token
@@ -100,7 +105,8 @@ def _check_ready(student_dir, repo_id: str, private: bool, revision: Optional[st
         if get_token() is None:
             raise HubPushError(
                 "push to the Hub failed: no Hugging Face token found (HF_TOKEN is not set and `hf auth login` was not "
-                f"run), so nothing was uploaded. The model and its card are in {student_dir}. Log in, then retry with: {retry}"
+                f"run), so nothing was uploaded. The model and its card are in {student_dir}. "
+                f"Log in, then retry with: {retry}"
             )
 
 
@@ -109,9 +115,9 @@ def push_student(
     repo_id: str,
     *,
     private: bool = False,
-    revision: Optional[str] = None,
-    commit_message: Optional[str] = None,
-    token: Optional[str] = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    token: str | None = None,
     api=None,
     regenerate_card: bool = True,
 ):
@@ -129,17 +135,20 @@ def push_student(
     present = set(os.listdir(student_dir))
     if not present & set(WEIGHT_FILES) and not any(n.endswith(".safetensors") for n in present):
         raise ValueError(
-            f"{student_dir} holds no model weights ({', '.join(WEIGHT_FILES[:3])}, ...): point --model-dir at a finished "
-            "run directory (with results.json and student/) or at the student's directory"
+            f"{student_dir} holds no model weights ({', '.join(WEIGHT_FILES[:3])}, ...): "
+            "point --model-dir at a finished run directory (with results.json and student/) "
+            "or at the student's directory"
         )
     if results is None and CARD_FILENAME not in present:
         raise ValueError(
-            f"no results.json in {student_dir} or its parent and no README.md: the model card needs the run's results; "
+            f"no results.json in {student_dir} or its parent and no README.md: "
+            "the model card needs the run's results; "
             "run the recipe to the end (hf-spectralkd distill --config ...) or write a README.md first"
         )
     _check_ready(student_dir, repo_id, private, revision, token)  # offline / no token: stop before touching any file
     if results is not None and regenerate_card:
-        write_model_card(student_dir, results, repo_id=repo_id)  # the card for this repo, local first: kept if the upload fails
+        # the card for this repo, written locally first: kept if the upload fails
+        write_model_card(student_dir, results, repo_id=repo_id)
     if commit_message is None:
         teacher = ((results.teacher if results is not None else None) or {}).get("source")
         teacher = PACKAGED_SOURCES.get(teacher, teacher)
@@ -167,5 +176,6 @@ def trainer_push_to_hub(trainer, parent_push, **kwargs):
     except HubPushError:
         if args.should_save:
             trainer.save_model(_internal_call=True)
-            trainer.create_model_card(model_name=(args.hub_model_id or os.path.basename(os.path.normpath(args.output_dir))).split("/")[-1])
+            name = args.hub_model_id or os.path.basename(os.path.normpath(args.output_dir))
+            trainer.create_model_card(model_name=name.split("/")[-1])
         raise

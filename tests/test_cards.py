@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 
-import numpy as np
 import pytest
 import torch
 from conftest import NUM_LABELS, make_token_rows, pad_collate, small_config, tiny_bert
@@ -25,6 +24,7 @@ from hf_spectralkd import SpectralDistillationTrainer
 from hf_spectralkd.cards import END_MARKER, START_MARKER, validate_model_card, write_model_card
 from hf_spectralkd.cli import main as cli_main
 from hf_spectralkd.hub import HubPushError, push_student
+from hf_spectralkd.paper import PAPER
 
 REPO = "someone/tiny-spectralkd"
 
@@ -37,12 +37,20 @@ def _evaluate(model, rows):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     predictions = logits.argmax(-1).numpy()
     labels = batch["labels"].numpy()
-    return {"accuracy": float(accuracy_score(labels, predictions)), "macro_f1": float(f1_score(labels, predictions, average="macro"))}
+    return {
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "macro_f1": float(f1_score(labels, predictions, average="macro")),
+    }
 
 
 def _describe(model, path, source):
-    return {"source": source, "path": path, "num_layers": model.config.num_hidden_layers, "hidden_size": model.config.hidden_size,
-            "num_parameters": sum(p.numel() for p in model.parameters())}
+    return {
+        "source": source,
+        "path": path,
+        "num_layers": model.config.num_hidden_layers,
+        "hidden_size": model.config.hidden_size,
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -55,30 +63,71 @@ def finished_run(tmp_path_factory):
     teacher, student = tiny_bert(num_layers=4, hidden=32, seed=0), tiny_bert(num_layers=2, hidden=16, seed=1)
     teacher.save_pretrained(run / "teacher")
     args = small_config(run, output_dir=str(run / "student"), max_steps=3, spectral_dynamics=False, learning_rate=5e-3)
-    trainer = SpectralDistillationTrainer(model=student, teacher_model=teacher, args=args,
-                                          train_dataset=Dataset.from_list(train_rows), data_collator=pad_collate)
+    trainer = SpectralDistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=args,
+        train_dataset=Dataset.from_list(train_rows),
+        data_collator=pad_collate,
+    )
     trainer.train()
     trainer.save_model()
     baseline = tiny_bert(num_layers=2, hidden=16, seed=1)
-    Trainer(model=baseline, args=small_config(run, output_dir=str(run / "baseline"), max_steps=3, learning_rate=5e-3),
-            train_dataset=Dataset.from_list(train_rows), data_collator=pad_collate).train()
+    Trainer(
+        model=baseline,
+        args=small_config(run, output_dir=str(run / "baseline"), max_steps=3, learning_rate=5e-3),
+        train_dataset=Dataset.from_list(train_rows),
+        data_collator=pad_collate,
+    ).train()
     layer_map = trainer.layer_map
     results = {
-        "recipe": "recipes/tiny.yaml", "recipe_name": "tiny_run", "task": "text-classification", "eval_split": "test",
-        "dataset": {"name": "tiny-tokens", "source": str(run / "data"), "num_labels": NUM_LABELS,
-                    "splits": {"train": len(train_rows), "test": len(test_rows)}, "license": "cc-by-4.0",
-                    "citation": "@misc{tinytokens2026,\n  title = {Tiny tokens}\n}"},
-        "teacher": {**_describe(teacher, str(run / "teacher"), str(run / "teacher")), "metrics": _evaluate(teacher, test_rows),
-                    "throughput_samples_per_s": 100.0},
-        "student": {**_describe(student, str(run / "student"), str(run / "teacher")), "metrics": _evaluate(student, test_rows),
-                    "throughput_samples_per_s": 250.0, "init": "config", "init_layers": None},
-        "baseline": {**_describe(baseline, str(run / "baseline"), str(run / "teacher")), "metrics": _evaluate(baseline, test_rows),
-                     "throughput_samples_per_s": 250.0, "init": "config", "init_layers": None},
-        "layer_map": {"teacher_layers": layer_map.teacher_layers, "student_layers": layer_map.student_layers,
-                      "strategy": layer_map.strategy, "teacher_intensity": layer_map.teacher_intensity},
-        "distillation": {k: getattr(args, k) for k in ("alpha", "temperature", "beta", "fft_axis", "freq_loss_variant", "layer_selection")},
-        "training": {"learning_rate": args.learning_rate, "max_steps": args.max_steps,
-                     "per_device_train_batch_size": args.per_device_train_batch_size, "seed": args.seed},
+        "recipe": "recipes/tiny.yaml",
+        "recipe_name": "tiny_run",
+        "task": "text-classification",
+        "eval_split": "test",
+        "dataset": {
+            "name": "tiny-tokens",
+            "source": str(run / "data"),
+            "num_labels": NUM_LABELS,
+            "splits": {"train": len(train_rows), "test": len(test_rows)},
+            "license": "cc-by-4.0",
+            "citation": "@misc{tinytokens2026,\n  title = {Tiny tokens}\n}",
+        },
+        "teacher": {
+            **_describe(teacher, str(run / "teacher"), str(run / "teacher")),
+            "metrics": _evaluate(teacher, test_rows),
+            "throughput_samples_per_s": 100.0,
+        },
+        "student": {
+            **_describe(student, str(run / "student"), str(run / "teacher")),
+            "metrics": _evaluate(student, test_rows),
+            "throughput_samples_per_s": 250.0,
+            "init": "config",
+            "init_layers": None,
+        },
+        "baseline": {
+            **_describe(baseline, str(run / "baseline"), str(run / "teacher")),
+            "metrics": _evaluate(baseline, test_rows),
+            "throughput_samples_per_s": 250.0,
+            "init": "config",
+            "init_layers": None,
+        },
+        "layer_map": {
+            "teacher_layers": layer_map.teacher_layers,
+            "student_layers": layer_map.student_layers,
+            "strategy": layer_map.strategy,
+            "teacher_intensity": layer_map.teacher_intensity,
+        },
+        "distillation": {
+            k: getattr(args, k)
+            for k in ("alpha", "temperature", "beta", "fft_axis", "freq_loss_variant", "layer_selection")
+        },
+        "training": {
+            "learning_rate": args.learning_rate,
+            "max_steps": args.max_steps,
+            "per_device_train_batch_size": args.per_device_train_batch_size,
+            "seed": args.seed,
+        },
         "timings_s": {"distill": 1.5, "total": 3.0},
         "versions": {"hf_spectralkd": "0.1.0", "torch": torch.__version__},
         "output_dir": str(run),
@@ -89,8 +138,11 @@ def finished_run(tmp_path_factory):
 
 
 def _digest(directory):
-    return {name: hashlib.sha256(open(os.path.join(directory, name), "rb").read()).hexdigest()
-            for name in sorted(os.listdir(directory)) if os.path.isfile(os.path.join(directory, name))}
+    return {
+        name: hashlib.sha256(open(os.path.join(directory, name), "rb").read()).hexdigest()
+        for name in sorted(os.listdir(directory))
+        if os.path.isfile(os.path.join(directory, name))
+    }
 
 
 # --------------------------------------------------------------------------------------------- card contents
@@ -115,8 +167,16 @@ def test_card_has_metadata_and_every_section_with_the_runs_values(finished_run):
     assert by_type["f1"].metric_args == {"average": "macro"}
     assert {e.dataset_split for e in evals} == {"test"} and {e.task_type for e in evals} == {"text-classification"}
 
-    for heading in ("## Teacher and student", "## Layer map", "## Distillation hyper-parameters", "## Results",
-                    "## How to use", "## Training procedure", "## Framework versions", "## Citation"):
+    for heading in (
+        "## Teacher and student",
+        "## Layer map",
+        "## Distillation hyper-parameters",
+        "## Results",
+        "## How to use",
+        "## Training procedure",
+        "## Framework versions",
+        "## Citation",
+    ):
         assert heading in text, heading
     # sizes and speed-up (250 / 100 samples/s)
     t, s = results["teacher"], results["student"]
@@ -135,7 +195,11 @@ def test_card_has_metadata_and_every_section_with_the_runs_values(finished_run):
     assert "| `alpha` | 0.9 |" in text and "| `beta` | 0.2 |" in text and "| `temperature` | 1 |" in text
     # results table: the three models on the same split
     assert "Measured on the **test** split of tiny-tokens (24 examples)" in text
-    for label, role in (("Teacher", "teacher"), ("Student without KD", "baseline"), ("**SpectralKD student (this model)**", "student")):
+    for label, role in (
+        ("Teacher", "teacher"),
+        ("Student without KD", "baseline"),
+        ("**SpectralKD student (this model)**", "student"),
+    ):
         m = results[role]["metrics"]
         row = next(line for line in text.splitlines() if line.startswith(f"| {label}"))
         assert row.endswith(f"| {m['accuracy']:.4f} | {m['macro_f1']:.4f} |"), row
@@ -143,7 +207,7 @@ def test_card_has_metadata_and_every_section_with_the_runs_values(finished_run):
     assert f'pipeline("text-classification", model="{run / "student"}")' in text
     assert "| `learning_rate` | 0.005 |" in text and "| `max_steps` | 3 |" in text and "| distill | 1.5 |" in text
     assert f"- torch {torch.__version__}" in text
-    assert SpectralDistillationTrainer._paper["citation"] in text and "arXiv [2412.19055]" in text
+    assert PAPER["citation"] in text and "arXiv [2412.19055]" in text
     assert results["dataset"]["citation"] in text
 
 
@@ -205,11 +269,15 @@ def test_existing_readme_keeps_user_text_and_metadata(finished_run, tmp_path):
     assert meta["license"] == "mit" and meta["language"] == "en"
     assert meta["tags"][0] == "my-tag" and "spectralkd" in meta["tags"]
     assert text.count(START_MARKER) == 1 and text.count(END_MARKER) == 1
-    assert text.index("Hand-written intro.") < text.index(START_MARKER) < text.index(END_MARKER) < text.index("A footer")
+    assert (
+        text.index("Hand-written intro.") < text.index(START_MARKER) < text.index(END_MARKER) < text.index("A footer")
+    )
     # the draft transformers.Trainer writes is not user text: it is replaced
     (directory / "README.md").write_text(
         "---\nlicense: other\n---\n<!-- This model card has been generated automatically according to the information "
-        "the Trainer had access to. You should probably proofread and complete it, then remove this comment. -->\n# out\n")
+        "the Trainer had access to. You should probably proofread and complete it, then remove this comment. -->"
+        "\n# out\n"
+    )
     text = open(write_model_card(directory, results)).read()
     assert "generated automatically" not in text and text.count(START_MARKER) == 1
     # overwrite=True drops the user's text
@@ -259,8 +327,19 @@ class FakeHfApi:
     def upload_folder(self, *, repo_id, folder_path, commit_message=None, run_as_future=False, **kwargs):
         files = sorted(os.listdir(folder_path))
         card = open(os.path.join(folder_path, "README.md")).read() if "README.md" in files else None
-        self.calls.append(("upload_folder", {"repo_id": repo_id, "folder_path": str(folder_path), "files": files, "card": card,
-                                             "commit_message": commit_message, **kwargs}))
+        self.calls.append(
+            (
+                "upload_folder",
+                {
+                    "repo_id": repo_id,
+                    "folder_path": str(folder_path),
+                    "files": files,
+                    "card": card,
+                    "commit_message": commit_message,
+                    **kwargs,
+                },
+            )
+        )
         info = type("CommitInfo", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/0"})()
         if run_as_future:
             future = concurrent.futures.Future()
@@ -274,7 +353,9 @@ def _http_error(status):
     from huggingface_hub.errors import HfHubHTTPError
 
     request = httpx2.Request("POST", "https://huggingface.co/api/repos/create")
-    return HfHubHTTPError(f"{status} Client Error: Forbidden for url {request.url}", response=httpx2.Response(status, request=request))
+    return HfHubHTTPError(
+        f"{status} Client Error: Forbidden for url {request.url}", response=httpx2.Response(status, request=request)
+    )
 
 
 @pytest.fixture
@@ -288,8 +369,20 @@ def online(monkeypatch):
 
 def test_cli_push_uploads_the_student_folder_with_card_and_graph(finished_run, online, capsys):
     run, results, _ = finished_run
-    code = cli_main(["push", "--model-dir", str(run), "--repo-id", REPO, "--private", "--revision", "v1",
-                     "--commit-message", "first distilled student"])
+    code = cli_main(
+        [
+            "push",
+            "--model-dir",
+            str(run),
+            "--repo-id",
+            REPO,
+            "--private",
+            "--revision",
+            "v1",
+            "--commit-message",
+            "first distilled student",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     names = [name for name, _ in online.calls]
     assert names == ["create_repo", "create_branch", "upload_folder"]
@@ -297,7 +390,9 @@ def test_cli_push_uploads_the_student_folder_with_card_and_graph(finished_run, o
     upload = online.calls[2][1]
     assert upload["folder_path"] == str(run / "student") and upload["revision"] == "v1"
     assert upload["commit_message"] == "first distilled student"
-    assert {"README.md", "model.safetensors", "config.json", "layer_intensity.png", "layer_map.json"} <= set(upload["files"])
+    assert {"README.md", "model.safetensors", "config.json", "layer_intensity.png", "layer_map.json"} <= set(
+        upload["files"]
+    )
     assert f'model="{REPO}"' in upload["card"] and "# tiny-spectralkd" in upload["card"]
     assert "checkpoint-*" in upload["ignore_patterns"]
     assert f"pushed {run} to {REPO}" in capsys.readouterr().out
@@ -354,21 +449,36 @@ def _accuracy(prediction):
 def _trainer(tmp_path, **overrides):
     args = small_config(tmp_path, spectral_dynamics=False, hub_model_id=REPO, **overrides)
     return SpectralDistillationTrainer(
-        model=tiny_bert(num_layers=2, hidden=16, seed=1), teacher_model=tiny_bert(num_layers=4, hidden=32, seed=0), args=args,
-        train_dataset=Dataset.from_list(make_token_rows(48, seed=0)), eval_dataset=Dataset.from_list(make_token_rows(16, seed=3)),
-        data_collator=pad_collate, compute_metrics=_accuracy,
+        model=tiny_bert(num_layers=2, hidden=16, seed=1),
+        teacher_model=tiny_bert(num_layers=4, hidden=32, seed=0),
+        args=args,
+        train_dataset=Dataset.from_list(make_token_rows(48, seed=0)),
+        eval_dataset=Dataset.from_list(make_token_rows(16, seed=3)),
+        data_collator=pad_collate,
+        compute_metrics=_accuracy,
     )
 
 
 def test_trainer_checkpoint_pushes_and_push_to_hub_upload_output_dir_with_this_card(tmp_path, monkeypatch):
     api = FakeHfApi()
     monkeypatch.setattr("transformers.trainer.hf_api", lambda: api)
-    trainer = _trainer(tmp_path, push_to_hub=True, save_strategy="steps", save_steps=2, hub_strategy="every_save",
-                       eval_strategy="steps", eval_steps=2, max_steps=4)
+    trainer = _trainer(
+        tmp_path,
+        push_to_hub=True,
+        save_strategy="steps",
+        save_steps=2,
+        hub_strategy="every_save",
+        eval_strategy="steps",
+        eval_steps=2,
+        max_steps=4,
+    )
     trainer.train()
     # checkpoint pushes (every_save) regenerate the card: each upload holds a card whose log table has that step
     uploads = [c for n, c in api.calls if n == "upload_folder"]
-    assert [u["commit_message"] for u in uploads][:2] == ["Training in progress, step 2", "Training in progress, step 4"]
+    assert [u["commit_message"] for u in uploads][:2] == [
+        "Training in progress, step 2",
+        "Training in progress, step 4",
+    ]
     evals = [e for e in trainer.state.log_history if "eval_accuracy" in e]
     assert [e["step"] for e in evals] == [2, 4]
     assert START_MARKER in uploads[0]["card"] and "\n| 2 | 0.33 |" in uploads[0]["card"]
@@ -387,7 +497,9 @@ def test_trainer_checkpoint_pushes_and_push_to_hub_upload_output_dir_with_this_c
     meta = validate_model_card(card)
     name, results = model_index_to_eval_results(meta["model-index"])
     assert name == "tiny-spectralkd"
-    assert results[0].metric_type == "accuracy" and results[0].metric_value == pytest.approx(evals[-1]["eval_accuracy"])
+    assert results[0].metric_type == "accuracy" and results[0].metric_value == pytest.approx(
+        evals[-1]["eval_accuracy"]
+    )
     assert results[0].dataset_split == "validation"
     assert {"hf_spectralkd", "distillation", "spectralkd"} <= set(meta["tags"])
 

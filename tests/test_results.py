@@ -14,27 +14,85 @@ from hf_spectralkd.results import RESULTS_FORMAT_VERSION, RunResults, find_run_r
 
 # the results.json a recipe run wrote (tests/test_peft.py's LoRA run), before the format was versioned
 RUN_RESULTS = {
-    "recipe": "runs/tiny/recipe.yaml", "recipe_name": "tiny_lora", "created": "2026-11-30T16:41:36.834034+00:00",
-    "task": "text-classification", "eval_split": "test", "smoke": False,
-    "dataset": {"name": "clinc150-3", "source": "runs/tiny/data", "num_labels": 3, "splits": {"train": 48, "validation": 12, "test": 18},
-                "text_column": "text", "label_column": "label", "license": None, "citation": None,
-                "label_names": ["timer", "translate", "weather"]},
-    "teacher": {"source": "runs/tiny/tiny_bert", "path": "runs/tiny/run/teacher", "num_layers": 4, "hidden_size": 32,
-                "num_parameters": 1014211, "metrics": {"accuracy": 0.3333333333333333, "macro_f1": 0.16666666666666666},
-                "throughput_samples_per_s": 315.633},
-    "student": {"source": "runs/tiny/tiny_bert", "path": "runs/tiny/run/student", "num_layers": 2, "hidden_size": 32,
-                "num_parameters": 997123, "metrics": {"accuracy": 0.3333333333333333, "macro_f1": 0.16666666666666666},
-                "throughput_samples_per_s": 318.586, "init": "teacher_layers", "init_layers": [2, 4]},
+    "recipe": "runs/tiny/recipe.yaml",
+    "recipe_name": "tiny_lora",
+    "created": "2026-11-30T16:41:36.834034+00:00",
+    "task": "text-classification",
+    "eval_split": "test",
+    "smoke": False,
+    "dataset": {
+        "name": "clinc150-3",
+        "source": "runs/tiny/data",
+        "num_labels": 3,
+        "splits": {"train": 48, "validation": 12, "test": 18},
+        "text_column": "text",
+        "label_column": "label",
+        "license": None,
+        "citation": None,
+        "label_names": ["timer", "translate", "weather"],
+    },
+    "teacher": {
+        "source": "runs/tiny/tiny_bert",
+        "path": "runs/tiny/run/teacher",
+        "num_layers": 4,
+        "hidden_size": 32,
+        "num_parameters": 1014211,
+        "metrics": {"accuracy": 0.3333333333333333, "macro_f1": 0.16666666666666666},
+        "throughput_samples_per_s": 315.633,
+    },
+    "student": {
+        "source": "runs/tiny/tiny_bert",
+        "path": "runs/tiny/run/student",
+        "num_layers": 2,
+        "hidden_size": 32,
+        "num_parameters": 997123,
+        "metrics": {"accuracy": 0.3333333333333333, "macro_f1": 0.16666666666666666},
+        "throughput_samples_per_s": 318.586,
+        "init": "teacher_layers",
+        "init_layers": [2, 4],
+    },
     "baseline": None,
-    "layer_map": {"teacher_layers": [3, 4], "student_layers": [1, 2], "strategy": "topk",
-                  "teacher_intensity": [0.15361946821212769, 0.15363803505897522, 0.15365487337112427, 0.1536715030670166,
-                                        0.1537432223558426]},
-    "distillation": {"alpha": 0.9, "temperature": 1.0, "beta": 0.2, "fft_axis": "tokens", "freq_loss_variant": "complex",
-                     "layer_selection": "topk", "selection_samples": 16},
-    "training": {"learning_rate": 0.01, "num_train_epochs": 2, "max_steps": 2, "per_device_train_batch_size": 8, "seed": 42,
-                 "gradient_accumulation_steps": 1, "teacher_finetune": {"epochs": 1.0, "learning_rate": 0.001, "args": {}},
-                 "logging_steps": 1.0, "per_device_eval_batch_size": 32, "disable_tqdm": True},
-    "timings_s": {"teacher_finetune": 0.52, "analysis": 1.13, "distill": 1.96, "baseline": 0.0, "evaluate": 0.16, "total": 3.87},
+    "layer_map": {
+        "teacher_layers": [3, 4],
+        "student_layers": [1, 2],
+        "strategy": "topk",
+        "teacher_intensity": [
+            0.15361946821212769,
+            0.15363803505897522,
+            0.15365487337112427,
+            0.1536715030670166,
+            0.1537432223558426,
+        ],
+    },
+    "distillation": {
+        "alpha": 0.9,
+        "temperature": 1.0,
+        "beta": 0.2,
+        "fft_axis": "tokens",
+        "freq_loss_variant": "complex",
+        "layer_selection": "topk",
+        "selection_samples": 16,
+    },
+    "training": {
+        "learning_rate": 0.01,
+        "num_train_epochs": 2,
+        "max_steps": 2,
+        "per_device_train_batch_size": 8,
+        "seed": 42,
+        "gradient_accumulation_steps": 1,
+        "teacher_finetune": {"epochs": 1.0, "learning_rate": 0.001, "args": {}},
+        "logging_steps": 1.0,
+        "per_device_eval_batch_size": 32,
+        "disable_tqdm": True,
+    },
+    "timings_s": {
+        "teacher_finetune": 0.52,
+        "analysis": 1.13,
+        "distill": 1.96,
+        "baseline": 0.0,
+        "evaluate": 0.16,
+        "total": 3.87,
+    },
     "reused_stages": [],
     "versions": {"hf_spectralkd": "0.1.0", "torch": "2.14.1"},
     "output_dir": "runs/tiny/run",
@@ -52,7 +110,9 @@ def test_a_runs_results_round_trip_unchanged_with_the_format_version_first(tmp_p
     assert as_dict == {"format_version": 1, **RUN_RESULTS}
 
     path = results.save(tmp_path)
-    assert path == os.path.join(tmp_path, RESULTS_FILENAME) and os.listdir(tmp_path) == [RESULTS_FILENAME]  # no temp file left
+    assert path == os.path.join(tmp_path, RESULTS_FILENAME) and os.listdir(tmp_path) == [
+        RESULTS_FILENAME
+    ]  # no temp file left
     with open(path) as handle:
         assert json.load(handle) == as_dict
     assert RunResults.load(tmp_path) == results == RunResults.load(path)
@@ -131,17 +191,35 @@ class _Adapter:
 
 
 def _fake_trainer(tmp_path, **overrides):
-    args = SimpleNamespace(alpha=0.9, temperature=2.0, beta=0.1, fft_axis="tokens", freq_loss_variant="complex",
-                           layer_selection="topk", learning_rate=1e-3, num_train_epochs=1, max_steps=5,
-                           per_device_train_batch_size=4, gradient_accumulation_steps=1, weight_decay=0.0,
-                           lr_scheduler_type=SimpleNamespace(value="linear"), seed=42, output_dir=str(tmp_path / "out"))
+    args = SimpleNamespace(
+        alpha=0.9,
+        temperature=2.0,
+        beta=0.1,
+        fft_axis="tokens",
+        freq_loss_variant="complex",
+        layer_selection="topk",
+        learning_rate=1e-3,
+        num_train_epochs=1,
+        max_steps=5,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=1,
+        weight_decay=0.0,
+        lr_scheduler_type=SimpleNamespace(value="linear"),
+        seed=42,
+        output_dir=str(tmp_path / "out"),
+    )
     (tmp_path / "teacher").mkdir(exist_ok=True)
     history = [{"loss": 0.9, "step": 5}, {"eval_loss": 0.5, "eval_accuracy": 0.75, "eval_runtime": 1.0, "step": 5}]
     trainer = SimpleNamespace(
-        args=args, model=SimpleNamespace(config=SimpleNamespace(_name_or_path="ignored")),
+        args=args,
+        model=SimpleNamespace(config=SimpleNamespace(_name_or_path="ignored")),
         teacher=SimpleNamespace(config=SimpleNamespace(_name_or_path=str(tmp_path / "teacher"))),
-        student_adapter=_Adapter("hf", 2), teacher_adapter=_Adapter("hf", 4), layer_map=_LayerMap(),
-        state=SimpleNamespace(log_history=history, global_step=5), train_dataset=[0] * 40, eval_dataset=[0] * 8,
+        student_adapter=_Adapter("hf", 2),
+        teacher_adapter=_Adapter("hf", 4),
+        layer_map=_LayerMap(),
+        state=SimpleNamespace(log_history=history, global_step=5),
+        train_dataset=[0] * 40,
+        eval_dataset=[0] * 8,
     )
     for key, value in overrides.items():
         setattr(trainer, key, value)
@@ -150,24 +228,50 @@ def _fake_trainer(tmp_path, **overrides):
 
 def test_results_from_trainer_fill_what_the_card_needs(tmp_path):
     results = results_from_trainer(_fake_trainer(tmp_path), dataset="someone/intents")
-    assert isinstance(results, RunResults) and results.task == "text-classification" and results.eval_split == "validation"
-    assert results.teacher == {"num_layers": 4, "hidden_size": 32, "num_parameters": 4000, "source": str(tmp_path / "teacher"),
-                               "path": str(tmp_path / "teacher"), "throughput_samples_per_s": None, "metrics": {}}
+    assert (
+        isinstance(results, RunResults)
+        and results.task == "text-classification"
+        and results.eval_split == "validation"
+    )
+    assert results.teacher == {
+        "num_layers": 4,
+        "hidden_size": 32,
+        "num_parameters": 4000,
+        "source": str(tmp_path / "teacher"),
+        "path": str(tmp_path / "teacher"),
+        "throughput_samples_per_s": None,
+        "metrics": {},
+    }
     assert results.student["path"] == str(tmp_path / "out") and results.student["source"] is None
     assert results.student["metrics"] == {"accuracy": 0.75}  # the last evaluation, eval_loss left out
-    assert results.layer_map == {"teacher_layers": [2, 4], "student_layers": [1, 2], "strategy": "topk",
-                                 "teacher_intensity": [0.1, 0.2, 0.3, 0.4, 0.5]}
-    assert results.dataset == {"name": "someone/intents", "source": "someone/intents", "num_labels": 3,
-                               "splits": {"train": 40, "validation": 8}}
+    assert results.layer_map == {
+        "teacher_layers": [2, 4],
+        "student_layers": [1, 2],
+        "strategy": "topk",
+        "teacher_intensity": [0.1, 0.2, 0.3, 0.4, 0.5],
+    }
+    assert results.dataset == {
+        "name": "someone/intents",
+        "source": "someone/intents",
+        "num_labels": 3,
+        "splits": {"train": 40, "validation": 8},
+    }
     assert results.distillation["temperature"] == 2.0 and results.training["lr_scheduler_type"] == "linear"
     assert results.training["global_step"] == 5 and results.log_history[-1]["eval_accuracy"] == 0.75
     assert "torch" in results.versions and results.output_dir == str(tmp_path / "out")
     assert RunResults.from_dict(json.loads(json.dumps(results.to_dict()))) == results
 
     # a timm student, unreadable teacher sizes, no layer map, a dict of eval sets, an iterable train set
-    results = results_from_trainer(_fake_trainer(
-        tmp_path, student_adapter=_Adapter("timm", 2), teacher_adapter=_Adapter("timm", 4, broken=True), layer_map=None,
-        eval_dataset={"a": [1]}, train_dataset=iter([1, 2])))
+    results = results_from_trainer(
+        _fake_trainer(
+            tmp_path,
+            student_adapter=_Adapter("timm", 2),
+            teacher_adapter=_Adapter("timm", 4, broken=True),
+            layer_map=None,
+            eval_dataset={"a": [1]},
+            train_dataset=iter([1, 2]),
+        )
+    )
     assert results.task == "image-classification"
     assert "num_layers" not in results.teacher and results.teacher["hidden_size"] is None
     assert results.layer_map == {} and results.dataset["splits"] == {}

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Optional
 
 from ..constants import CARD_FILENAME
 from ..loading import PACKAGED_SOURCES, hub_model_id, packaged_minilm_path
 from ..paper import TAG_NAMES
 from .values import METRIC_INFO, dataset_hub_id, metrics_of
 
-__all__ = ["START_MARKER", "END_MARKER", "OWNED_KEYS", "card_data", "merge_existing"]
+__all__ = ["END_MARKER", "OWNED_KEYS", "START_MARKER", "card_data", "merge_existing"]
 
 START_MARKER = "<!-- hf_spectralkd:card:start -->"
 END_MARKER = "<!-- hf_spectralkd:card:end -->"
@@ -21,7 +20,7 @@ OWNED_KEYS = ("library_name", "pipeline_tag", "base_model", "datasets", "metrics
 TRAINER_DRAFT = "generated automatically according to the information the Trainer had access to"
 
 
-def _readme_license(directory) -> Optional[str]:
+def _readme_license(directory) -> str | None:
     if not directory or not os.path.isfile(os.path.join(directory, CARD_FILENAME)):
         return None
     from huggingface_hub import ModelCard
@@ -32,7 +31,7 @@ def _readme_license(directory) -> Optional[str]:
         return None
 
 
-def teacher_license(teacher: dict) -> Optional[str]:
+def teacher_license(teacher: dict) -> str | None:
     """The teacher's licence, read from its local README (or the packaged MiniLM's); the student inherits it."""
     if teacher.get("license"):
         return teacher["license"]
@@ -56,7 +55,8 @@ def _eval_results(results: dict, task: str, vision: bool) -> list:
     dataset = results.get("dataset") or {}
     eval_split = results.get("eval_split") or "test"
     hub_dataset = dataset_hub_id(dataset)
-    dataset_type = hub_dataset or (re.sub(r"[^\w.-]+", "-", str(dataset.get("name") or "unknown")).strip("-") or "unknown")
+    slug = re.sub(r"[^\w.-]+", "-", str(dataset.get("name") or "unknown")).strip("-")
+    dataset_type = hub_dataset or slug or "unknown"
     entries = []
     for key, value in metrics_of(results.get("student")).items():
         if not isinstance(value, (int, float)):

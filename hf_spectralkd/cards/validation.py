@@ -17,12 +17,11 @@ def validate_model_card(path_or_text) -> dict:
     and numeric metric values; tags are strings; ``base_model`` and ``datasets`` are valid Hub ids. Returns the
     metadata dict; raises ``ValueError`` naming the first problem.
     """
+    import yaml
     from huggingface_hub import ModelCardData
     from huggingface_hub.repocard import REGEX_YAML_BLOCK
     from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
     from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    import yaml
 
     text = os.fspath(path_or_text)
     if os.path.isfile(text):

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Optional
 
 from ..loading import PACKAGED_SOURCES, hub_model_id, is_hub_id
 from ..paper import PAPER
 from ..results import package_versions, read_log_history
 
-__all__ = ["METRIC_INFO", "KNOWN_HUB_DATASETS", "card_values", "dataset_hub_id", "metrics_of", "display_path"]
+__all__ = ["KNOWN_HUB_DATASETS", "METRIC_INFO", "card_values", "dataset_hub_id", "display_path", "metrics_of"]
 
 # Hub homes of datasets this project ships a copy of (the copy keeps its provenance in its README).
 KNOWN_HUB_DATASETS = {"clinc150": "clinc/clinc_oos"}
@@ -22,7 +21,9 @@ METRIC_INFO = {  # results key -> (model-index metric type, pretty name, metric 
     "top5_accuracy": ("accuracy", "Top-5 accuracy", {"top_k": 5}),
 }
 # the distillation hyper-parameters the template explains, in table order (others follow, unexplained)
-DISTILLATION_ORDER = ("alpha", "temperature", "beta", "layer_selection", "selection_samples", "fft_axis", "freq_loss_variant")
+DISTILLATION_ORDER = (
+    "alpha", "temperature", "beta", "layer_selection", "selection_samples", "fft_axis", "freq_loss_variant",
+)
 LOG_TABLE_ROWS = 20
 
 
@@ -58,18 +59,18 @@ def fmt_value(value) -> str:
     return str(value)
 
 
-def metrics_of(entry: Optional[dict]) -> dict:
+def metrics_of(entry: dict | None) -> dict:
     return dict((entry or {}).get("metrics") or {})
 
 
-def dataset_hub_id(dataset: dict) -> Optional[str]:
+def dataset_hub_id(dataset: dict) -> str | None:
     for key in ("hub_id", "source"):
         if is_hub_id(dataset.get(key)):
             return dataset[key]
     return KNOWN_HUB_DATASETS.get(str(dataset.get("name", "")).lower())
 
 
-def _shown(entry: Optional[dict]) -> dict:
+def _shown(entry: dict | None) -> dict:
     """A model section with its paths as the card shows them."""
     return {k: (display_path(v) if k in ("source", "path") else v) for k, v in (entry or {}).items()}
 
@@ -104,7 +105,7 @@ def dataset_values(results: dict) -> dict:
     }
 
 
-def size_values(teacher: dict, student: dict, baseline: Optional[dict]) -> dict:
+def size_values(teacher: dict, student: dict, baseline: dict | None) -> dict:
     """The size table's rows, the measured speed-up and the parameter ratio."""
 
     def row(kind, entry, path):
@@ -125,15 +126,22 @@ def size_values(teacher: dict, student: dict, baseline: Optional[dict]) -> dict:
     t_p, s_p = teacher.get("num_parameters"), student.get("num_parameters")
     if isinstance(t_p, (int, float)) and isinstance(s_p, (int, float)) and s_p > 0:
         size_ratio = {"ratio": f"{t_p / s_p:.2f}", "share": f"{s_p / t_p:.1%}"}
-    init = {"kind": student.get("init"), "layers": fmt_value(student.get("init_layers")), "source": student.get("source")}
+    init = {
+        "kind": student.get("init"), "layers": fmt_value(student.get("init_layers")), "source": student.get("source"),
+    }
     return {"size_rows": rows, "speedup": speedup, "size_ratio": size_ratio, "student_init": init}
 
 
-def layer_map_values(layer_map: Optional[dict]) -> dict:
+def layer_map_values(layer_map: dict | None) -> dict:
     layer_map = layer_map or {}
     t_layers = list(layer_map.get("teacher_layers") or [])
     s_layers = list(layer_map.get("student_layers") or [])
     intensity = layer_map.get("teacher_intensity")
+    if len(t_layers) != len(s_layers):
+        raise ValueError(
+            f"results layer_map: teacher_layers {t_layers} and student_layers {s_layers} differ in length "
+            "(each student layer is aligned with one teacher layer)"
+        )
 
     def shown(t):
         return fmt_float(intensity[t], 5) if intensity and 0 <= t < len(intensity) else "n/a"
@@ -142,15 +150,18 @@ def layer_map_values(layer_map: Optional[dict]) -> dict:
     if intensity:
         cells = [{"index": i, "value": f"{v:.5f}", "chosen": i in t_layers} for i, v in enumerate(intensity)]
     return {
-        "pairs": [{"student": s, "teacher": t, "intensity": shown(t)} for s, t in zip(s_layers, t_layers)],
+        "pairs": [
+            {"student": s, "teacher": t, "intensity": shown(t)} for s, t in zip(s_layers, t_layers, strict=True)
+        ],
         "strategy": layer_map.get("strategy") or "n/a",
         "intensity": cells,
     }
 
 
-def distillation_rows(distillation: Optional[dict]) -> list:
+def distillation_rows(distillation: dict | None) -> list:
     distillation = distillation or {}
-    keys = [k for k in DISTILLATION_ORDER if k in distillation] + [k for k in distillation if k not in DISTILLATION_ORDER]
+    keys = [k for k in DISTILLATION_ORDER if k in distillation]
+    keys += [k for k in distillation if k not in DISTILLATION_ORDER]
     return [{"key": k, "value": fmt_value(distillation[k])} for k in keys]
 
 
@@ -181,7 +192,9 @@ def result_values(results: dict) -> dict:
 
 
 def usage_values(results: dict, vision: bool, repo_id, usage_path, student_dir) -> dict:
-    where = repo_id or usage_path or (display_path(os.path.abspath(student_dir)) if student_dir else "path/to/this/model")
+    where = repo_id or usage_path
+    if not where:
+        where = display_path(os.path.abspath(student_dir)) if student_dir else "path/to/this/model"
     example = results.get("usage_example") or "how do I freeze my bank account?"
     return {"vision": vision, "from_hub": bool(repo_id), "where": where, "example": json.dumps(example)}
 

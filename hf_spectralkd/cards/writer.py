@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Optional
 
 from ..constants import CARD_FILENAME, DYNAMICS_PLOT_FILENAME, PLOT_FILENAME
 from ..results import as_results_dict, results_from_trainer
@@ -18,7 +17,7 @@ TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "templates" / "model_ca
 ANALYSIS_DIRNAME = "analysis"  # a run dir's analysis stage, where the layer-intensity PNG is first written
 
 
-def _default_model_name(results: dict, repo_id: Optional[str], student_dir) -> str:
+def _default_model_name(results: dict, repo_id: str | None, student_dir) -> str:
     if repo_id:
         return repo_id.split("/")[-1]
     if results.get("recipe_name"):
@@ -31,13 +30,13 @@ def _default_model_name(results: dict, repo_id: Optional[str], student_dir) -> s
 def build_model_card(
     results,
     *,
-    model_name: Optional[str] = None,
-    repo_id: Optional[str] = None,
+    model_name: str | None = None,
+    repo_id: str | None = None,
     student_dir=None,
-    plot: Optional[str] = None,
-    dynamics_plot: Optional[str] = None,
-    usage_path: Optional[str] = None,
-    license: Optional[str] = None,
+    plot: str | None = None,
+    dynamics_plot: str | None = None,
+    usage_path: str | None = None,
+    license: str | None = None,
     language=None,
     extra_tags=(),
     base_model=None,
@@ -57,7 +56,7 @@ def build_model_card(
     return ModelCard.from_template(data, template_path=str(TEMPLATE_PATH), **values)
 
 
-def _find_plot(student_dir, results: dict, explicit: Optional[str]) -> Optional[str]:
+def _find_plot(student_dir, results: dict, explicit: str | None) -> str | None:
     """Source of the layer-intensity PNG: explicit, the student dir, or the run's analysis/ folder."""
     candidates = [explicit] if explicit else []
     candidates.append(os.path.join(student_dir, PLOT_FILENAME))
@@ -71,11 +70,11 @@ def write_model_card(
     student_dir,
     results,
     *,
-    repo_id: Optional[str] = None,
-    model_name: Optional[str] = None,
-    intensity_plot: Optional[str] = None,
+    repo_id: str | None = None,
+    model_name: str | None = None,
+    intensity_plot: str | None = None,
     overwrite: bool = False,
-    usage_path: Optional[str] = None,
+    usage_path: str | None = None,
     **card_kwargs,
 ) -> str:
     """Write ``README.md`` (the model card) into ``student_dir`` and return its path.
@@ -94,7 +93,9 @@ def write_model_card(
     results = as_results_dict(results)
     student_dir = os.fspath(student_dir)
     if not os.path.isdir(student_dir):
-        raise ValueError(f"student_dir {student_dir!r} is not a directory: write the model card after saving the student")
+        raise ValueError(
+            f"student_dir {student_dir!r} is not a directory: write the model card after saving the student"
+        )
     plot_source = _find_plot(student_dir, results, intensity_plot)
     plot = None
     if plot_source:
@@ -102,7 +103,8 @@ def write_model_card(
         if os.path.abspath(plot_source) != os.path.abspath(target):
             shutil.copyfile(plot_source, target)
         plot = PLOT_FILENAME
-    dynamics_plot = DYNAMICS_PLOT_FILENAME if os.path.isfile(os.path.join(student_dir, DYNAMICS_PLOT_FILENAME)) else None
+    has_dynamics = os.path.isfile(os.path.join(student_dir, DYNAMICS_PLOT_FILENAME))
+    dynamics_plot = DYNAMICS_PLOT_FILENAME if has_dynamics else None
     card = build_model_card(
         results, model_name=model_name, repo_id=repo_id, student_dir=student_dir, plot=plot,
         dynamics_plot=dynamics_plot, usage_path=usage_path, **card_kwargs,

@@ -26,7 +26,8 @@ def register(subparsers) -> None:
                         help="A run directory (results.json + student/) or a student directory.")
     parser.add_argument("--output-dir", default=None,
                         help="Also copy README.md and the PNGs the card shows into this directory.")
-    parser.add_argument("--repo-id", default=None, help="Hub repo the card is for (used in the usage snippet and name).")
+    parser.add_argument("--repo-id", default=None,
+                        help="Hub repo the card is for (used in the usage snippet and name).")
     parser.add_argument("--overwrite", action="store_true",
                         help="Replace an existing README.md entirely instead of keeping the user's text.")
     parser.set_defaults(func=run)
@@ -44,7 +45,8 @@ def run(args) -> int:
             "(run `hf-spectralkd distill --config ...` to the end first)"
         )
     usage_path = os.path.relpath(student_dir) if not args.repo_id else None
-    path = write_model_card(student_dir, results, repo_id=args.repo_id, overwrite=args.overwrite, usage_path=usage_path)
+    path = write_model_card(student_dir, results, repo_id=args.repo_id, overwrite=args.overwrite,
+                            usage_path=usage_path)
     print(f"wrote {path}")
     if args.output_dir:
         os.makedirs(args.output_dir, exist_ok=True)

@@ -1,6 +1,6 @@
 """SpectralKD as a drop-in ``transformers.Trainer``.
 
-Total loss (DESIGN.md): ``(1-α)·CE + α·τ²·KL(softmax(t/τ) ‖ softmax(s/τ)) + β·L_freq`` where ``L_freq`` is
+Total loss (docs/method.md): ``(1-α)·CE + α·τ²·KL(softmax(t/τ) ‖ softmax(s/τ)) + β·L_freq`` where ``L_freq`` is
 the mean :func:`~hf_spectralkd.frequency_alignment_loss` over the aligned layer pairs. The teacher layers
 are chosen once, before the first step, by spectral analysis of the teacher on training data.
 
@@ -29,10 +29,12 @@ from transformers.trainer_utils import get_last_checkpoint
 from . import paper
 from .adapters import get_adapter, unwrap_model
 from .analysis import collect_profile, plot_layer_intensity
+from .cards import write_trainer_model_card
 from .constants import LAYER_MAP_FILENAME, PLOT_FILENAME, PROFILE_FILENAME
 from .distillation_config import SpectralDistillationConfig
 from .distributed import prepare_teacher, preserve_rng_state
 from .dynamics import SpectralDynamicsCallback
+from .hub import trainer_push_to_hub
 from .loading import load_classifier
 from .sampling import sample_dataset
 from .spectral import SpectralProfile, frequency_alignment_loss, select_layers
@@ -573,7 +575,7 @@ class SpectralDistillationTrainer(Trainer):
         if self.layer_map is not None and self.args.should_save:
             self.layer_map.save(output_dir or self.args.output_dir)
 
-    # ------------------------------------------------------------------ Hub (hf_spectralkd/cards.py, hub.py)
+    # ------------------------------------------------------------------ Hub (hf_spectralkd/cards/, hub.py)
     def create_model_card(
         self,
         language=None,
@@ -591,8 +593,6 @@ class SpectralDistillationTrainer(Trainer):
         ``Trainer.create_model_card``, so ``push_to_hub()`` uploads this card."""
         if not self.is_world_process_zero():
             return None
-        from .cards import write_trainer_model_card
-
         return write_trainer_model_card(
             self,
             language=language,
@@ -610,8 +610,6 @@ class SpectralDistillationTrainer(Trainer):
         self, commit_message="End of training", blocking=True, token=None, revision=None, private=None, **kwargs
     ):
         """``Trainer.push_to_hub`` with this card; a Hub failure raises one ``HubPushError`` saying how to retry."""
-        from .hub import trainer_push_to_hub
-
         return trainer_push_to_hub(
             self,
             super().push_to_hub,

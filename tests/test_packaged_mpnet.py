@@ -2,6 +2,7 @@
 
 import io
 import os
+import sys
 import zipfile
 
 import pytest
@@ -61,7 +62,7 @@ def test_missing_part_names_the_extra(tmp_path, monkeypatch):
     _, data = _tiny_mpnet_zip(tmp_path)
     site = tmp_path / "site"
     _install_fake_parts(site, data, skip=3)
-    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(sys, "path", [str(site)])  # the real pieces, if installed here, must not be found
     with pytest.raises(ValueError, match=r'needs the optional extra `mpnet`.*hf_spectralkd\[mpnet\].*part-003'):
         packaged_mpnet_path(cache_dir=str(tmp_path / "cache"))
 

@@ -156,7 +156,7 @@ class Recipe:
 
 
 # ---------------------------------------------------------------------------------------------- fields
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _distillation_only_fields() -> dict:
     from transformers import TrainingArguments
 
@@ -315,14 +315,17 @@ def _build_section(cls, data, section: str, ctx: _Context):
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ValueError(f"'{section}' must be a mapping of keys to values in {ctx.file}, got {type(data).__name__}: {data!r}")
+        raise ValueError(
+            f"'{section}' must be a mapping of keys to values in {ctx.file}, got {type(data).__name__}: {data!r}"
+        )
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = _type_hints(cls)
     for key in data:
         if key not in fields or key in ("path", "smoke") and cls is Recipe:
             valid = [k for k in fields if not (cls is Recipe and k in ("path", "smoke"))]
             raise ValueError(
-                f"unknown key '{key}' in {ctx.where(section)}{_suggest(str(key), valid)}; valid keys: {', '.join(valid)}"
+                f"unknown key '{key}' in {ctx.where(section)}{_suggest(str(key), valid)}; "
+                f"valid keys: {', '.join(valid)}"
             )
     values = {}
     for name, value in data.items():
@@ -331,7 +334,8 @@ def _build_section(cls, data, section: str, ctx: _Context):
         tp = hints.get(name, Any)
         nested = _nested_dataclass(tp)
         if nested is not None and (isinstance(value, dict) or value is None):
-            values[name] = _build_section(nested, value, dotted, ctx) if value is not None or not _optional(tp) else None
+            keep_none = value is None and _optional(tp)
+            values[name] = None if keep_none else _build_section(nested, value, dotted, ctx)
             continue
         converted = _coerce_key(value, tp, name, section, ctx)
         kind = f.metadata.get("path")
@@ -425,7 +429,10 @@ def load_recipe(path, overrides=(), smoke_run: bool = False) -> Recipe:
         data = {}
     if not isinstance(data, dict):
         raise ValueError(f"recipe {path} must be a mapping of sections, got {type(data).__name__}")
-    parsed = parse_overrides(overrides) if overrides and isinstance(next(iter(overrides)), str) else list(overrides or [])
+    if overrides and isinstance(next(iter(overrides)), str):
+        parsed = parse_overrides(overrides)
+    else:
+        parsed = list(overrides or [])
     data = apply_overrides(data, parsed)
     data.setdefault("name", os.path.splitext(os.path.basename(path))[0])
     ctx = _Context(path, os.path.dirname(os.path.abspath(path)), {k for k, _ in parsed})
@@ -455,7 +462,8 @@ def recipe_from_dict(data: dict, ctx: Optional[_Context] = None) -> Recipe:
     )
     recipe.training = _check_args_dict(
         recipe.training, training_allowed, hints, "training", ctx,
-        {**_RESERVED_TRAINING, **{k: "it is a distillation setting: put it in 'distillation'" for k in distill_fields}},
+        {**_RESERVED_TRAINING,
+         **{k: "it is a distillation setting: put it in 'distillation'" for k in distill_fields}},
     )
     if recipe.teacher.finetune is not None:
         recipe.teacher.finetune.args = _check_args_dict(
@@ -469,7 +477,9 @@ def _validate(recipe: Recipe, ctx: _Context) -> None:
     from .tasks import available_tasks
 
     if recipe.task not in available_tasks():
-        raise ValueError(f"task {recipe.task!r} in {ctx.file} is unknown: available tasks are {', '.join(available_tasks())}")
+        raise ValueError(
+            f"task {recipe.task!r} in {ctx.file} is unknown: available tasks are {', '.join(available_tasks())}"
+        )
     if not recipe.name or any(c in recipe.name for c in "/\\"):
         raise ValueError(f"name {recipe.name!r} in {ctx.file} must be a non-empty name without slashes")
     teacher = recipe.teacher
@@ -479,16 +489,29 @@ def _validate(recipe: Recipe, ctx: _Context) -> None:
             "(a base model fine-tuned first, with 'finetune' settings)"
         )
     if teacher.model and teacher.finetune is not None:
-        raise ValueError(f"section 'teacher' of {ctx.file}: 'finetune' goes with 'base', not with an already fine-tuned 'model'")
+        raise ValueError(
+            f"section 'teacher' of {ctx.file}: 'finetune' goes with 'base', not with an already fine-tuned 'model'"
+        )
     if teacher.base and teacher.finetune is None:
         teacher.finetune = FinetuneSection()
-    student = recipe.student
+    _validate_student(recipe.student, ctx)
+    _validate_data(recipe.data, ctx)
+    if recipe.evaluation.split not in ("test", "validation"):
+        split = recipe.evaluation.split
+        raise ValueError(f"evaluation.split in {ctx.file} must be 'test' or 'validation', got {split!r}")
+    if recipe.hub.push_to_hub and not recipe.hub.hub_model_id:
+        raise ValueError(f"hub.push_to_hub in {ctx.file} needs hub.hub_model_id (e.g. your-name/{recipe.name})")
+
+
+def _validate_student(student: StudentSection, ctx: _Context) -> None:
     if student.init not in STUDENT_INITS:
         raise ValueError(f"student.init in {ctx.file} must be one of {', '.join(STUDENT_INITS)}, got {student.init!r}")
     if student.init == "pretrained" and not student.model:
         raise ValueError(f"student.init 'pretrained' in {ctx.file} needs student.model (a local path or Hub id)")
     if student.init != "pretrained" and student.model:
-        raise ValueError(f"student.model in {ctx.file} is only used with student.init: pretrained (got init {student.init!r})")
+        raise ValueError(
+            f"student.model in {ctx.file} is only used with student.init: pretrained (got init {student.init!r})"
+        )
     if isinstance(student.init_layers, str):
         if student.init_layers not in INIT_LAYER_RULES:
             raise ValueError(
@@ -496,19 +519,27 @@ def _validate(recipe: Recipe, ctx: _Context) -> None:
                 f"layers, got {student.init_layers!r}"
             )
     else:
-        if not student.init_layers or any(i < 1 for i in student.init_layers) or len(set(student.init_layers)) != len(student.init_layers):
-            raise ValueError(f"student.init_layers in {ctx.file} must be distinct teacher blocks >= 1, got {student.init_layers}")
+        layers = student.init_layers
+        if not layers or any(i < 1 for i in layers) or len(set(layers)) != len(layers):
+            raise ValueError(f"student.init_layers in {ctx.file} must be distinct teacher blocks >= 1, got {layers}")
         if student.num_layers is not None and student.num_layers != len(student.init_layers):
             raise ValueError(
-                f"student.num_layers ({student.num_layers}) and student.init_layers ({student.init_layers}) disagree in {ctx.file}"
+                f"student.num_layers ({student.num_layers}) and student.init_layers ({student.init_layers}) "
+                f"disagree in {ctx.file}"
             )
     if student.init == "teacher_layers" and student.num_layers is None and isinstance(student.init_layers, str):
-        raise ValueError(f"student.init teacher_layers in {ctx.file} needs student.num_layers (or an explicit init_layers list)")
+        raise ValueError(
+            f"student.init teacher_layers in {ctx.file} needs student.num_layers (or an explicit init_layers list)"
+        )
     if student.num_layers is not None and student.num_layers < 1:
         raise ValueError(f"student.num_layers in {ctx.file} must be >= 1, got {student.num_layers}")
-    data = recipe.data
+
+
+def _validate_data(data: DataSection, ctx: _Context) -> None:
     if not data.source and not data.train_file:
-        raise ValueError(f"section 'data' of {ctx.file} needs 'source' (a Hub dataset id or a local file/dir) or 'train_file'")
+        raise ValueError(
+            f"section 'data' of {ctx.file} needs 'source' (a Hub dataset id or a local file/dir) or 'train_file'"
+        )
     if data.max_length < 1:
         raise ValueError(f"data.max_length in {ctx.file} must be >= 1, got {data.max_length}")
     if not 0.0 < data.validation_fraction < 1.0:
@@ -517,10 +548,6 @@ def _validate(recipe: Recipe, ctx: _Context) -> None:
         value = getattr(data, key)
         if value is not None and value < 1:
             raise ValueError(f"data.{key} in {ctx.file} must be >= 1, got {value}")
-    if recipe.evaluation.split not in ("test", "validation"):
-        raise ValueError(f"evaluation.split in {ctx.file} must be 'test' or 'validation', got {recipe.evaluation.split!r}")
-    if recipe.hub.push_to_hub and not recipe.hub.hub_model_id:
-        raise ValueError(f"hub.push_to_hub in {ctx.file} needs hub.hub_model_id (e.g. your-name/{recipe.name})")
 
 
 # ---------------------------------------------------------------------------------------------- smoke

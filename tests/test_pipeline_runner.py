@@ -71,12 +71,13 @@ def test_stage_done_ignores_missing_or_broken_markers(tmp_path):
 
 def test_recipe_defaults_come_from_the_config():
     from hf_spectralkd.distillation_config import SpectralDistillationConfig
-    from hf_spectralkd.recipes import Recipe, DataSection, TeacherSection, distillation_default, smoke
+    from hf_spectralkd.recipes import DataSection, Recipe, TeacherSection, distillation_default, smoke
 
     defaults = {f.name: f.default for f in dataclasses.fields(SpectralDistillationConfig)}
     for name in ("beta", "layer_selection", "selection_samples", "dynamics_samples", "include_embeddings"):
         assert distillation_default(name) == defaults[name], name
-    recipe = Recipe(name="x", teacher=TeacherSection(model="m"), data=DataSection(source="d"), distillation={"beta": 0})
+    recipe = Recipe(name="x", teacher=TeacherSection(model="m"), data=DataSection(source="d"),
+                    distillation={"beta": 0})
     assert recipe.distillation_value("beta") == 0 and recipe.distillation_value("alpha") == defaults["alpha"]
     shrunk = smoke(recipe).distillation
     assert shrunk["selection_samples"] == min(defaults["selection_samples"], 64)

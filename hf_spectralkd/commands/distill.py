@@ -31,9 +31,10 @@ def register(subparsers) -> None:
     parser.add_argument("--smoke", action="store_true", default=False,
                         help="shrink the recipe to a ~1 minute run (a few hundred examples, a few steps per stage)")
     parser.add_argument("--dry-run", action="store_true", default=False,
-                        help="check the recipe (keys, values, models, data) as a real run would before its first stage, and print it; "
-                             "runs and writes nothing")
-    parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="recipe overrides, applied before validation")
+                        help="check the recipe (keys, values, models, data) as a real run would before its first "
+                             "stage, and print it; runs and writes nothing")
+    parser.add_argument("overrides", nargs="*", metavar="section.key=value",
+                        help="recipe overrides, applied before validation")
     parser.set_defaults(func=run)
 
 

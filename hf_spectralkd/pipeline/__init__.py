@@ -6,7 +6,8 @@ then each stage reads the plan and writes its folder under the output directory:
 1. ``teacher``   fine-tune ``teacher.base`` -> ``<out>/teacher/`` (+ ``fingerprint.json``), or load ``teacher.model``;
 2. ``analysis``  spectral analysis of the teacher on training data -> ``<out>/analysis/``;
 3. ``student``   build the student and distil it with :class:`~hf_spectralkd.SpectralDistillationTrainer`
-                 -> ``<out>/student/`` (``teacher.cache``: the teacher's outputs are read from ``<out>/teacher_cache/``);
+                 -> ``<out>/student/`` (``teacher.cache``: the teacher's outputs are read from
+                 ``<out>/teacher_cache/``);
 4. ``evaluate``  accuracy and macro-F1 on ``evaluation.split`` -> ``<out>/evaluation/<role>.json``;
 5. ``baseline``  (``evaluation.baseline``) the same student trained without distillation -> ``<out>/baseline/``;
 6. ``results``   ``<out>/results.json``, ``<out>/summary.md`` and a printed summary table.

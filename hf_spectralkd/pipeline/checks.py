@@ -16,9 +16,10 @@ def check_single_process() -> None:
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if world > 1:
         raise ValueError(
-            f"hf-spectralkd distill runs its stages in one process, but it was launched in {world} (WORLD_SIZE={world}). "
-            "Run `hf-spectralkd distill --config ...` without accelerate launch / torchrun (the Trainer uses one GPU "
-            "when there is one); for several GPUs, DeepSpeed or FSDP launch a script with SpectralDistillationTrainer: "
+            f"hf-spectralkd distill runs its stages in one process, but it was launched in {world} "
+            f"(WORLD_SIZE={world}). Run `hf-spectralkd distill --config ...` without accelerate launch / torchrun "
+            "(the Trainer uses one GPU when there is one); for several GPUs, DeepSpeed or FSDP launch a script with "
+            "SpectralDistillationTrainer: "
             "`accelerate launch --config_file recipes/accelerate/<config>.yaml your_script.py`"
         )
 
@@ -64,6 +65,11 @@ def student_depth(recipe: Recipe) -> Optional[int]:
     return None
 
 
+def _selects_layers(recipe: Recipe) -> bool:
+    """Whether the distillation selects its teacher layers automatically (an alignment term, no manual choice)."""
+    return recipe.distillation_value("beta") != 0 and recipe.distillation_value("layer_selection") != "manual"
+
+
 def check_depths(recipe: Recipe, teacher_depth: int, k_aligned: Optional[int]) -> None:
     """Student depth, copied blocks and aligned-layer count against the teacher's depth, naming the recipe key."""
     s, d = recipe.student, recipe.distillation
@@ -74,13 +80,14 @@ def check_depths(recipe: Recipe, teacher_depth: int, k_aligned: Optional[int]) -
         if isinstance(s.init_layers, list):
             bad = [i for i in s.init_layers if not 1 <= i <= teacher_depth]
             if bad:
-                raise ValueError(f"student.init_layers {bad} out of range: the teacher's blocks are 1..{teacher_depth}")
+                raise ValueError(f"student.init_layers {bad} out of range: the teacher's blocks are "
+                                 f"1..{teacher_depth}")
     if d.get("teacher_layers"):
         bad = [i for i in d["teacher_layers"] if not 0 <= i <= teacher_depth]
         if bad:
             raise ValueError(f"distillation.teacher_layers {bad} out of range: valid hidden_states indices for this "
                              f"teacher are 0..{teacher_depth} (0 = embeddings)")
-    elif k_aligned and recipe.distillation_value("beta") != 0 and recipe.distillation_value("layer_selection") != "manual":
+    elif k_aligned and _selects_layers(recipe):
         candidates = teacher_depth + (1 if recipe.distillation_value("include_embeddings") else 0)
         if k_aligned > candidates:
             if d.get("num_aligned_layers"):
@@ -90,7 +97,8 @@ def check_depths(recipe: Recipe, teacher_depth: int, k_aligned: Optional[int]) -
             else:
                 what = f"the student's {k_aligned} layers"
             raise ValueError(f"{what}: cannot align {k_aligned} student layers with a teacher of {teacher_depth} "
-                             f"blocks ({candidates} candidate layers); set distillation.num_aligned_layers <= {candidates}")
+                             f"blocks ({candidates} candidate layers); set distillation.num_aligned_layers <= "
+                             f"{candidates}")
 
 
 def check_teacher_cache(recipe: Recipe) -> None:
@@ -100,8 +108,8 @@ def check_teacher_cache(recipe: Recipe) -> None:
     if recipe.task != "text-classification":
         raise ValueError(f"teacher.cache: the teacher cache needs fixed, tokenized inputs (text-classification); the "
                          f"{recipe.task} pipeline transforms its inputs on the fly. Set teacher.cache: false")
-    no_layers = recipe.distillation_value("layer_selection") == "manual" and not recipe.distillation.get("teacher_layers")
-    if recipe.distillation_value("beta") == 0 or no_layers:
+    manual = recipe.distillation_value("layer_selection") == "manual"
+    if recipe.distillation_value("beta") == 0 or (manual and not recipe.distillation.get("teacher_layers")):
         raise ValueError("teacher.cache stores the aligned layers' hidden states: it needs distillation.beta > 0 and "
                          "aligned layers. Set teacher.cache: false")
 

@@ -80,7 +80,8 @@ def summary_markdown(results: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     student = results["student"]
-    student_label = f"SpectralKD student (init {student['init']} {student.get('init_layers') or ''})".replace(" )", ")")
+    init = f"{student['init']} {student.get('init_layers') or ''}".rstrip()
+    student_label = f"SpectralKD student (init {init})"
     for role, section in (("teacher", results["teacher"]), ("no-KD student (baseline)", results.get("baseline")),
                           (student_label, student)):
         line = row(role, section)

@@ -88,10 +88,11 @@ def teacher_stage(run: Run) -> Teacher:
 
         ft = recipe.teacher.finetune
         budget = f"{ft.max_steps} steps" if ft.max_steps and ft.max_steps > 0 else f"{ft.epochs:g} epochs"
+        where = plan.stage_dir("teacher")
         done = run.stage("teacher", fps.teacher, finetune,
-                         reusing=f"reusing the fine-tuned teacher in {plan.stage_dir('teacher')} (inputs unchanged)",
-                         running=f"fine-tuning {recipe.teacher.base} on {len(run.datasets['train'])} training examples "
-                                 f"({budget}, lr {ft.learning_rate:g}) -> {plan.stage_dir('teacher')}")
+                         reusing=f"reusing the fine-tuned teacher in {where} (inputs unchanged)",
+                         running=f"fine-tuning {recipe.teacher.base} on {len(run.datasets['train'])} training "
+                                 f"examples ({budget}, lr {ft.learning_rate:g}) -> {where}")
         model = task.load_classifier(recipe, done.directory, plan.label_names, what="fine-tuned teacher")
         teacher = Teacher(model, done.directory, recipe.teacher.base)
     teacher.model.eval()
@@ -109,7 +110,8 @@ def alignment_layers(plan: RunPlan, profile, k: Optional[int]) -> list:
         return list(args.teacher_layers)
     if args.beta == 0 or args.layer_selection == "manual" or not k:
         return []
-    return select_layers(profile.intensity, k, strategy=args.layer_selection, include_embeddings=args.include_embeddings)
+    return select_layers(profile.intensity, k, strategy=args.layer_selection,
+                         include_embeddings=args.include_embeddings)
 
 
 def analysis_stage(run: Run, teacher: Teacher):
@@ -204,8 +206,9 @@ def student_stage(run: Run, teacher: Teacher, profile) -> str:
 
         trainer = SpectralDistillationTrainer(
             model=build_student(plan, teacher), args=args, teacher_model=teacher.model,
-            teacher_profile=profile if automatic else None, teacher_cache=cache_dir, train_dataset=run.datasets["train"],
-            eval_dataset=run.datasets["validation"], data_collator=run.collator, compute_metrics=compute_metrics,
+            teacher_profile=profile if automatic else None, teacher_cache=cache_dir,
+            train_dataset=run.datasets["train"], eval_dataset=run.datasets["validation"], data_collator=run.collator,
+            compute_metrics=compute_metrics,
         )
         trainer.train()
         if trainer.teacher_cache is not None:

@@ -246,7 +246,7 @@ def _train_textbrewer(teacher, student, train, collator, spec, budget, seed, out
     device = _device()
     student.to(device)
     teacher.to(device).eval()
-    pairs = list(zip(range(1, len(spec["teacher_layers"]) + 1), spec["teacher_layers"]))
+    pairs = list(zip(range(1, len(spec["teacher_layers"]) + 1), spec["teacher_layers"], strict=True))
     matches = [
         {"layer_T": t, "layer_S": s, "feature": "hidden", "loss": "hidden_mse", "weight": spec["beta"]}
         for s, t in pairs

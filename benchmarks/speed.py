@@ -92,7 +92,7 @@ def _textbrewer_distiller(teacher, student, pairs, output_dir):
 def _make_step(method, teacher, student, teacher_layers, student_layers, output_dir):
     """Return ``step(batch)`` doing forward, loss, backward and an AdamW step for ``method``."""
     optimizer = torch.optim.AdamW(student.parameters(), lr=LR)
-    pairs = list(zip(student_layers, teacher_layers))
+    pairs = list(zip(student_layers, teacher_layers, strict=True))
 
     def finish(loss):
         loss.backward()
@@ -239,8 +239,8 @@ def time_analysis(teacher, batches, rounds=2) -> dict:
     for r in range(rounds):
         for i, batch in enumerate(inputs):
             pair = [
-                ("plain", lambda: _plain_inference(teacher, batch)),
-                ("profile", lambda: collect_profile(teacher, [batch])),
+                ("plain", lambda batch=batch: _plain_inference(teacher, batch)),
+                ("profile", lambda batch=batch: collect_profile(teacher, [batch])),
             ]
             if (i + r) % 2:
                 pair.reverse()
@@ -417,7 +417,7 @@ def main(argv=None):
             "temperature": TAU,
             "beta": BETA,
             "optimizer": f"AdamW lr {LR}",
-            "aligned_pairs": list(zip([1, 2, 3], teacher_layers)),
+            "aligned_pairs": list(zip([1, 2, 3], teacher_layers, strict=True)),
             "mean_tokens_per_row": float(
                 statistics.fmean(float(b["attention_mask"].sum()) / b["attention_mask"].shape[0] for b in batches)
             ),

@@ -16,7 +16,6 @@ import inspect
 import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -51,18 +50,26 @@ class LayerMap:
     teacher_layers: list = field(default_factory=list)
     student_layers: list = field(default_factory=list)
     strategy: str = "topk"
-    teacher_intensity: Optional[list] = None
+    teacher_intensity: list | None = None
+
+    def __post_init__(self):
+        if len(self.teacher_layers) != len(self.student_layers):
+            raise ValueError(
+                f"a layer map pairs layers one to one, but teacher_layers has {len(self.teacher_layers)} entries and "
+                f"student_layers {len(self.student_layers)}"
+            )
 
     @property
     def pairs(self) -> list:
-        return list(zip(self.student_layers, self.teacher_layers))
+        """``(student_layer, teacher_layer)`` tuples, in order."""
+        return list(zip(self.student_layers, self.teacher_layers, strict=True))
 
     def save(self, directory: str) -> str:
         os.makedirs(directory, exist_ok=True)
         return write_json(os.path.join(directory, LAYER_MAP_FILENAME), {**asdict(self), "pairs": self.pairs}, indent=1)
 
     @classmethod
-    def load(cls, directory: str) -> "LayerMap":
+    def load(cls, directory: str) -> LayerMap:
         path = os.path.join(directory, LAYER_MAP_FILENAME)
         data = read_json(path)
         if not isinstance(data, dict):
@@ -73,7 +80,7 @@ class LayerMap:
         return cls(**data)
 
 
-def _is_default_labels(id2label: Optional[dict]) -> bool:
+def _is_default_labels(id2label: dict | None) -> bool:
     return not id2label or all(str(v) == f"LABEL_{k}" for k, v in id2label.items())
 
 
@@ -105,12 +112,12 @@ class SpectralDistillationTrainer(Trainer):
     def __init__(
         self,
         model=None,
-        args: Optional[SpectralDistillationConfig] = None,
+        args: SpectralDistillationConfig | None = None,
         *,
         teacher_model=None,
-        layer_map: Optional[LayerMap] = None,
-        teacher_profile: Optional[SpectralProfile] = None,
-        teacher_cache: Union[str, os.PathLike, TeacherCache, None] = None,
+        layer_map: LayerMap | None = None,
+        teacher_profile: SpectralProfile | None = None,
+        teacher_cache: str | os.PathLike | TeacherCache | None = None,
         **kwargs,
     ):
         args = self._check_arguments(model, args, teacher_model)
@@ -124,9 +131,9 @@ class SpectralDistillationTrainer(Trainer):
         self._check_input_columns(model, args)
         # the cache finds examples by an id column: known before Trainer.__init__ so the column survives
         # remove_unused_columns (see _set_signature_columns_if_needed)
-        self.teacher_cache: Optional[TeacherCache] = None
-        self.teacher_cache_dir: Optional[str] = None
-        self.cache_id_column: Optional[str] = None
+        self.teacher_cache: TeacherCache | None = None
+        self.teacher_cache_dir: str | None = None
+        self.cache_id_column: str | None = None
         if teacher_cache is not None:
             kwargs["train_dataset"] = self._cache_train_dataset(teacher_cache, kwargs.get("train_dataset"))
 
@@ -141,7 +148,7 @@ class SpectralDistillationTrainer(Trainer):
         self.teacher = prepare_teacher(
             teacher_model, self.accelerator, self.is_deepspeed_enabled, self.is_fsdp_enabled
         )
-        self.layer_map: Optional[LayerMap] = None
+        self.layer_map: LayerMap | None = None
         self.spectral_profile = None
         self._given_layer_map, self._given_profile = layer_map, teacher_profile
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
@@ -224,16 +231,11 @@ class SpectralDistillationTrainer(Trainer):
                     f"cannot align {k} student layers with a teacher of {t_n} blocks; set num_aligned_layers <= {t_n}"
                 )
 
-    def _check_given_selection(self, teacher, layer_map: Optional[LayerMap], profile: Optional[SpectralProfile]):
+    def _check_given_selection(self, teacher, layer_map: LayerMap | None, profile: SpectralProfile | None):
         """A layer map or profile handed in must belong to this teacher: a profile of another model would select
         layers that do not exist or mean something else here."""
         t_n = self.teacher_adapter.num_layers(teacher)
         if layer_map is not None:
-            if len(layer_map.teacher_layers) != len(layer_map.student_layers):
-                raise ValueError(
-                    f"layer_map has {len(layer_map.teacher_layers)} teacher_layers and "
-                    f"{len(layer_map.student_layers)} student_layers: they are paired one to one"
-                )
             check_layer_range(
                 "layer_map.teacher_layers", layer_map.teacher_layers, 0, t_n, f"the teacher has {t_n} blocks"
             )
@@ -286,7 +288,7 @@ class SpectralDistillationTrainer(Trainer):
         if column is not None and column not in self._signature_columns:
             self._signature_columns = [*self._signature_columns, column]
 
-    def setup_teacher_cache(self, rebuild: bool = True) -> Optional[TeacherCache]:
+    def setup_teacher_cache(self, rebuild: bool = True) -> TeacherCache | None:
         """Load the teacher cache, or (re)build it when its fingerprint (teacher weights, training inputs, aligned
         layers) does not match. Runs after layer selection; returns ``None`` when no cache was asked for."""
         if self.teacher_cache is not None or self.teacher_cache_dir is None:
@@ -412,7 +414,7 @@ class SpectralDistillationTrainer(Trainer):
             teacher_layers, student_layers, args.layer_selection, [float(v) for v in profile.intensity]
         ), profile
 
-    def _save_selection(self, layer_map: LayerMap, profile: Optional[SpectralProfile]):
+    def _save_selection(self, layer_map: LayerMap, profile: SpectralProfile | None):
         if profile is not None:
             # a copy: a profile handed in by the caller keeps its own metadata
             profile = dataclasses.replace(
@@ -481,7 +483,7 @@ class SpectralDistillationTrainer(Trainer):
         return F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True) * tau**2
 
     def alignment_loss(
-        self, student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: Optional[torch.Tensor]
+        self, student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: torch.Tensor | None
     ) -> torch.Tensor:
         """The feature term of one aligned (student, teacher) layer pair; ``L_freq`` is its mean over the pairs.
         Override it to distil with another feature loss (the benchmarks' hidden-state MSE baseline does)."""
@@ -542,7 +544,7 @@ class SpectralDistillationTrainer(Trainer):
         if self.accelerator.num_processes > 1:
             local = self.accelerator.gather(local.unsqueeze(0)).mean(dim=0)
         metrics.clear()
-        return {k: float(v) for k, v in zip(keys, local.tolist())}
+        return {k: float(v) for k, v in zip(keys, local.tolist(), strict=True)}
 
     def log(self, logs: dict, start_time=None) -> None:
         if "loss" in logs and self._metrics["train"]:
@@ -559,7 +561,7 @@ class SpectralDistillationTrainer(Trainer):
         return output
 
     # ------------------------------------------------------------------ saving
-    def _save(self, output_dir: Optional[str] = None, state_dict=None):
+    def _save(self, output_dir: str | None = None, state_dict=None):
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
         # an adapter may save in its library's own format (timm: config.json + model.safetensors)
@@ -570,7 +572,7 @@ class SpectralDistillationTrainer(Trainer):
             return
         super()._save(output_dir, state_dict)
 
-    def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False):
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
         super().save_model(output_dir, _internal_call)
         if self.layer_map is not None and self.args.should_save:
             self.layer_map.save(output_dir or self.args.output_dir)

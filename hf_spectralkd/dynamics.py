@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -134,8 +134,8 @@ def plot_intensity_curves(
     teacher_intensity,
     student_curves: Sequence,
     pairs: Sequence = (),
-    history: Optional[Sequence[dict]] = None,
-    title: Optional[str] = None,
+    history: Sequence[dict] | None = None,
+    title: str | None = None,
     teacher_label: str = "teacher",
 ) -> str:
     """Teacher curve vs one or more student curves on a relative-depth axis (``l / n``; 0 = embeddings,
@@ -265,7 +265,7 @@ class _FrequencyLossProbe(ModelAdapter):
         return self.student_adapter.num_layers(model)
 
     @property
-    def freq_loss(self) -> Optional[float]:
+    def freq_loss(self) -> float | None:
         return self.weighted_sum / self.count if self.count else None
 
 

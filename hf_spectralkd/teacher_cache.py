@@ -23,7 +23,6 @@ import hashlib
 import os
 import shutil
 import time
-from typing import Optional
 
 import numpy as np
 import torch
@@ -286,7 +285,7 @@ def build_teacher_cache(
     batch_size: int = 64,
     device=None,
     adapter=None,
-    fingerprint: Optional[dict] = None,
+    fingerprint: dict | None = None,
     progress: bool = False,
 ) -> TeacherCache:
     """Run ``teacher`` once over ``dataset`` and write its logits and ``teacher_layers`` hidden states."""

@@ -285,5 +285,5 @@ def test_automatic_selection_and_dynamics_do_not_consume_the_runs_random_numbers
     assert len(losses(auto)) == 6 and len(losses(watched)) == 6
     assert losses(auto) == losses(manual)
     assert losses(watched) == losses(unwatched)
-    for a, b in zip(watched.model.parameters(), unwatched.model.parameters()):
+    for a, b in zip(watched.model.parameters(), unwatched.model.parameters(), strict=True):
         assert torch.equal(a, b)

@@ -48,7 +48,7 @@ def test_logit_kd_loss_by_hand_on_a_2x3_example():
 
     # row 1: KL(p_t || p_s) with p_t = softmax([1.5, 1, .5]), p_s = softmax([.5, 1, 1.5]); row 2: identical, 0
     p_t, p_s = softmax(teacher[0].tolist()), softmax(student[0].tolist())
-    row_kl = sum(t * (math.log(t) - math.log(s)) for t, s in zip(p_t, p_s))
+    row_kl = sum(t * (math.log(t) - math.log(s)) for t, s in zip(p_t, p_s, strict=True))
     expected = tau**2 * (row_kl + 0.0) / 2  # batchmean: divided by the 2 rows
     loss = SpectralDistillationTrainer.logit_kd_loss(student, teacher, tau)
     assert loss.dtype == torch.float32 and loss.dim() == 0
@@ -144,7 +144,7 @@ def test_layer_map_is_used_as_given_and_probed(tmp_path, monkeypatch):
         build(tmp_path / "probe", layer_map=LayerMap([2, 4], [1, 5], "x")).setup_layer_map()
     with pytest.raises(ValueError, match=r"layer_map.teacher_layers \[9\] out of range: valid indices are 0\.\.4"):
         build(tmp_path / "range", layer_map=LayerMap([2, 9], [1, 2], "x"))
-    with pytest.raises(ValueError, match="layer_map has 1 teacher_layers and 2 student_layers"):
+    with pytest.raises(ValueError, match="teacher_layers has 1 entries and student_layers 2"):
         build(tmp_path / "length", layer_map=LayerMap([2], [1, 2], "x"))
 
 

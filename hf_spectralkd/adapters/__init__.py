@@ -8,8 +8,8 @@ model (checked in registration order, the generic HF adapter last).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import torch
 
@@ -21,8 +21,8 @@ class AdapterOutput:
     """What the trainer needs from one forward pass."""
 
     logits: torch.Tensor
-    hidden_states: Optional[tuple]  # index 0 = embeddings, l = block l; (N,L,D) tokens or (N,C,H,W) maps
-    attention_mask: Optional[torch.Tensor] = None  # (N, L) for token features, None for feature maps
+    hidden_states: tuple | None  # index 0 = embeddings, l = block l; (N,L,D) tokens or (N,C,H,W) maps
+    attention_mask: torch.Tensor | None = None  # (N, L) for token features, None for feature maps
 
 
 class ModelAdapter:
@@ -43,15 +43,15 @@ class ModelAdapter:
         """Number of blocks ``n``: valid layer indices are ``1..n`` (and ``0`` for the embeddings)."""
         raise NotImplementedError
 
-    def num_labels(self, model) -> Optional[int]:
+    def num_labels(self, model) -> int | None:
         return getattr(getattr(model, "config", None), "num_labels", None) or getattr(model, "num_classes", None)
 
-    def id2label(self, model) -> Optional[dict]:
+    def id2label(self, model) -> dict | None:
         config = getattr(model, "config", None)
         mapping = getattr(config, "id2label", None)
         return {int(k): str(v) for k, v in mapping.items()} if mapping else None
 
-    def vocabulary(self, model) -> Optional[dict]:
+    def vocabulary(self, model) -> dict | None:
         """``{"vocab_size", "pad_token_id"}`` for token models (checked for teacher/student agreement)."""
         return None
 
@@ -63,13 +63,13 @@ class ModelAdapter:
         """Called on the *teacher's* adapter: the batches are prepared for ``student``; adapt to them if
         needed (the timm adapter re-normalises pixels when the mean/std differ). Default: nothing."""
 
-    def save_pretrained(self, model, directory: str, state_dict: Optional[dict] = None) -> bool:
+    def save_pretrained(self, model, directory: str, state_dict: dict | None = None) -> bool:
         """Save ``model`` in its library's own format and return True, or return False to let
         ``transformers.Trainer`` save it (the default)."""
         return False
 
 
-ADAPTER_REGISTRY: "dict[str, type[ModelAdapter]]" = {}
+ADAPTER_REGISTRY: dict[str, type[ModelAdapter]] = {}
 
 
 def register_adapter(name: str) -> Callable:
@@ -102,7 +102,7 @@ def unwrap_model(model, peft: bool = False):
             return model
 
 
-def get_adapter(model, name: Optional[str] = None) -> ModelAdapter:
+def get_adapter(model, name: str | None = None) -> ModelAdapter:
     """Return an adapter instance for ``model`` (or the one registered under ``name``)."""
     if name is not None:
         if name not in ADAPTER_REGISTRY:

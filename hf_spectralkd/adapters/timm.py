@@ -28,7 +28,6 @@ Saving writes timm's own format (``config.json`` + ``model.safetensors``), which
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import torch
 
@@ -80,8 +79,8 @@ class TimmAdapter(ModelAdapter):
 
     def __init__(self):
         # affine map from the student's normalisation to this model's: x * scale + shift (per channel)
-        self.input_scale: Optional[torch.Tensor] = None
-        self.input_shift: Optional[torch.Tensor] = None
+        self.input_scale: torch.Tensor | None = None
+        self.input_shift: torch.Tensor | None = None
 
     @classmethod
     def matches(cls, model) -> bool:
@@ -221,10 +220,10 @@ class TimmAdapter(ModelAdapter):
                 return len(seq)
         raise ValueError(f"cannot tell how many blocks {type(base).__name__} has (no feature_info / blocks / layers)")
 
-    def num_labels(self, model) -> Optional[int]:
+    def num_labels(self, model) -> int | None:
         return getattr(_base(model), "num_classes", None)
 
-    def id2label(self, model) -> Optional[dict]:
+    def id2label(self, model) -> dict | None:
         cfg = getattr(_base(model), "pretrained_cfg", None) or {}
         names = cfg.get("label_names")
         if not names:
@@ -245,7 +244,7 @@ class TimmAdapter(ModelAdapter):
         }
 
     # ------------------------------------------------------------------ saving
-    def save_pretrained(self, model, directory: str, state_dict: Optional[dict] = None) -> bool:
+    def save_pretrained(self, model, directory: str, state_dict: dict | None = None) -> bool:
         """Write timm's format: ``config.json`` (architecture, ``model_args``, ``pretrained_cfg`` with the
         input size / mean / std, ``label_names``) and ``model.safetensors``."""
         import safetensors.torch

@@ -57,7 +57,8 @@ def collect_profile(
             batch = _to_device(batch, device)
             if max_samples is not None:
                 remaining = max_samples - profile.num_samples
-                batch = {k: (v[:remaining] if isinstance(v, torch.Tensor) and v.dim() > 0 else v) for k, v in batch.items()}
+                batch = {k: (v[:remaining] if isinstance(v, torch.Tensor) and v.dim() > 0 else v)
+                         for k, v in batch.items()}
             out = adapter.forward(model, batch, output_hidden_states=True)
             profile.update(out.hidden_states, out.attention_mask)
             if bar is not None:
@@ -99,7 +100,8 @@ def plot_layer_intensity(
     for i, spectrum in enumerate(profile.spectra):
         d = spectrum.shape[0]
         half = spectrum[: d // 2 + 1].numpy()
-        ax2.plot(range(len(half)), half, color=cmap(i / max(1, len(layers) - 1)), linewidth=1.6 if i in selected else 0.8,
+        ax2.plot(range(len(half)), half, color=cmap(i / max(1, len(layers) - 1)),
+                 linewidth=1.6 if i in selected else 0.8,
                  label=f"layer {i}" if len(layers) <= 13 else None)
     ax2.set_yscale("log")
     ax2.set_xlabel("frequency bin k (hidden axis, 0..D/2)")
@@ -158,7 +160,8 @@ def analyze(
     selected = None
     if select:
         selected = profile.select(select, strategy=strategy, include_embeddings=include_embeddings)
-        profile.metadata.update({"selected_layers": selected, "strategy": strategy if isinstance(strategy, str) else "manual"})
+        name = strategy if isinstance(strategy, str) else "manual"
+        profile.metadata.update({"selected_layers": selected, "strategy": name})
     if output_dir is not None:
         profile.save(os.path.join(output_dir, PROFILE_FILENAME))
         plot_layer_intensity(profile, os.path.join(output_dir, PLOT_FILENAME), selected=selected)
@@ -178,5 +181,5 @@ def _text_loader(rows, tokenizer, text_column, text_pair_column, max_samples, ba
     if text_column not in column_names:
         raise ValueError(f"text column {text_column!r} not found: available columns are {column_names}")
     task = get_task("text-classification")
-    return task.analysis_loader(rows, tokenizer, batch_size, text_column=text_column, text_pair_column=text_pair_column,
-                                max_length=max_length)
+    return task.analysis_loader(rows, tokenizer, batch_size, text_column=text_column,
+                                text_pair_column=text_pair_column, max_length=max_length)

@@ -26,24 +26,28 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--model", required=True, default=argparse.SUPPRESS,
-                        help="Local model directory, Hub id, or 'packaged:minilm' (the MiniLM-L6 shipped with the project).")
+                        help="Local model directory, Hub id, or 'packaged:minilm' (the MiniLM-L6 shipped with the "
+                             "project).")
     parser.add_argument("--data", required=True, default=argparse.SUPPRESS,
-                        help="Local .jsonl/.json/.csv/.parquet file, a directory holding <split>.jsonl/.csv/.parquet, or a "
-                             "Hub dataset id (needs Hub access).")
+                        help="Local .jsonl/.json/.csv/.parquet file, a directory holding "
+                             "<split>.jsonl/.csv/.parquet, or a Hub dataset id (needs Hub access).")
     parser.add_argument("--text-column", default="text", help="Column holding the text.")
     parser.add_argument("--text-pair-column", default=None, help="Optional second text column (sentence pairs).")
     parser.add_argument("--split", default="train", help="Dataset split to read.")
     parser.add_argument("--max-samples", type=int, default=512, help="Number of examples to analyse.")
     parser.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=True,
-                        help="Analyse a seeded random sample of --max-samples examples (files sorted by label, such as "
-                             "CLINC150, would otherwise give only the first few classes); --no-shuffle reads the first N.")
+                        help="Analyse a seeded random sample of --max-samples examples (files sorted by label, "
+                             "such as CLINC150, would otherwise give only the first few classes); --no-shuffle "
+                             "reads the first N.")
     parser.add_argument("--seed", type=int, default=42,
-                        help="Seed of the random sample (42 = the Trainer's default seed: the same rows its layer selection reads).")
+                        help="Seed of the random sample (42 = the Trainer's default seed: the same rows its layer "
+                             "selection reads).")
     parser.add_argument("--batch-size", type=int, default=32, help="Examples per forward pass.")
     parser.add_argument("--max-length", type=int, default=128, help="Truncate texts to this many tokens.")
     parser.add_argument("--select", type=int, default=None, metavar="K",
                         help="Also select K layers with --strategy and mark them in the printout and the graph.")
-    parser.add_argument("--strategy", default="topk", choices=list(SELECTION_STRATEGIES), help="Layer-selection strategy.")
+    parser.add_argument("--strategy", default="topk", choices=list(SELECTION_STRATEGIES),
+                        help="Layer-selection strategy.")
     parser.add_argument("--include-embeddings", action="store_true",
                         help="Let the selection pick the embedding output (index 0).")
     parser.add_argument("--output", default="analysis", help="Output directory.")

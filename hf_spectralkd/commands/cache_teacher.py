@@ -18,25 +18,27 @@ def register(subparsers) -> None:
         "cache-teacher",
         help="Precompute the teacher's logits and aligned hidden states (float16, memory-mapped).",
         description=(
-            "Run the frozen teacher once over a tokenized text split and store its logits and the hidden states of the "
-            "aligned layers (real tokens only, float16, memory-mapped). Later epochs read the cache instead of running "
-            "the teacher. The cache is rebuilt when the teacher weights, the data or the layers change."
+            "Run the frozen teacher once over a tokenized text split and store its logits and the hidden states of "
+            "the aligned layers (real tokens only, float16, memory-mapped). Later epochs read the cache instead of "
+            "running the teacher. The cache is rebuilt when the teacher weights, the data or the layers change."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--teacher", required=True, default=argparse.SUPPRESS,
                         help="Fine-tuned teacher: local directory (with its tokenizer) or 'packaged:minilm'.")
     parser.add_argument("--data", required=True, default=argparse.SUPPRESS,
-                        help="Local .jsonl/.json/.csv/.parquet file, a directory holding <split>.jsonl/.csv/.parquet, or "
-                             "a Hub dataset id (needs Hub access).")
+                        help="Local .jsonl/.json/.csv/.parquet file, a directory holding "
+                             "<split>.jsonl/.csv/.parquet, or a Hub dataset id (needs Hub access).")
     parser.add_argument("--split", default="train", help="Split to read when --data is a directory or a Hub id.")
     parser.add_argument("--text-column", default="text", help="Column holding the text.")
     parser.add_argument("--text-pair-column", default=None, help="Optional second text column (sentence pairs).")
-    parser.add_argument("--max-length", type=int, default=128, help="Truncate texts to this many tokens (as in training).")
+    parser.add_argument("--max-length", type=int, default=128,
+                        help="Truncate texts to this many tokens (as in training).")
     layers = parser.add_mutually_exclusive_group(required=True)
     layers.add_argument("--layers", type=int, nargs="+", default=None,
                         help="Teacher hidden_states indices to store (0 = embeddings, l = block l).")
-    layers.add_argument("--layer-map", default=None, help="A layer_map.json (or a directory holding one) to take them from.")
+    layers.add_argument("--layer-map", default=None,
+                        help="A layer_map.json (or a directory holding one) to take them from.")
     parser.add_argument("--output", required=True, default=argparse.SUPPRESS, help="Cache directory.")
     parser.add_argument("--batch-size", type=int, default=64, help="Examples per teacher forward pass.")
     parser.add_argument("--id-column", default="example_id", help="Name of the example-id column (the row index).")
@@ -50,7 +52,8 @@ def teacher_layers(args) -> list:
     else:
         layers = read_layer_map("--layer-map", args.layer_map).teacher_layers
         if not layers:
-            raise ValueError(f"--layer-map {args.layer_map}: it aligns no teacher layers (beta = 0?); nothing to cache")
+            raise ValueError(f"--layer-map {args.layer_map}: it aligns no teacher layers (beta = 0?); "
+                             "nothing to cache")
     if any(i < 0 for i in layers) or len(set(layers)) != len(layers):
         raise ValueError(f"--layers must be distinct non-negative hidden_states indices, got {layers}")
     return layers
@@ -59,11 +62,11 @@ def teacher_layers(args) -> list:
 def tokenize_split(tokenizer, dataset, text_column: str, text_pair_column=None, max_length: int = 128,
                    id_column: str = "example_id"):
     """The text task's tokenisation (truncation, no padding: as the recipes train) plus the example-id column."""
-    from ..tasks.text import tokenize
+    from ..tasks import get_task
     from ..teacher_cache import add_example_ids
 
-    return tokenize(add_example_ids(dataset, id_column), tokenizer, text_column, text_pair_column, max_length,
-                    keep=(id_column,))
+    return get_task("text-classification").tokenize(add_example_ids(dataset, id_column), tokenizer, text_column,
+                                                    text_pair_column, max_length, keep=(id_column,))
 
 
 def run(args) -> int:
@@ -81,7 +84,8 @@ def run(args) -> int:
     n_layers = get_adapter(teacher).num_layers(teacher.eval())
     bad = [i for i in layers if i > n_layers]
     if bad:
-        raise ValueError(f"--layers {bad} out of range: the teacher has {n_layers} blocks, valid indices are 0..{n_layers}")
+        raise ValueError(f"--layers {bad} out of range: the teacher has {n_layers} blocks, valid indices are "
+                         f"0..{n_layers}")
     tokenizer = task.load_processor(None, location)
     dataset = tokenize_split(tokenizer, rows, args.text_column, args.text_pair_column, args.max_length, args.id_column)
     fingerprint = cache_fingerprint(teacher, dataset, layers, args.id_column)
@@ -94,6 +98,8 @@ def run(args) -> int:
                                     batch_size=args.batch_size, fingerprint=fingerprint, progress=True)
         seconds, state = time.time() - start, "built"
     size = cache.disk_bytes()
-    print(f"teacher cache {state}: {len(cache)} examples, {cache.meta['num_tokens']} real tokens, layers {layers} -> {output}")
-    print(f"  disk {size / 2**20:.1f} MiB ({size / 2**20 / len(cache) * 1000:.1f} MiB per 1,000 examples), {seconds:.1f} s")
+    mib = size / 2**20
+    print(f"teacher cache {state}: {len(cache)} examples, {cache.meta['num_tokens']} real tokens, layers {layers} "
+          f"-> {output}")
+    print(f"  disk {mib:.1f} MiB ({mib / len(cache) * 1000:.1f} MiB per 1,000 examples), {seconds:.1f} s")
     return 0

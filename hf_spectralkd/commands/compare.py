@@ -37,25 +37,29 @@ def register(subparsers) -> None:
     parser.add_argument("--student", required=True,
                         help="Model compared with the teacher: local directory, Hub id, or 'packaged:minilm'.")
     parser.add_argument("--data", required=True,
-                        help="Text: a local .jsonl/.json/.csv/.parquet file or a Hub dataset id (needs Hub access). Images: "
-                             "'sklearn:digits', an imagefolder directory or a Hub dataset with an Image column.")
+                        help="Text: a local .jsonl/.json/.csv/.parquet file, a directory of split files or a Hub "
+                             "dataset id (needs Hub access). Images: 'sklearn:digits', an imagefolder directory or a "
+                             "Hub dataset with an Image column.")
     parser.add_argument("--task", default="auto", choices=["auto", "text-classification", "image-classification"],
-                        help="Model family: 'auto' picks image-classification when a model directory is in timm's format "
-                             "(config.json with timm's 'architecture'), else text-classification.")
+                        help="Model family: 'auto' picks image-classification when a model directory is in timm's "
+                             "format (config.json with timm's 'architecture'), else text-classification.")
     parser.add_argument("--text-column", default="text", help="Column holding the text.")
     parser.add_argument("--text-pair-column", default=None, help="Optional second text column (sentence pairs).")
     parser.add_argument("--split", default="train", help="Dataset split to read (Hub datasets and image data).")
     parser.add_argument("--max-samples", type=int, default=256,
-                        help="Number of examples to analyse, drawn at random with --seed (files are often sorted by label).")
+                        help="Number of examples to analyse, drawn at random with --seed (files are often sorted "
+                             "by label).")
     parser.add_argument("--seed", type=int, default=42, help="Seed of the random draw of the examples.")
-    parser.add_argument("--in-order", action="store_true", help="Read the first --max-samples examples in file order instead.")
+    parser.add_argument("--in-order", action="store_true",
+                        help="Read the first --max-samples examples in file order instead.")
     parser.add_argument("--batch-size", type=int, default=32, help="Examples per forward pass.")
     parser.add_argument("--max-length", type=int, default=128, help="Truncate texts to this many tokens.")
     parser.add_argument(
         "--layer-map", default=None,
         help="layer_map.json (or a directory holding one) giving the aligned (student, teacher) pairs. Default: the "
              "student directory's layer_map.json when it has one (a SpectralKD student does); pass a SpectralKD "
-             "student's layer map to score a no-KD student on the same pairs. Without pairs only the 'all' numbers exist.",
+             "student's layer map to score a no-KD student on the same pairs. Without pairs only the 'all' numbers "
+             "exist.",
     )
     parser.add_argument("--output", default="compare", help="Output directory for compare.json and compare.png.")
     parser.set_defaults(func=run)
@@ -112,7 +116,8 @@ def print_curves(args, teacher, student, pairs, agreement, num_samples) -> None:
     aligned_with = dict(pairs)
     drawn = "the first" if args.in_order else f"random (seed {args.seed})"
     print(f"spectral intensity over {drawn} {num_samples} examples of {args.data} (index 0 = embeddings)")
-    print(f"  teacher: {args.teacher} ({len(teacher) - 1} blocks)   student: {args.student} ({len(student) - 1} blocks)")
+    print(f"  teacher: {args.teacher} ({len(teacher) - 1} blocks)   "
+          f"student: {args.student} ({len(student) - 1} blocks)")
     print(f"{'layer':>5}  {'teacher':>10}  {'student':>10}  aligned")
     for index in range(max(len(teacher), len(student))):
         t = f"{teacher[index]:.6f}" if index < len(teacher) else ""
@@ -131,7 +136,8 @@ def run(args) -> int:
 
     check_at_least_one(args, "max_samples", "batch_size", "max_length")
     check_output_dir(args.output)  # every input is checked before the (slow) forward passes
-    locations = {role: resolve_model_reference(getattr(args, role), what=f"--{role}") for role in ("teacher", "student")}
+    locations = {role: resolve_model_reference(getattr(args, role), what=f"--{role}")
+                 for role in ("teacher", "student")}
     pairs, layer_map_source = layer_pairs(args, locations["student"])
     task_name = detect_task(args, (locations["teacher"], locations["student"]))
     task = get_task(task_name)
@@ -160,7 +166,8 @@ def run(args) -> int:
         "pairs": [list(p) for p in pairs],
         "layer_map_source": layer_map_source,
         "agreement": {key: json_number(value) for key, value in agreement.items()},
-        "data": args.data, "task": task_name, "sample": "file order" if args.in_order else f"random (seed {args.seed})",
+        "data": args.data, "task": task_name,
+        "sample": "file order" if args.in_order else f"random (seed {args.seed})",
         "text_column": args.text_column if text else None, "num_samples": num_samples,
         "max_length": args.max_length if text else None,
     }

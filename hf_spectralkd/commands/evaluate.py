@@ -16,7 +16,8 @@ def register(subparsers) -> None:
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", required=True, help="saved classifier directory (with its tokenizer) or Hub id")
     parser.add_argument("--data", required=True,
-                        help="data: a directory with train/validation/test .jsonl/.csv/.parquet files, one data file, or a Hub dataset id")
+                        help="data: a directory with train/validation/test .jsonl/.csv/.parquet files, one data "
+                             "file, or a Hub dataset id")
     parser.add_argument("--split", default="test", choices=["train", "validation", "test"], help="split to evaluate")
     parser.add_argument("--text-column", default="text", help="text column")
     parser.add_argument("--text-pair-column", default=None, help="second text column for pair classification")
@@ -39,7 +40,8 @@ def load_evaluation_data(task, model, args):
                            label_column=args.label_column, max_length=args.max_length,
                            max_eval_samples=args.max_samples, label_names=label_names)
     if label_names is None and not (section.source or section.train_file):
-        raise ValueError(f"{args.model} has no label names (id2label is LABEL_i): pass a data directory with a train file")
+        raise ValueError(f"{args.model} has no label names (id2label is LABEL_i): pass a data directory with a "
+                         "train file")
     data = task.load_split(section, args.split, max_samples=args.max_samples)
     task.check_labels(model, data.label_names, "--model")
     return data, section

@@ -18,7 +18,8 @@ def load_metric(name: str):
 
     path = os.path.join(METRICS_DIR, name)
     if not os.path.isfile(os.path.join(path, f"{name}.py")):
-        available = sorted(d for d in os.listdir(METRICS_DIR) if os.path.isfile(os.path.join(METRICS_DIR, d, f"{d}.py")))
+        available = sorted(d for d in os.listdir(METRICS_DIR)
+                           if os.path.isfile(os.path.join(METRICS_DIR, d, f"{d}.py")))
         raise ValueError(f"no shipped metric module {name!r}: available are {', '.join(available)}")
     if name not in _CACHE:
         _CACHE[name] = evaluate.load(path)

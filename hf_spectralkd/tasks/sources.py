@@ -34,7 +34,8 @@ def read_data_file(path: str, what: str = "--data"):
 
     builder = builder_for(path, what)
     verbosity = datasets.logging.get_verbosity()
-    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # a parse failure is reported once, below, not logged too
+    # a parse failure is reported once, below, not logged too
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
     try:
         rows = datasets.load_dataset(builder, data_files={"data": path}, split="data")
     except (ValueError, OSError, StopIteration, datasets.exceptions.DatasetGenerationError) as exc:
@@ -121,7 +122,8 @@ def carve_validation(splits: dict, section) -> dict:
         return splits
     train = splits["train"]
     try:
-        parts = train.train_test_split(test_size=section.validation_fraction, seed=section.seed, stratify_by_column="label")
+        parts = train.train_test_split(test_size=section.validation_fraction, seed=section.seed,
+                                       stratify_by_column="label")
     except ValueError:
         parts = train.train_test_split(test_size=section.validation_fraction, seed=section.seed)
     return {**splits, "train": parts["train"], "validation": parts["test"]}
@@ -129,7 +131,8 @@ def carve_validation(splits: dict, section) -> dict:
 
 def limit_splits(splits: dict, section) -> dict:
     """``section.max_train_samples`` / ``max_eval_samples`` rows of each split (a seeded shuffle, ``section.seed``)."""
-    limits = {"train": section.max_train_samples, "validation": section.max_eval_samples, "test": section.max_eval_samples}
+    limits = {"train": section.max_train_samples, "validation": section.max_eval_samples,
+              "test": section.max_eval_samples}
     out = dict(splits)
     for split, limit in limits.items():
         if split in out and limit is not None and limit < len(out[split]):

@@ -31,8 +31,14 @@ import os
 from ...utils import read_json
 from .. import Task, TaskData, register_task
 from .data import DIGITS_SOURCE, load_image_data
-from .models import (build_image_student, check_timm_reference, copy_timm_blocks, create_timm_model,
-                     is_timm_directory, label_config)
+from .models import (
+    build_image_student,
+    check_timm_reference,
+    copy_timm_blocks,
+    create_timm_model,
+    is_timm_directory,
+    label_config,
+)
 from .processing import DATA_CONFIG_FILENAME, ImageProcessor, image_collator, pixel_collator, transform_splits
 
 __all__ = ["ImageClassificationTask", "ImageProcessor", "load_image_data", "copy_timm_blocks", "DIGITS_SOURCE",
@@ -131,8 +137,8 @@ class ImageClassificationTask(Task):
         if names and list(map(str, names)) != list(label_names):
             diff = [i for i in range(n) if str(names[i]) != label_names[i]][:1]
             raise ValueError(
-                f"{what}'s label_names differ from the data's labels (e.g. id {diff[0]}: model {names[diff[0]]!r}, data "
-                f"{label_names[diff[0]]!r}); it was trained on another label set"
+                f"{what}'s label_names differ from the data's labels (e.g. id {diff[0]}: model "
+                f"{names[diff[0]]!r}, data {label_names[diff[0]]!r}); it was trained on another label set"
             )
         if not names:
             model.pretrained_cfg = {**model.pretrained_cfg, **label_config(label_names)}
@@ -162,7 +168,8 @@ class ImageClassificationTask(Task):
 
     def reference_depth(self, recipe, model_ref):
         depth = (getattr(recipe.teacher, "config", None) or {}).get("depth")
-        return depth if isinstance(depth, int) else None  # otherwise the architecture's default: checked after building
+        # otherwise the architecture's default: checked after building
+        return depth if isinstance(depth, int) else None
 
     def resolve_reference(self, reference, what: str = "model"):
         """A local directory (absolute path) or a timm model name / ``hf-hub:`` id, kept as is: whether the Hub
@@ -178,6 +185,7 @@ class ImageClassificationTask(Task):
 
         if not reference.startswith("hf-hub:") and not timm.is_model(reference):
             raise ValueError(
-                f"{what}: {reference!r} is neither a local directory nor a timm model name (see timm.list_models('vit_*'))"
+                f"{what}: {reference!r} is neither a local directory nor a timm model name "
+                "(see timm.list_models('vit_*'))"
             )
         return reference

@@ -46,7 +46,8 @@ def _load_raw(section):
     if source == DIGITS_SOURCE:
         return _digits_dataset(section.seed)
     if not source:
-        raise ValueError("data.source is required for image-classification (an imagefolder directory, a Hub id or sklearn:digits)")
+        raise ValueError("data.source is required for image-classification (an imagefolder directory, a Hub id or "
+                         "sklearn:digits)")
     if source.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(source)):
         raise ValueError(
             f"data.source: the directory {source!r} does not exist (expected an imagefolder: train/<label>/*.jpg, "
@@ -59,11 +60,12 @@ def _load_raw(section):
 
         if is_offline():
             raise ValueError(
-                f"data.source {source!r} is neither a local imagefolder directory nor {DIGITS_SOURCE!r}, and the Hub is "
-                "unreachable (HF_HUB_OFFLINE=1): give the local path of the images (train/<label>/*.jpg, val/...)"
+                f"data.source {source!r} is neither a local imagefolder directory nor {DIGITS_SOURCE!r}, and the Hub "
+                "is unreachable (HF_HUB_OFFLINE=1): give the local path of the images (train/<label>/*.jpg, val/...)"
             )
         raw = datasets.load_dataset(source, section.config_name)
-    renames = {section.train_split: "train", section.validation_split: "validation", section.test_split: "test", "val": "validation"}
+    renames = {section.train_split: "train", section.validation_split: "validation", section.test_split: "test",
+               "val": "validation"}
     out = {}
     for split, dataset in raw.items():
         name = renames.get(split, split)
@@ -90,8 +92,8 @@ def _check_columns(raw, section, column: str) -> None:
         missing = [c for c in (column, section.label_column) if c not in dataset.column_names]
         if missing:
             raise ValueError(
-                f"data: column(s) {', '.join(map(repr, missing))} not found in split {split!r} of {section.source}; the "
-                f"columns are {', '.join(dataset.column_names)} (set data.label_column)"
+                f"data: column(s) {', '.join(map(repr, missing))} not found in split {split!r} of {section.source}; "
+                f"the columns are {', '.join(dataset.column_names)} (set data.label_column)"
             )
         if len(dataset) == 0:
             raise ValueError(f"data: the {split} split of {section.source} is empty")
@@ -123,7 +125,8 @@ def _encode_labels(raw, section, column: str, label_names: list) -> dict:
         unknown = sorted(set(names) - set(index))
         if unknown:
             raise ValueError(
-                f"data: the {split} split has label(s) the training split does not have ({', '.join(map(repr, unknown[:5]))})"
+                f"data: the {split} split has label(s) the training split does not have "
+                f"({', '.join(map(repr, unknown[:5]))})"
             )
         dataset = dataset.select_columns([column, section.label_column])
         if section.label_column != "label" or plain or split_feature != feature or label_names != list(feature.names):

@@ -37,9 +37,9 @@ def check_timm_reference(name: str, what: str, pretrained: bool) -> bool:
         raise ValueError(f"{what}: the directory {name!r} does not exist")
     if pretrained and is_offline():
         raise ValueError(
-            f"{what}: {name!r} needs pretrained weights from the Hub, which is unreachable (HF_HUB_OFFLINE=1). Download "
-            "them elsewhere (timm.create_model(name, pretrained=True) then save with hf_spectralkd's trainer or "
-            "timm.models.save_for_hf) and give the local directory, or set pretrained: false"
+            f"{what}: {name!r} needs pretrained weights from the Hub, which is unreachable (HF_HUB_OFFLINE=1). "
+            "Download them elsewhere (timm.create_model(name, pretrained=True) then save with hf_spectralkd's "
+            "trainer or timm.models.save_for_hf) and give the local directory, or set pretrained: false"
         )
     base = name.split(":", 1)[-1].split("/")[-1] if name.startswith("hf-hub:") else name
     if not name.startswith("hf-hub:") and not timm.is_model(base):
@@ -83,7 +83,8 @@ def copy_timm_blocks(teacher, init_layers, overrides=None):
     n = len(blocks)
     bad = [i for i in init_layers if not 1 <= i <= n]
     if bad:
-        raise ValueError(f"student.init_layers {bad} out of range: the teacher has {n} blocks, valid layers are 1..{n}")
+        raise ValueError(f"student.init_layers {bad} out of range: the teacher has {n} blocks, valid layers are "
+                         f"1..{n}")
     args = dict(getattr(teacher, "_model_args", {}) or {})
     for key in ("embed_dim", "num_heads", "patch_size", "img_size"):
         if key in (overrides or {}) and key in args and overrides[key] != args[key]:
@@ -91,7 +92,8 @@ def copy_timm_blocks(teacher, init_layers, overrides=None):
     args.update({k: v for k, v in (overrides or {}).items() if k != "pretrained_cfg_overlay"})
     args["depth"] = len(init_layers)
     cfg = {k: v for k, v in teacher.pretrained_cfg.items() if k in (*DATA_CONFIG_KEYS, "label_names")}
-    student = timm.create_model(teacher.pretrained_cfg["architecture"], pretrained=False, pretrained_cfg_overlay=cfg, **args)
+    architecture = teacher.pretrained_cfg["architecture"]
+    student = timm.create_model(architecture, pretrained=False, pretrained_cfg_overlay=cfg, **args)
     pattern = re.compile(r"^blocks\.(\d+)\.(.*)$")
     source = teacher.state_dict()
     target = {}

@@ -10,7 +10,8 @@ from ...constants import TIMM_DATA_CONFIG_FILENAME as DATA_CONFIG_FILENAME
 from ...utils import write_json
 from .data import image_column as find_image_column
 
-__all__ = ["ImageProcessor", "transform_splits", "image_collator", "pixel_collator", "DATA_CONFIG_FILENAME", "DATA_CONFIG_KEYS"]
+__all__ = ["ImageProcessor", "transform_splits", "image_collator", "pixel_collator", "DATA_CONFIG_FILENAME",
+           "DATA_CONFIG_KEYS"]
 
 DATA_CONFIG_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 

@@ -7,6 +7,7 @@ classifiers and builds students.
 from __future__ import annotations
 
 from .. import Task, TaskData, register_task
+from . import processing
 from .models import build_text_student, check_labels, copy_teacher_layers, find_layer_list, label_maps
 from .processing import check_text_columns, text_collator, tokenize, tokenize_splits
 
@@ -18,7 +19,11 @@ class TextClassificationTask(Task):
     """Text (or text-pair) classification with a transformers ``AutoModelForSequenceClassification``."""
 
     check_labels = staticmethod(check_labels)
-    tokenize = staticmethod(tokenize)  # the task's one tokeniser
+
+    def tokenize(self, dataset, tokenizer, text_column="text", text_pair_column=None, max_length=128, **options):
+        """The task's one tokeniser (:func:`hf_spectralkd.tasks.text.processing.tokenize`): training splits, the
+        spectral analysis and the teacher cache all go through it."""
+        return processing.tokenize(dataset, tokenizer, text_column, text_pair_column, max_length, **options)
 
     def load_splits(self, section, need_test: bool = True) -> TaskData:
         from .data import load_text_data
@@ -36,7 +41,7 @@ class TextClassificationTask(Task):
             raise ValueError(f"could not load a tokenizer from {model_ref!r}: {str(exc).splitlines()[0]}") from exc
 
     def prepare_splits(self, splits, processor, section):
-        return tokenize_splits(splits, processor, section)
+        return processing.tokenize_splits(splits, processor, section)
 
     def data_collator(self, processor):
         return text_collator(processor)
@@ -46,7 +51,8 @@ class TextClassificationTask(Task):
         """Batches of padded token ids over raw ``rows`` (a ``datasets.Dataset`` or a list of dicts)."""
         from torch.utils.data import DataLoader
 
-        encoded = tokenize(rows, processor, text_column, text_pair_column, max_length, desc="tokenizing for analysis")
+        encoded = self.tokenize(rows, processor, text_column, text_pair_column, max_length,
+                                desc="tokenizing for analysis")
         return DataLoader(encoded, batch_size=batch_size, shuffle=False, collate_fn=text_collator(processor))
 
     def check_rows(self, rows, text_column: str = "text", text_pair_column=None, where: str = "the data") -> None:

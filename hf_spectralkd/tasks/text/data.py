@@ -87,7 +87,8 @@ def _load_raw(section):
         raise ValueError(
             f"data.source {source!r} is not a local file or directory and looks like a Hub dataset id, but the Hub is "
             "unreachable (HF_HUB_OFFLINE=1). Download it elsewhere (`hf download --repo-type dataset ...` or "
-            "`datasets.load_dataset(...).to_json(...)`) and point data.source or data.train_file/test_file at the local copy"
+            "`datasets.load_dataset(...).to_json(...)`) and point data.source or data.train_file/test_file at the "
+            "local copy"
         )
     try:
         raw = datasets.load_dataset(source, section.config_name)
@@ -166,7 +167,8 @@ def load_text_data(section, need_test: bool = True):
     raw, files = _load_raw(section)
     fixed = list(section.label_names) if getattr(section, "label_names", None) else None
     if "train" not in raw and fixed is None:
-        raise ValueError(f"data {section.source or section.train_file!r} has no training split (found {', '.join(raw) or 'none'})")
+        raise ValueError(f"data {section.source or section.train_file!r} has no training split "
+                         f"(found {', '.join(raw) or 'none'})")
     _check_columns(raw, files, section)
     reference = "train" if "train" in raw else next(iter(raw))
     feature = raw[reference].features[section.label_column]

@@ -40,7 +40,8 @@ def copy_teacher_layers(teacher, init_layers, config_overrides=None):
     n = teacher.config.num_hidden_layers
     bad = [i for i in init_layers if not 1 <= i <= n]
     if bad:
-        raise ValueError(f"student.init_layers {bad} out of range: the teacher has {n} blocks, valid layers are 1..{n}")
+        raise ValueError(f"student.init_layers {bad} out of range: the teacher has {n} blocks, valid layers are "
+                         f"1..{n}")
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = len(init_layers)
     for key, value in (config_overrides or {}).items():

@@ -8,7 +8,8 @@ from typing import Optional
 __all__ = ["tokenize", "tokenize_splits", "text_collator", "check_text_columns"]
 
 
-def check_text_columns(column_names, text_column: str, text_pair_column: Optional[str] = None, where: str = "the data"):
+def check_text_columns(column_names, text_column: str, text_pair_column: Optional[str] = None,
+                       where: str = "the data") -> None:
     """Raise ``ValueError`` naming the option of a text column that ``column_names`` lacks."""
     for option, column in (("--text-column", text_column), ("--text-pair-column", text_pair_column)):
         if column is not None and column not in column_names:

@@ -416,7 +416,7 @@ def test_teacher_cache_option_trains_from_the_cache(workspace, first_run, tmp_pa
     _run(workspace["recipe"], [f"output.dir={live_out}", *same])
     results, lines = _run(workspace["recipe"], [f"output.dir={out}", "teacher.cache=true", *same])
     assert results["reused_stages"] == ["teacher", "analysis"]  # the student stage ran, with the cache
-    assert any("teacher cache:" in line and "training reads the teacher's outputs from it" in line for line in lines)
+    assert any("teacher cache:" in line and "training read the teacher's outputs from it" in line for line in lines)
     cache = TeacherCache(str(out / "teacher_cache"))
     assert len(cache) == 72 and cache.teacher_layers == results["layer_map"]["teacher_layers"]
     live = [e for e in json.load(open(live_out / "student" / "training_log.json")) if "freq_loss" in e and "eval_loss" not in e]
@@ -436,3 +436,34 @@ def test_teacher_cache_option_is_checked_before_any_work(workspace, tmp_path, mo
     with pytest.raises(ValueError, match=r"teacher.cache stores the aligned layers' hidden states: it needs distillation.beta > 0"):
         _run(recipe, overrides)
     assert not os.path.exists(out)
+
+
+def test_preflight_resolves_a_frozen_plan_once(workspace, tmp_path):
+    """The plan holds the built arguments (output dirs in the stages' temporary folders) and each stage's
+    fingerprint; the student's fingerprint follows its init layers and training settings, not the teacher's."""
+    import dataclasses
+
+    from hf_spectralkd.pipeline import RunPlan, preflight
+    from hf_spectralkd.recipes import load_recipe
+
+    out = tmp_path / "out"
+    plan = preflight(load_recipe(workspace["recipe"], [f"output.dir={out}"]))
+    assert isinstance(plan, RunPlan) and plan.out == str(out) and not out.exists()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.out = "elsewhere"
+    assert plan.label_names == LABELS and plan.aligned_layers == 2 and plan.eval_batch_size == 32
+    assert plan.distill_args.output_dir == str(out / ".student.tmp") and plan.distill_args.beta == pytest.approx(0.2)
+    assert plan.baseline_args.output_dir == str(out / ".baseline.tmp")
+    assert plan.teacher_args.output_dir == str(out / ".teacher.tmp" / "_trainer") and plan.teacher_args.max_steps == 3
+    assert plan.training_values["learning_rate"] == pytest.approx(1e-3) and plan.training_values["seed"] == 42
+    fps = plan.fingerprints
+    assert fps.teacher and fps.profile and fps.analysis and fps.student is None and plan.init_layers is None
+    done = plan.with_init_layers([2, 4])
+    assert done.init_layers == [2, 4] and done.fingerprints.student and done.fingerprints.baseline
+    assert plan.init_layers is None  # the plan itself is unchanged
+    assert plan.with_init_layers([1, 4]).fingerprints.student != done.fingerprints.student
+    other = preflight(load_recipe(workspace["recipe"], [f"output.dir={out}", "training.learning_rate=5e-4"]))
+    assert other.fingerprints.teacher == fps.teacher and other.fingerprints.analysis == fps.analysis
+    assert other.with_init_layers([2, 4]).fingerprints.student != done.fingerprints.student
+    strategy = preflight(load_recipe(workspace["recipe"], [f"output.dir={out}", "distillation.layer_selection=ends"]))
+    assert strategy.fingerprints.profile == fps.profile and strategy.fingerprints.analysis != fps.analysis

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Optional
 
 from ..metrics import compute_metrics
-from .plan import pin_memory
+from .plan import EVAL_BATCH_SIZE, pin_memory
 
 __all__ = ["evaluate_model"]
 
 
-def evaluate_model(model, dataset, collator, batch_size: int = 128, output_dir: Optional[str] = None,
-                   progress: bool = True, trainer_class=None) -> dict:
+def evaluate_model(model, dataset, collator, batch_size: int = EVAL_BATCH_SIZE,
+                   output_dir: Optional[str] = None, progress: bool = True, trainer_class=None) -> dict:
     """Accuracy, macro-F1 and inference throughput of ``model`` on a prepared ``dataset``."""
     import tempfile
 

@@ -25,9 +25,10 @@ from .runner import stage_tmp_dir
 __all__ = ["RunPlan", "Fingerprints", "preflight", "student_training_values", "teacher_training_args",
            "distillation_args", "baseline_args", "pin_memory"]
 
+EVAL_BATCH_SIZE = 128
 # every Trainer the pipeline builds starts from these (a recipe's training: section overrides any of them)
-COMMON_TRAINING_DEFAULTS = dict(report_to="none", save_strategy="no", logging_steps=50, per_device_eval_batch_size=128,
-                                dataloader_num_workers=0)
+COMMON_TRAINING_DEFAULTS = dict(report_to="none", save_strategy="no", logging_steps=50,
+                                per_device_eval_batch_size=EVAL_BATCH_SIZE, dataloader_num_workers=0)
 # the distilled student and the no-KD baseline (same budget): the pipeline's choices where TrainingArguments differ
 STUDENT_TRAINING_DEFAULTS = dict(eval_strategy="epoch", learning_rate=1e-4, num_train_epochs=2,
                                  per_device_train_batch_size=32, seed=42)

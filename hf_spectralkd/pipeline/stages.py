@@ -1,12 +1,6 @@
-"""The stages of a recipe run, one function each: every stage reads the plan and writes its own folder.
-
-1. ``teacher``   fine-tune ``teacher.base`` -> ``<out>/teacher/`` (+ ``fingerprint.json``), or load ``teacher.model``;
-2. ``analysis``  the teacher's spectral profile on training data -> ``<out>/analysis/``;
-3. ``student``   build the student and distil it -> ``<out>/student/`` (with ``teacher.cache``: through
-                 ``<out>/teacher_cache/``);
-4. ``evaluate``  accuracy and macro-F1 on ``evaluation.split`` -> ``<out>/evaluation/<role>.json``;
-5. ``baseline``  the same student trained without distillation, same budget -> ``<out>/baseline/``;
-6. ``results``   ``<out>/results.json``, ``<out>/summary.md``, the student's model card, a printed summary.
+"""The stages of a recipe run (listed in :mod:`hf_spectralkd.pipeline`), one function each: every stage reads
+the plan and writes its own folder through :func:`~hf_spectralkd.pipeline.runner.run_stage`; later stages get
+what earlier ones produced (the teacher, its profile, the student's folder) as arguments.
 """
 
 from __future__ import annotations
@@ -197,8 +191,8 @@ def student_stage(run: Run, teacher: Teacher, profile) -> str:
     plan, recipe = run.plan, run.plan.recipe
     cache_dir = os.path.join(plan.out, TEACHER_CACHE_DIRNAME) if recipe.teacher.cache else None
     args = plan.distill_args
-    # the layers the trainer selects automatically come from the analysis' profile (no second analysis);
-    # given teacher_layers or no alignment term keep the analysis' profile out of the student's folder
+    # automatic selection: the trainer selects from the analysis' profile (no second analysis); with teacher_layers
+    # given or no alignment term it selects nothing, and the student's folder gets the analysis' files below
     automatic = not args.teacher_layers and args.beta > 0 and args.layer_selection != "manual"
 
     def distil(directory: str) -> None:
@@ -214,7 +208,7 @@ def student_stage(run: Run, teacher: Teacher, profile) -> str:
         if trainer.teacher_cache is not None:
             cache = trainer.teacher_cache
             run.log(f"{tag('student')} teacher cache: {cache_dir} ({len(cache)} examples, "
-                    f"{cache.disk_bytes() / 2**20:.1f} MiB); training reads the teacher's outputs from it")
+                    f"{cache.disk_bytes() / 2**20:.1f} MiB); training read the teacher's outputs from it")
         save_trained(plan, trainer, directory)
         analysis_dir = plan.stage_dir("analysis")
         for name in (PROFILE_FILENAME, PLOT_FILENAME):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import AdapterOutput, ModelAdapter, register_adapter, unwrap_model
+from .base import AdapterOutput, ModelAdapter, register_adapter, unwrap_model
 
 
 def _config(model):

@@ -31,7 +31,7 @@ import os
 
 import torch
 
-from . import AdapterOutput, ModelAdapter, register_adapter, unwrap_model
+from .base import AdapterOutput, ModelAdapter, register_adapter, unwrap_model
 
 __all__ = ["TimmAdapter", "is_timm_model", "load_timm_model", "timm_data_config"]
 

@@ -1,0 +1,112 @@
+"""The adapter interface, the registry and the one model-unwrapping helper (see the package docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["AdapterOutput", "ModelAdapter", "ADAPTER_REGISTRY", "register_adapter", "get_adapter", "unwrap_model"]
+
+
+@dataclass
+class AdapterOutput:
+    """What the trainer needs from one forward pass."""
+
+    logits: torch.Tensor
+    hidden_states: tuple | None  # index 0 = embeddings, l = block l; (N,L,D) tokens or (N,C,H,W) maps
+    attention_mask: torch.Tensor | None = None  # (N, L) for token features, None for feature maps
+
+
+class ModelAdapter:
+    """Base class. Subclasses implement :meth:`matches`, :meth:`forward` and :meth:`num_layers`."""
+
+    name: str = "base"
+    #: names of the batch keys the forward pass consumes (besides the labels)
+    input_names: tuple = ()
+
+    @classmethod
+    def matches(cls, model) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def forward(self, model, inputs: dict, output_hidden_states: bool = True) -> AdapterOutput:  # pragma: no cover
+        raise NotImplementedError
+
+    def num_layers(self, model) -> int:  # pragma: no cover - interface
+        """Number of blocks ``n``: valid layer indices are ``1..n`` (and ``0`` for the embeddings)."""
+        raise NotImplementedError
+
+    def num_labels(self, model) -> int | None:
+        return getattr(getattr(model, "config", None), "num_labels", None) or getattr(model, "num_classes", None)
+
+    def id2label(self, model) -> dict | None:
+        config = getattr(model, "config", None)
+        mapping = getattr(config, "id2label", None)
+        return {int(k): str(v) for k, v in mapping.items()} if mapping else None
+
+    def vocabulary(self, model) -> dict | None:
+        """``{"vocab_size", "pad_token_id"}`` for token models (checked for teacher/student agreement)."""
+        return None
+
+    def describe(self, model) -> dict:
+        """Sizes for results and model cards."""
+        return {"num_layers": self.num_layers(model), "num_parameters": sum(p.numel() for p in model.parameters())}
+
+    def match_student_inputs(self, model, student) -> None:
+        """Called on the *teacher's* adapter: the batches are prepared for ``student``; adapt to them if
+        needed (the timm adapter re-normalises pixels when the mean/std differ). Default: nothing."""
+
+    def save_pretrained(self, model, directory: str, state_dict: dict | None = None) -> bool:
+        """Save ``model`` in its library's own format and return True, or return False to let
+        ``transformers.Trainer`` save it (the default)."""
+        return False
+
+
+ADAPTER_REGISTRY: dict[str, type[ModelAdapter]] = {}
+
+
+def register_adapter(name: str) -> Callable:
+    def wrap(cls):
+        cls.name = name
+        ADAPTER_REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def unwrap_model(model, peft: bool = False):
+    """The model under DDP / DeepSpeed / ``torch.compile`` wrappers; with ``peft=True`` also under a PEFT wrapper.
+
+    The one place that unwraps: a PEFT model is kept by default (it is what trains and saves), and unwrapped
+    to its base model only where the base model's own config, class or ``forward`` signature is read.
+    """
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif (
+            hasattr(model, "module")
+            and isinstance(model.module, torch.nn.Module)
+            and not hasattr(model, "peft_config")
+        ):
+            model = model.module
+        elif peft and hasattr(model, "peft_config") and hasattr(model, "get_base_model"):
+            model = model.get_base_model()
+        else:
+            return model
+
+
+def get_adapter(model, name: str | None = None) -> ModelAdapter:
+    """Return an adapter instance for ``model`` (or the one registered under ``name``)."""
+    if name is not None:
+        if name not in ADAPTER_REGISTRY:
+            raise ValueError(f"unknown adapter {name!r}: registered adapters are {', '.join(ADAPTER_REGISTRY)}")
+        return ADAPTER_REGISTRY[name]()
+    base = unwrap_model(model)
+    for cls in sorted(ADAPTER_REGISTRY.values(), key=lambda c: getattr(c, "priority", 0), reverse=True):
+        if cls.matches(base):
+            return cls()
+    raise ValueError(
+        f"no adapter handles a model of type {type(base).__name__}: supported are Hugging Face transformers "
+        f"models that return hidden_states ({', '.join(ADAPTER_REGISTRY)})"
+    )

@@ -5,7 +5,7 @@ student -> distillation -> evaluation -> baseline -> results, and asks a :class:
 depends on the data and the model family. A recipe names its task in ``task:`` (default
 ``text-classification``); ``get_task(name)`` returns an instance of the registered class.
 
-Adding a modality (e.g. ``tasks/image.py`` for timm) means subclassing :class:`Task`, decorating it with
+Adding a modality (e.g. the ``tasks/image/`` package for timm) means subclassing :class:`Task`, decorating it with
 ``@register_task("image-classification")`` and adding its module to ``_BUILTIN_MODULES`` below; the
 pipeline's flow does not change. The contract (every method gets the validated
 :class:`~hf_spectralkd.recipes.Recipe`):

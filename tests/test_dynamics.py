@@ -278,7 +278,7 @@ def test_compare_two_saved_models(tmp_path, capsys):
     # the curves are those of analyze() on the same 16 texts (the trainer's seeded sample, seed 42)
     from datasets import Dataset
 
-    from hf_spectralkd.analysis import sample_indices
+    from hf_spectralkd.sampling import sample_indices
 
     sample = Dataset.from_list(rows).select(sample_indices(len(rows), 16, 42))
     assert sample["text"] != [r["text"] for r in rows[:16]]

@@ -202,3 +202,30 @@ def test_teacher_cache_argument_refuses_augmenting_data_before_any_work(tmp_path
             teacher_cache=str(tmp_path / "cache"),
         )
     assert not (tmp_path / "cache").exists()
+
+
+def test_unwrap_model_is_the_one_unwrapping_helper():
+    from hf_spectralkd.adapters import unwrap_model
+
+    base = torch.nn.Linear(2, 2)
+
+    class PeftLike(torch.nn.Module):  # what peft.PeftModel exposes: peft_config and get_base_model()
+        peft_config = {"default": None}
+
+        def __init__(self):
+            super().__init__()
+            self.base_model = base
+
+        def get_base_model(self):
+            return self.base_model
+
+    class DistributedLike(torch.nn.Module):  # DDP / DeepSpeed keep the model in .module
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+    peft_model = PeftLike()
+    wrapped = DistributedLike(peft_model)
+    assert unwrap_model(wrapped) is peft_model  # the PEFT model is what trains and saves: kept by default
+    assert unwrap_model(wrapped, peft=True) is base
+    assert unwrap_model(DistributedLike(base)) is base and unwrap_model(base, peft=True) is base

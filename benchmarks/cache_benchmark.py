@@ -212,6 +212,57 @@ def _alternate(teacher, student_layers, teacher_layers, dataset, collator, args,
     return runs
 
 
+def _step_summary(runs: dict) -> dict:
+    """Median and mean step seconds of the three kinds of run, and their ratios."""
+    uncached, cached, floor = runs["uncached"], runs["cached"], runs["floor"]
+    u, c, f = statistics.median(uncached), statistics.median(cached), statistics.median(floor)
+    return {
+        "step_seconds": {
+            "uncached_median": round(u, 4),
+            "cached_median": round(c, 4),
+            "uncached_mean": round(statistics.mean(uncached), 4),
+            "cached_mean": round(statistics.mean(cached), 4),
+            "student_only_median": round(f, 4),
+            "student_only_mean": round(statistics.mean(floor), 4),
+            "n_uncached": len(uncached),
+            "n_cached": len(cached),
+            "n_student_only": len(floor),
+        },
+        "cached_over_uncached": round(c / u, 3),
+        "student_only_over_uncached": round(f / u, 3),
+        "cached_over_student_only": round(c / f, 3),
+        "floor_note": "student_only = the same student fine-tuned with cross-entropy only (no teacher, no KD, no "
+        "alignment): the least a cached step can cost; cached_over_student_only is what reading the cache plus "
+        "the KD and frequency losses add on top of it",
+        "goal_cached_over_uncached_max": 0.6,
+        "goal_met": c / u <= 0.6,
+    }
+
+
+def _disk_summary(runs: dict, tokenizer, max_length: int) -> dict:
+    """Disk use of the benchmark's cache, and its projection for the whole train split (from its real tokens)."""
+    disk, n_examples, k, width = runs["disk"], runs["n_examples"], runs["k"], runs["width"]
+    full = load_clinc("train")
+    encoded = tokenizer([r["text"] for r in full], truncation=True, max_length=max_length)["input_ids"]
+    full_tokens = sum(len(ids) for ids in encoded)
+    per_example_fixed = runs["num_labels"] * 2 + 3 * 8  # logits (fp16) + id, offset, checksum (int64)
+    full_bytes = full_tokens * k * width * 2 + len(full) * per_example_fixed
+    return {
+        "bytes": disk,
+        "examples": n_examples,
+        "real_tokens": runs["n_tokens"],
+        "layers": k,
+        "hidden": width,
+        "mib_per_1000_examples": round(disk / 2**20 / n_examples * 1000, 2),
+        "full_train_split": {
+            "examples": len(full),
+            "real_tokens": full_tokens,
+            "projected_mib": round(full_bytes / 2**20, 1),
+            "projected_mib_per_1000_examples": round(full_bytes / 2**20 / len(full) * 1000, 2),
+        },
+    }
+
+
 def main(argv=None) -> int:
     args = _parse_args(argv)
 
@@ -240,22 +291,7 @@ def main(argv=None) -> int:
 
     steps = len(dataset) // args.batch_size  # one epoch
     runs = _alternate(teacher, student_layers, teacher_layers, dataset, collator, args, steps)
-    uncached, cached, floor, builds, last_logs = (
-        runs[key] for key in ("uncached", "cached", "floor", "builds", "last_logs")
-    )
-    disk, n_tokens, n_examples = runs["disk"], runs["n_tokens"], runs["n_examples"]
-    width, k, num_labels = runs["width"], runs["k"], runs["num_labels"]
-
-    # projection for the whole train split from its real-token count
-    full = load_clinc("train")
-    full_tokens = sum(
-        len(ids)
-        for ids in tokenizer([r["text"] for r in full], truncation=True, max_length=args.max_length)["input_ids"]
-    )
-    per_example_fixed = num_labels * 2 + 3 * 8  # logits (fp16) + id, offset, checksum (int64)
-    full_bytes = full_tokens * k * width * 2 + len(full) * per_example_fixed
-
-    u, c, f = statistics.median(uncached), statistics.median(cached), statistics.median(floor)
+    u, c, f = (statistics.median(runs[key]) for key in ("uncached", "cached", "floor"))
     result = {
         "benchmark": "teacher cache (hf_spectralkd.teacher_cache)",
         "command": "python benchmarks/cache_benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -270,44 +306,12 @@ def main(argv=None) -> int:
             "rounds": args.rounds,
             "device": "cpu",
         },
-        "step_seconds": {
-            "uncached_median": round(u, 4),
-            "cached_median": round(c, 4),
-            "uncached_mean": round(statistics.mean(uncached), 4),
-            "cached_mean": round(statistics.mean(cached), 4),
-            "student_only_median": round(f, 4),
-            "student_only_mean": round(statistics.mean(floor), 4),
-            "n_uncached": len(uncached),
-            "n_cached": len(cached),
-            "n_student_only": len(floor),
-        },
-        "cached_over_uncached": round(c / u, 3),
-        "student_only_over_uncached": round(f / u, 3),
-        "cached_over_student_only": round(c / f, 3),
-        "floor_note": "student_only = the same student fine-tuned with cross-entropy only (no teacher, no KD, no "
-        "alignment): "
-        "the least a cached step can cost; cached_over_student_only is what reading the cache plus the KD and "
-        "frequency losses add on top of it",
-        "goal_cached_over_uncached_max": 0.6,
-        "goal_met": c / u <= 0.6,
-        "cache_build_seconds": [round(b, 2) for b in builds],
+        **_step_summary(runs),
+        "cache_build_seconds": [round(b, 2) for b in runs["builds"]],
         "cache_build_note": "the first build runs the teacher once over the examples; later rounds reuse it "
         "(fingerprint unchanged)",
-        "disk": {
-            "bytes": disk,
-            "examples": n_examples,
-            "real_tokens": n_tokens,
-            "layers": k,
-            "hidden": width,
-            "mib_per_1000_examples": round(disk / 2**20 / n_examples * 1000, 2),
-            "full_train_split": {
-                "examples": len(full),
-                "real_tokens": full_tokens,
-                "projected_mib": round(full_bytes / 2**20, 1),
-                "projected_mib_per_1000_examples": round(full_bytes / 2**20 / len(full) * 1000, 2),
-            },
-        },
-        "last_logged": {k2: v[-1] if v else None for k2, v in last_logs.items()},
+        "disk": _disk_summary(runs, tokenizer, args.max_length),
+        "last_logged": {key: logs[-1] if logs else None for key, logs in runs["last_logs"].items()},
         "machine": machine_info(),
         "torch_threads": torch.get_num_threads(),
     }
@@ -315,8 +319,8 @@ def main(argv=None) -> int:
     print(
         f"uncached step {u * 1000:.0f} ms, cached step {c * 1000:.0f} ms -> ratio {c / u:.2f} (goal <= 0.6); "
         f"student-only floor {f * 1000:.0f} ms ({f / u:.2f}x uncached; cached = {c / f:.2f}x the floor); "
-        f"cache build {builds[0]:.1f} s; disk {result['disk']['mib_per_1000_examples']} MiB per 1,000 examples "
-        f"-> {args.output}"
+        f"cache build {runs['builds'][0]:.1f} s; disk {result['disk']['mib_per_1000_examples']} MiB per 1,000 "
+        f"examples -> {args.output}"
     )
     return 0
 

@@ -149,7 +149,18 @@ def plot_intensity_curves(
     teacher = _vector(teacher_intensity)
     panels = 2 if history else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 4.2), squeeze=False)
-    ax = axes[0][0]
+    _plot_curves(axes[0][0], plt.get_cmap("viridis"), teacher, student_curves, pairs, title, teacher_label)
+    if history:
+        _plot_history(axes[0][1], history)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _plot_curves(ax, cmap, teacher, student_curves, pairs, title, teacher_label) -> None:
+    """The intensity panel: the teacher curve, the student curves, the aligned layers ringed."""
     t_depth = np.linspace(0.0, 1.0, teacher.size) if teacher.size > 1 else np.zeros(1)
     ax.plot(
         t_depth,
@@ -172,7 +183,6 @@ def plot_intensity_curves(
             zorder=5,
             label="aligned layers",
         )
-    cmap = plt.get_cmap("viridis")
     student_aligned = sorted({int(s) for s, _ in pairs})
     for index, (label, curve) in enumerate(student_curves):
         values = _vector(curve)
@@ -194,38 +204,35 @@ def plot_intensity_curves(
     ax.set_title(title or "Layer intensity: teacher vs student")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    if history:
-        ax2 = axes[0][1]
-        steps = [record["step"] for record in history]
-        for key, style in (("pearson_all", "-o"), ("pearson_aligned", "--s")):
-            values = [np.nan if record.get(key) is None else record[key] for record in history]
-            if not all(np.isnan(values)):
-                ax2.plot(steps, values, style, markersize=3.5, label=f"{key} (left)")
-        ax2.set_xlabel("training step")
-        ax2.set_ylabel("Pearson correlation with the teacher")
-        ax3 = ax2.twinx()
-        for key, style in (("mre_all", "-^"), ("mre_aligned", "--v")):
-            values = [np.nan if record.get(key) is None else record[key] for record in history]
-            if not all(np.isnan(values)):
-                ax3.plot(
-                    steps,
-                    values,
-                    style,
-                    color="tab:red" if key == "mre_all" else "tab:pink",
-                    markersize=3.5,
-                    label=f"{key} (right)",
-                )
-        ax3.set_ylabel("mean relative error vs the teacher")
-        handles = ax2.get_legend_handles_labels()[0] + ax3.get_legend_handles_labels()[0]
-        labels = ax2.get_legend_handles_labels()[1] + ax3.get_legend_handles_labels()[1]
-        ax2.legend(handles, labels, fontsize=7, loc="best")
-        ax2.set_title("Agreement with the teacher over training")
-        ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+
+
+def _plot_history(ax2, history) -> None:
+    """The agreement panel: Pearson (left axis) and mean relative error (right axis) over training steps."""
+    steps = [record["step"] for record in history]
+    for key, style in (("pearson_all", "-o"), ("pearson_aligned", "--s")):
+        values = [np.nan if record.get(key) is None else record[key] for record in history]
+        if not all(np.isnan(values)):
+            ax2.plot(steps, values, style, markersize=3.5, label=f"{key} (left)")
+    ax2.set_xlabel("training step")
+    ax2.set_ylabel("Pearson correlation with the teacher")
+    ax3 = ax2.twinx()
+    for key, style in (("mre_all", "-^"), ("mre_aligned", "--v")):
+        values = [np.nan if record.get(key) is None else record[key] for record in history]
+        if not all(np.isnan(values)):
+            ax3.plot(
+                steps,
+                values,
+                style,
+                color="tab:red" if key == "mre_all" else "tab:pink",
+                markersize=3.5,
+                label=f"{key} (right)",
+            )
+    ax3.set_ylabel("mean relative error vs the teacher")
+    handles = ax2.get_legend_handles_labels()[0] + ax3.get_legend_handles_labels()[0]
+    labels = ax2.get_legend_handles_labels()[1] + ax3.get_legend_handles_labels()[1]
+    ax2.legend(handles, labels, fontsize=7, loc="best")
+    ax2.set_title("Agreement with the teacher over training")
+    ax2.grid(alpha=0.3)
 
 
 # --------------------------------------------------------------------------------------------------

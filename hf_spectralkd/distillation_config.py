@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 from transformers import TrainingArguments
 
-from .spectral import FFT_AXES, LOSS_VARIANTS, SELECTION_STRATEGIES
+from .spectral import FFT_AXES, LOSS_NORMALIZATIONS, LOSS_VARIANTS, SELECTION_STRATEGIES, _check_normalize
 
 
 @dataclass
@@ -43,6 +43,14 @@ class SpectralDistillationConfig(TrainingArguments):
             Axis of the alignment FFT: `tokens` (as the paper), `hidden`, or `tokens+hidden`.
         freq_loss_variant (`str`, *optional*, defaults to `"complex"`):
             `complex` (real and imaginary parts, as the paper) or `magnitude` (phase-free).
+        freq_loss_normalize (`bool` or `str`, *optional*):
+            Scale-free frequency term: `"teacher_energy"` (or `True`) divides each pair's loss by the teacher's
+            spectral energy of that layer (mean `|F(teacher)|²` over the kept bins, detached), so `beta` means
+            the same across models. `None`/`False` (default) keeps the raw loss.
+        freq_bins (`int`, *optional*):
+            Band-limited frequency term: keep only the first `freq_bins` bins of the one-sided `rfft` (lowest
+            frequencies, DC first) along `fft_axis` (`tokens` or `hidden`; token models only). `None` (default)
+            keeps every bin.
         spectral_dynamics (`bool`, *optional*, defaults to `True`):
             Measure the student's spectral profile at each evaluation (distillation dynamics callback).
         dynamics_samples (`int`, *optional*, defaults to `128`):
@@ -76,6 +84,16 @@ class SpectralDistillationConfig(TrainingArguments):
     )
     freq_loss_variant: str = field(
         default="complex", metadata={"help": "Alignment loss variant: complex or magnitude.", "choices": list(LOSS_VARIANTS)}
+    )
+    freq_loss_normalize: Optional[Union[bool, str]] = field(
+        default=None,
+        metadata={"help": "Scale-free frequency term: 'teacher_energy' (or true) divides each pair's loss by the teacher's "
+                          "spectral energy of that layer (mean |F(teacher)|^2 over the kept bins, detached); None/false = off."},
+    )
+    freq_bins: Optional[int] = field(
+        default=None,
+        metadata={"help": "Band-limited frequency term: keep only the first K rfft bins (lowest frequencies) along fft_axis "
+                          "(tokens or hidden; token models only). None = every bin."},
     )
     spectral_dynamics: bool = field(
         default=True, metadata={"help": "Measure the student's spectral profile at each evaluation."}
@@ -120,3 +138,15 @@ class SpectralDistillationConfig(TrainingArguments):
             raise ValueError(f"fft_axis must be one of {', '.join(FFT_AXES)}, got {self.fft_axis!r}")
         if self.freq_loss_variant not in LOSS_VARIANTS:
             raise ValueError(f"freq_loss_variant must be one of {', '.join(LOSS_VARIANTS)}, got {self.freq_loss_variant!r}")
+        try:
+            self.freq_loss_normalize = _check_normalize(self.freq_loss_normalize)
+        except ValueError:
+            raise ValueError(
+                f"freq_loss_normalize must be None/false, true or one of {', '.join(LOSS_NORMALIZATIONS)}, "
+                f"got {self.freq_loss_normalize!r}"
+            ) from None
+        if self.freq_bins is not None:
+            if isinstance(self.freq_bins, bool) or not isinstance(self.freq_bins, int) or self.freq_bins < 1:
+                raise ValueError(f"freq_bins must be a positive integer or None, got {self.freq_bins!r}")
+            if self.fft_axis == "tokens+hidden":
+                raise ValueError("freq_bins needs fft_axis 'tokens' or 'hidden' (the band of a 2-D transform is not defined)")

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "FFT_AXES",
+    "LOSS_NORMALIZATIONS",
     "LOSS_VARIANTS",
     "SELECTION_STRATEGIES",
     "SpectralProfile",
@@ -40,6 +41,7 @@ __all__ = [
 
 FFT_AXES = ("tokens", "hidden", "tokens+hidden")
 LOSS_VARIANTS = ("complex", "magnitude")
+LOSS_NORMALIZATIONS = ("teacher_energy",)
 SELECTION_STRATEGIES = ("topk", "ends", "uniform")
 
 
@@ -291,6 +293,8 @@ def frequency_alignment_loss(
     attention_mask: Optional[torch.Tensor] = None,
     fft_axis: str = "tokens",
     variant: str = "complex",
+    bins: Optional[int] = None,
+    normalize: Union[bool, str, None] = None,
 ) -> torch.Tensor:
     """Frequency-domain alignment loss of one student/teacher layer pair (float32 scalar).
 
@@ -302,11 +306,28 @@ def frequency_alignment_loss(
 
     Vision feature maps ``(N, C, H, W)``: channels are pooled the same way, grids of different size are
     pooled to the smaller one, and ``fft_axis="tokens"`` means ``rfft2`` over ``(H, W)``.
+
+    ``bins`` (band-limited, token tensors with ``fft_axis`` ``"tokens"`` or ``"hidden"`` only): keep only the
+    first ``bins`` frequency bins of the one-sided ``rfft`` (the lowest frequencies, DC first) before the
+    loss; all bins when the axis has fewer. ``None`` keeps every bin.
+
+    ``normalize="teacher_energy"`` (or ``True``; scale-free): divide the loss by the teacher's spectral energy
+    of the pair, ``mean |F(teacher)|²`` over the same kept elements (detached, no gradient), so ``beta``
+    means the same whatever the scale of the model's activations. ``None``/``False`` leaves the loss as is.
     """
     if fft_axis not in FFT_AXES:
         raise ValueError(f"fft_axis={fft_axis!r} is not valid: choose one of {', '.join(FFT_AXES)}")
     if variant not in LOSS_VARIANTS:
         raise ValueError(f"variant={variant!r} is not valid: choose one of {', '.join(LOSS_VARIANTS)}")
+    normalize = _check_normalize(normalize)
+    if bins is not None:
+        if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+            raise ValueError(f"bins must be a positive integer or None, got {bins!r}")
+        if student_hidden.dim() != 3 or fft_axis == "tokens+hidden":
+            raise ValueError(
+                "bins (band-limited loss) is defined for (N, L, D) token tensors with fft_axis 'tokens' or 'hidden' "
+                f"only, got a {student_hidden.dim()}-D input with fft_axis={fft_axis!r}"
+            )
     if student_hidden.dim() != teacher_hidden.dim() or student_hidden.dim() not in (3, 4):
         raise ValueError(
             "student and teacher features must both be (N, L, D) token tensors or both (N, C, H, W) feature "
@@ -342,6 +363,28 @@ def frequency_alignment_loss(
 
     fs = torch.fft.rfftn(xs, dim=dims, norm="ortho")
     ft = torch.fft.rfftn(xt, dim=dims, norm="ortho")
+    if bins is not None:
+        axis = dims[-1]
+        keep = min(bins, fs.shape[axis])
+        fs, ft = fs.narrow(axis, 0, keep), ft.narrow(axis, 0, keep)
     if variant == "magnitude":
-        return F.mse_loss(fs.abs(), ft.abs())
-    return F.mse_loss(torch.view_as_real(fs), torch.view_as_real(ft))
+        loss = F.mse_loss(fs.abs(), ft.abs())
+    else:
+        loss = F.mse_loss(torch.view_as_real(fs), torch.view_as_real(ft))
+    if normalize == "teacher_energy":
+        energy = ft.detach().abs().pow(2).mean()
+        loss = loss / energy.clamp_min(torch.finfo(energy.dtype).tiny)
+    return loss
+
+
+def _check_normalize(normalize):
+    """``True`` -> ``"teacher_energy"``; ``None``/``False`` -> ``None``; anything else must be a known name."""
+    if normalize is None or normalize is False:
+        return None
+    if normalize is True:
+        return "teacher_energy"
+    if isinstance(normalize, str) and normalize in LOSS_NORMALIZATIONS:
+        return normalize
+    raise ValueError(
+        f"normalize={normalize!r} is not valid: choose None/False (off), True or one of {', '.join(LOSS_NORMALIZATIONS)}"
+    )

@@ -418,3 +418,124 @@ def test_selection_errors():
         select_layers([0.0] * 7, 2, "best")
     with pytest.raises(ValueError, match="NaN"):
         select_layers([0.0, math.nan, 1.0], 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Band-limited (bins) and scale-free (normalize) frequency terms, against hand-computed values.
+# Student x_s = [1, 0, 0, 0], teacher x_t = [1, 1, 1, 1] (N=1, L=4, D=1). rfft with norm="ortho":
+#   F(x_s) = [0.5, 0.5, 0.5] (every bin 1/sqrt(4)),  F(x_t) = [2, 0, 0] (4/sqrt(4) at DC).
+# complex, all bins: ((0.5-2)² + 0.5² + 0.5² + 3 zero imaginary parts) / 6 = 2.75 / 6
+# teacher energy over all 3 bins: (4 + 0 + 0) / 3 = 4/3
+# --------------------------------------------------------------------------------------------------
+def _hand_pair():
+    xs = torch.tensor([1.0, 0.0, 0.0, 0.0]).reshape(1, 4, 1)
+    xt = torch.tensor([1.0, 1.0, 1.0, 1.0]).reshape(1, 4, 1)
+    return xs, xt
+
+
+@pytest.mark.parametrize(
+    "variant, bins, normalize, want",
+    [
+        ("complex", None, None, 2.75 / 6),
+        ("complex", 1, None, 2.25 / 2),  # DC only: real part (0.5-2)², imaginary 0
+        ("complex", 2, None, (2.25 + 0.25) / 4),
+        ("complex", 99, None, 2.75 / 6),  # more bins than the axis has: all of them
+        ("complex", None, "teacher_energy", (2.75 / 6) / (4 / 3)),
+        ("complex", None, True, (2.75 / 6) / (4 / 3)),
+        ("complex", 1, "teacher_energy", (2.25 / 2) / 4),  # energy over the kept bin only
+        ("magnitude", None, None, (2.25 + 0.25 + 0.25) / 3),
+        ("magnitude", 2, None, (2.25 + 0.25) / 2),
+        ("magnitude", 2, "teacher_energy", ((2.25 + 0.25) / 2) / (4 / 2)),
+    ],
+)
+def test_band_limited_and_scale_free_loss_hand_computed(variant, bins, normalize, want):
+    xs, xt = _hand_pair()
+    got = frequency_alignment_loss(xs, xt, variant=variant, bins=bins, normalize=normalize)
+    assert got.dtype == torch.float32
+    np.testing.assert_allclose(float(got), want, rtol=1e-6)
+
+
+def test_new_options_off_are_bit_identical_to_the_default():
+    xs, mask = padded_batch(n=3, length=7, d=5, seed=11)
+    xt, _ = padded_batch(n=3, length=7, d=5, seed=12)
+    for variant in ("complex", "magnitude"):
+        base = frequency_alignment_loss(xs, xt, mask, variant=variant)
+        assert torch.equal(frequency_alignment_loss(xs, xt, mask, variant=variant, bins=None, normalize=None), base)
+        assert torch.equal(frequency_alignment_loss(xs, xt, mask, variant=variant, normalize=False), base)
+
+
+def test_band_limited_loss_matches_numpy_on_a_padded_batch():
+    xs, mask = padded_batch(n=2, length=9, d=6, seed=5)
+    xt, _ = padded_batch(n=2, length=9, d=6, seed=6)
+    m = mask.numpy()[..., None]
+    fs = np.fft.rfft(xs.numpy() * m, axis=1, norm="ortho")[:, :3]
+    ft = np.fft.rfft(xt.numpy() * m, axis=1, norm="ortho")[:, :3]
+    want = (np.abs(fs - ft) ** 2).sum() / (fs.size * 2)
+    got = frequency_alignment_loss(xs, xt, mask, bins=3)
+    np.testing.assert_allclose(float(got), want, rtol=1e-5)
+    energy = (np.abs(ft) ** 2).mean()
+    got = frequency_alignment_loss(xs, xt, mask, bins=3, normalize="teacher_energy")
+    np.testing.assert_allclose(float(got), want / energy, rtol=1e-5)
+    # hidden axis: the first 2 of D//2+1 = 4 bins
+    fs = np.fft.rfft(xs.numpy() * m, axis=2, norm="ortho")[:, :, :2]
+    ft = np.fft.rfft(xt.numpy() * m, axis=2, norm="ortho")[:, :, :2]
+    got = frequency_alignment_loss(xs, xt, mask, fft_axis="hidden", bins=2)
+    np.testing.assert_allclose(float(got), (np.abs(fs - ft) ** 2).sum() / (fs.size * 2), rtol=1e-5)
+
+
+def test_scale_free_loss_is_invariant_to_a_common_scale_and_teacher_energy_is_detached():
+    xs, mask = padded_batch(n=2, length=6, d=4, seed=7)
+    xt, _ = padded_batch(n=2, length=6, d=4, seed=8)
+    a = frequency_alignment_loss(xs, xt, mask, normalize="teacher_energy")
+    b = frequency_alignment_loss(10 * xs, 10 * xt, mask, normalize="teacher_energy")
+    np.testing.assert_allclose(float(a), float(b), rtol=1e-5)
+    xt = xt.clone().requires_grad_(True)
+    frequency_alignment_loss(xs, xt, mask, normalize="teacher_energy").backward()
+    # the teacher gets a gradient only through the difference term, not through its energy (detached):
+    # with the energy detached, d/dxt = -d/dxs for the complex variant
+    xs2 = xs.clone().requires_grad_(True)
+    frequency_alignment_loss(xs2, xt.detach(), mask, normalize="teacher_energy").backward()
+    torch.testing.assert_close(xt.grad, -xs2.grad)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(bins=0), "bins must be a positive integer"),
+        (dict(bins=True), "bins must be a positive integer"),
+        (dict(bins=2.0), "bins must be a positive integer"),
+        (dict(bins=2, fft_axis="tokens+hidden"), "fft_axis 'tokens' or 'hidden'"),
+        (dict(normalize="energy"), "normalize='energy' is not valid"),
+    ],
+)
+def test_band_limited_and_scale_free_input_errors(kwargs, match):
+    xs, xt = _hand_pair()
+    with pytest.raises(ValueError, match=match):
+        frequency_alignment_loss(xs, xt, **kwargs)
+
+
+def test_bins_on_vision_feature_maps_is_an_error():
+    with pytest.raises(ValueError, match="token tensors"):
+        frequency_alignment_loss(torch.randn(1, 4, 3, 3), torch.randn(1, 4, 3, 3), bins=2)
+
+
+def test_config_fields_for_band_limited_and_scale_free(tmp_path):
+    from hf_spectralkd import SpectralDistillationConfig
+
+    def make(**kw):
+        return SpectralDistillationConfig(output_dir=str(tmp_path / "out"), report_to="none", **kw)
+
+    default = make()
+    assert default.freq_loss_normalize is None and default.freq_bins is None
+    assert make(freq_loss_normalize=True).freq_loss_normalize == "teacher_energy"
+    assert make(freq_loss_normalize=False).freq_loss_normalize is None
+    assert make(freq_loss_normalize="teacher_energy").freq_loss_normalize == "teacher_energy"
+    assert make(freq_bins=4).freq_bins == 4
+    for bad, match in [
+        (dict(freq_loss_normalize="energy"), "freq_loss_normalize must be"),
+        (dict(freq_bins=0), "freq_bins must be a positive integer"),
+        (dict(freq_bins=True), "freq_bins must be a positive integer"),
+        (dict(freq_bins=4, fft_axis="tokens+hidden"), "freq_bins needs fft_axis"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            make(**bad)

@@ -7,7 +7,8 @@ from typing import Optional, Union
 
 from transformers import TrainingArguments
 
-from .spectral import FFT_AXES, LOSS_NORMALIZATIONS, LOSS_VARIANTS, SELECTION_STRATEGIES, _check_normalize
+from .config_coercion import coerce_numeric_strings, parse_init_kwargs
+from .spectral import FFT_AXES, LOSS_NORMALIZATIONS, LOSS_VARIANTS, SELECTION_STRATEGIES, check_loss_normalize
 
 
 @dataclass
@@ -51,10 +52,20 @@ class SpectralDistillationConfig(TrainingArguments):
             Band-limited frequency term: keep only the first `freq_bins` bins of the one-sided `rfft` (lowest
             frequencies, DC first) along `fft_axis` (`tokens` or `hidden`; token models only). `None` (default)
             keeps every bin.
+        gate_teacher_errors (`bool`, *optional*, defaults to `False`):
+            On a labelled row whose teacher prediction (argmax) is not the label, drop the KD term and train that
+            row on its label alone; rows without a label (transfer sets, label `-100`) always use the KD term.
         spectral_dynamics (`bool`, *optional*, defaults to `True`):
             Measure the student's spectral profile at each evaluation (distillation dynamics callback).
         dynamics_samples (`int`, *optional*, defaults to `128`):
             Size of the fixed, seeded evaluation sample the dynamics callback measures.
+        teacher_model_name_or_path (`str`, *optional*):
+            The teacher as a local directory or Hub id (as in TRL), used when the trainer gets no `teacher_model`.
+        teacher_model_init_kwargs (`dict` or JSON `str`, *optional*):
+            Keyword arguments of the teacher's `from_pretrained` when it is loaded from a path or Hub id, e.g.
+            `{"dtype": "bfloat16", "revision": "main", "trust_remote_code": true}`.
+
+    Numbers given as strings (YAML 1.1 reads `1e-4` as a string) are converted for every `float` / `int` field.
     """
 
     alpha: float = field(default=0.9, metadata={"help": "Weight of the soft-logit KD term, in [0, 1]; 1-alpha weighs CE."})
@@ -95,14 +106,29 @@ class SpectralDistillationConfig(TrainingArguments):
         metadata={"help": "Band-limited frequency term: keep only the first K rfft bins (lowest frequencies) along fft_axis "
                           "(tokens or hidden; token models only). None = every bin."},
     )
+    gate_teacher_errors: bool = field(
+        default=False,
+        metadata={"help": "On a labelled row whose teacher prediction is wrong, drop the KD term and train on the label "
+                          "alone (alpha=0 for that row), so a weak teacher cannot override the labels it gets wrong."},
+    )
     spectral_dynamics: bool = field(
         default=True, metadata={"help": "Measure the student's spectral profile at each evaluation."}
     )
     dynamics_samples: int = field(
         default=128, metadata={"help": "Examples of the fixed evaluation sample used by the dynamics callback."}
     )
+    teacher_model_name_or_path: Optional[str] = field(
+        default=None, metadata={"help": "The teacher (local directory or Hub id) when the trainer gets no teacher_model."}
+    )
+    teacher_model_init_kwargs: Optional[Union[dict, str]] = field(
+        default=None,
+        metadata={"help": "Keyword arguments (dict or JSON string) of the teacher's from_pretrained, e.g. "
+                          '{"dtype": "bfloat16", "revision": "main", "trust_remote_code": true}.'},
+    )
 
     def __post_init__(self):
+        coerce_numeric_strings(self)  # before TrainingArguments checks its own numbers
+        self.teacher_model_init_kwargs = parse_init_kwargs(self.teacher_model_init_kwargs)
         super().__post_init__()
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
@@ -139,7 +165,7 @@ class SpectralDistillationConfig(TrainingArguments):
         if self.freq_loss_variant not in LOSS_VARIANTS:
             raise ValueError(f"freq_loss_variant must be one of {', '.join(LOSS_VARIANTS)}, got {self.freq_loss_variant!r}")
         try:
-            self.freq_loss_normalize = _check_normalize(self.freq_loss_normalize)
+            self.freq_loss_normalize = check_loss_normalize(self.freq_loss_normalize)
         except ValueError:
             raise ValueError(
                 f"freq_loss_normalize must be None/false, true or one of {', '.join(LOSS_NORMALIZATIONS)}, "

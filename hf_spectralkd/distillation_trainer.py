@@ -36,11 +36,21 @@ from .dynamics import SpectralDynamicsCallback
 from .hub import trainer_push_to_hub
 from .loading import load_classifier
 from .sampling import sample_dataset
+from .selection_report import SelectionReportCallback, log_layer_selection
 from .spectral import SpectralProfile, frequency_alignment_loss, select_layers
 from .teacher_cache import DEFAULT_ID_COLUMN, TeacherCache, add_example_ids, check_fixed_inputs, open_teacher_cache
+from .trainer_options import (
+    UNSUPPORTED_TRAINER_ARGUMENTS,
+    apply_peft_config,
+    check_trainer_arguments,
+    resolve_teacher,
+)
 from .utils import check_layer_range, read_json, write_json
 
-__all__ = ["SpectralDistillationTrainer", "LayerMap", "LAYER_MAP_FILENAME"]
+__all__ = ["SpectralDistillationTrainer", "LayerMap", "LAYER_MAP_FILENAME", "IGNORE_INDEX"]
+
+# the label of a transfer-set row that has none (the Hugging Face convention): CE skips it, KD and L_freq use it
+IGNORE_INDEX = -100
 
 
 @dataclass
@@ -118,11 +128,12 @@ class SpectralDistillationTrainer(Trainer):
         layer_map: LayerMap | None = None,
         teacher_profile: SpectralProfile | None = None,
         teacher_cache: str | os.PathLike | TeacherCache | None = None,
+        peft_config=None,
         **kwargs,
     ):
-        args = self._check_arguments(model, args, teacher_model)
-        model = load_classifier(model, what="student model")
-        teacher_model = load_classifier(teacher_model, what="teacher_model")
+        args = self._check_arguments(model, args, teacher_model, kwargs)
+        model = apply_peft_config(load_classifier(model, what="student model"), peft_config)
+        teacher_model = resolve_teacher(teacher_model, args)
         self.student_adapter = get_adapter(model)
         self.teacher_adapter = get_adapter(teacher_model)
         self._check_compatible(model, teacher_model, args)
@@ -152,14 +163,16 @@ class SpectralDistillationTrainer(Trainer):
         self.spectral_profile = None
         self._given_layer_map, self._given_profile = layer_map, teacher_profile
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
+        self._metric_weights = {"train": defaultdict(list), "eval": defaultdict(list)}
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(self._tag_names)
         if args.spectral_dynamics and kwargs.get("eval_dataset") is not None:
             self.add_callback(SpectralDynamicsCallback(self))
+        self.add_callback(SelectionReportCallback(self))  # after TensorBoardCallback: its writer is open by then
 
     # ------------------------------------------------------------------ validation
     @staticmethod
-    def _check_arguments(model, args, teacher_model) -> SpectralDistillationConfig:
+    def _check_arguments(model, args, teacher_model, kwargs) -> SpectralDistillationConfig:
         if args is None:
             args = SpectralDistillationConfig(output_dir="spectralkd-output")
         elif not isinstance(args, SpectralDistillationConfig):
@@ -167,12 +180,13 @@ class SpectralDistillationTrainer(Trainer):
                 f"args must be a SpectralDistillationConfig (got {type(args).__name__}); it takes every "
                 "TrainingArguments field plus alpha, temperature, beta, layer_selection, ..."
             )
+        check_trainer_arguments(kwargs, args)
         if model is None:
             raise ValueError("SpectralDistillationTrainer needs a student `model` (a model or a path / Hub id)")
-        if teacher_model is None:
+        if teacher_model is None and args.teacher_model_name_or_path is None:
             raise ValueError(
                 "SpectralDistillationTrainer needs a `teacher_model` (a fine-tuned model or a path / Hub id), "
-                "passed by keyword: teacher_model=..."
+                "passed by keyword: teacher_model=..., or args.teacher_model_name_or_path"
             )
         return args
 
@@ -379,6 +393,8 @@ class SpectralDistillationTrainer(Trainer):
         self.layer_map = layer_map
         self.spectral_profile = profile
         self._save_selection(layer_map, profile)
+        if self.is_world_process_zero():
+            log_layer_selection(layer_map)
         return layer_map
 
     def _choose_layers(self) -> tuple:
@@ -474,13 +490,55 @@ class SpectralDistillationTrainer(Trainer):
         self.setup_teacher_cache()
         return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
 
+    def hyperparameter_search(self, *args, **kwargs):
+        raise NotImplementedError(f"SpectralDistillationTrainer.hyperparameter_search is unsupported: "
+                                  f"{UNSUPPORTED_TRAINER_ARGUMENTS['model_init']}")
+
     @staticmethod
-    def logit_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-        """``τ²·KL(softmax(t/τ) ‖ softmax(s/τ))``, summed over classes and averaged over the batch, in float32."""
+    def logit_kd_loss(
+        student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float, reduction: str = "batchmean"
+    ) -> torch.Tensor:
+        """``τ²·KL(softmax(t/τ) ‖ softmax(s/τ))`` summed over classes, in float32: averaged over the batch
+        (``reduction="batchmean"``) or one value per row (``"none"``)."""
         tau = temperature
         student_log_probs = F.log_softmax(student_logits.float() / tau, dim=-1)
         teacher_log_probs = F.log_softmax(teacher_logits.float() / tau, dim=-1)
-        return F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True) * tau**2
+        per_row = F.kl_div(student_log_probs, teacher_log_probs, reduction="none", log_target=True).sum(-1) * tau**2
+        return per_row if reduction == "none" else per_row.mean()
+
+    def ce_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of each row (float32); rows labelled ``-100`` (transfer-set rows without a label) give 0.
+        ``args.label_smoothing_factor`` ε smooths it as Trainer's ``LabelSmoother``: ``(1-ε)·NLL + ε·mean_c(-log p_c)``."""
+        return F.cross_entropy(
+            logits.float(),
+            labels,
+            ignore_index=IGNORE_INDEX,
+            reduction="none",
+            label_smoothing=float(self.args.label_smoothing_factor),
+        )
+
+    def _combine_logit_terms(self, s_logits, t_logits, labels):
+        """``(1-α)·CE + α·KD`` with CE over the labelled rows and KD over every row (docs/method.md, transfer sets).
+
+        Returns the combined term and the (ce, kd, labelled-row count) parts that are logged. With
+        ``gate_teacher_errors`` a labelled row whose teacher prediction is wrong is trained on its label alone."""
+        args = self.args
+        kd_rows = self.logit_kd_loss(s_logits, t_logits, args.temperature, reduction="none")
+        if labels is None:
+            zero = s_logits.new_zeros(())
+            return args.alpha * kd_rows.mean(), zero, kd_rows.mean(), 0
+        labelled = labels != IGNORE_INDEX
+        n_labelled = int(labelled.sum())
+        ce_rows = self.ce_loss(s_logits, labels)
+        alpha = torch.full_like(kd_rows, args.alpha)
+        if args.gate_teacher_errors:
+            wrong = labelled & (t_logits.argmax(-1) != labels)
+            alpha = torch.where(wrong, torch.zeros_like(alpha), alpha)
+        # CE is a mean over labelled rows, KD a mean over all rows: an unlabelled row adds only α·KD
+        ce_weight = torch.where(labelled, 1 - alpha, torch.zeros_like(alpha)) / max(n_labelled, 1)
+        combined = (ce_weight * ce_rows).sum() + (alpha * kd_rows).mean()
+        ce_mean = (ce_rows * labelled).sum() / max(n_labelled, 1)
+        return combined, ce_mean, kd_rows.mean(), n_labelled
 
     def alignment_loss(
         self, student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: torch.Tensor | None
@@ -489,7 +547,8 @@ class SpectralDistillationTrainer(Trainer):
         Override it to distil with another feature loss (the benchmarks' hidden-state MSE baseline does)."""
         args = self.args
         return frequency_alignment_loss(
-            student_hidden, teacher_hidden, attention_mask, fft_axis=args.fft_axis, variant=args.freq_loss_variant
+            student_hidden, teacher_hidden, attention_mask, fft_axis=args.fft_axis, variant=args.freq_loss_variant,
+            bins=args.freq_bins, normalize=args.freq_loss_normalize,
         )
 
     def _teacher_outputs(self, inputs: dict, need_hidden: bool):
@@ -511,11 +570,10 @@ class SpectralDistillationTrainer(Trainer):
         student = self.student_adapter.forward(model, model_inputs, output_hidden_states=need_hidden)
         teacher = self._teacher_outputs(inputs, need_hidden)
         s_logits = student.logits.float()
-        zero = s_logits.new_zeros(())
-        labels = inputs.get("labels")
-        ce_loss = F.cross_entropy(s_logits, labels) if labels is not None else zero
-        kd_loss = self.logit_kd_loss(s_logits, teacher.logits, args.temperature)
-        freq_loss = zero
+        logit_term, ce_loss, kd_loss, n_labelled = self._combine_logit_terms(
+            s_logits, teacher.logits.float(), inputs.get("labels")
+        )
+        freq_loss = s_logits.new_zeros(())
         if need_hidden:
             mask = student.attention_mask
             pair_losses = [
@@ -523,28 +581,39 @@ class SpectralDistillationTrainer(Trainer):
                 for s, t in layer_map.pairs
             ]
             freq_loss = torch.stack(pair_losses).mean()
-        loss = (1 - args.alpha) * ce_loss + args.alpha * kd_loss + args.beta * freq_loss
+        loss = logit_term + args.beta * freq_loss
 
-        metrics = self._metrics["train" if model.training else "eval"]
-        metrics["ce_loss"].append(ce_loss.detach())
-        metrics["kd_loss"].append(kd_loss.detach())
-        metrics["freq_loss"].append(freq_loss.detach())
+        mode = "train" if model.training else "eval"
+        self._record(mode, "ce_loss", ce_loss, weight=n_labelled)  # a batch without labels adds no CE sample
+        self._record(mode, "kd_loss", kd_loss)
+        self._record(mode, "freq_loss", freq_loss)
         if return_outputs:
             return loss, SequenceClassifierOutput(logits=student.logits)
         return loss
 
     # ------------------------------------------------------------------ logging
+    def _record(self, mode: str, name: str, value: torch.Tensor, weight: float = 1.0) -> None:
+        """Keep one batch's value of a loss component and its weight (CE: the batch's labelled rows)."""
+        self._metrics[mode][name].append(value.detach().float())
+        self._metric_weights[mode][name].append(float(weight))
+
     def _reduce_metrics(self, mode: str) -> dict:
-        """Mean of each component since the last log, averaged over processes."""
-        metrics = self._metrics[mode]
+        """Weighted mean of each component since the last log, over batches and processes; a component with no
+        weight in the window (CE when no batch had a labelled row) is left out rather than logged as 0."""
+        metrics, weights = self._metrics[mode], self._metric_weights[mode]
         if not metrics:
             return {}
         keys = sorted(metrics)
-        local = torch.stack([torch.stack(metrics[k]).float().mean() for k in keys]).to(self.accelerator.device)
+        sums = []
+        for key in keys:
+            w = torch.tensor(weights[key], dtype=torch.float32, device=metrics[key][0].device)
+            sums.append(torch.stack([(torch.stack(metrics[key]) * w).sum(), w.sum()]))
+        local = torch.stack(sums).to(self.accelerator.device)
         if self.accelerator.num_processes > 1:
-            local = self.accelerator.gather(local.unsqueeze(0)).mean(dim=0)
+            local = self.accelerator.gather(local.unsqueeze(0)).sum(dim=0)
         metrics.clear()
-        return {k: float(v) for k, v in zip(keys, local.tolist(), strict=True)}
+        weights.clear()
+        return {k: total / weight for k, (total, weight) in zip(keys, local.tolist(), strict=True) if weight > 0}
 
     def log(self, logs: dict, start_time=None) -> None:
         if "loss" in logs and self._metrics["train"]:
@@ -555,6 +624,7 @@ class SpectralDistillationTrainer(Trainer):
         self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
     ):
         self._metrics["eval"].clear()
+        self._metric_weights["eval"].clear()
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         for key, value in self._reduce_metrics("eval").items():
             output.metrics[f"{metric_key_prefix}_{key}"] = value

@@ -319,7 +319,7 @@ def frequency_alignment_loss(
         raise ValueError(f"fft_axis={fft_axis!r} is not valid: choose one of {', '.join(FFT_AXES)}")
     if variant not in LOSS_VARIANTS:
         raise ValueError(f"variant={variant!r} is not valid: choose one of {', '.join(LOSS_VARIANTS)}")
-    normalize = _check_normalize(normalize)
+    normalize = check_loss_normalize(normalize)
     if bins is not None:
         if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
             raise ValueError(f"bins must be a positive integer or None, got {bins!r}")
@@ -377,7 +377,7 @@ def frequency_alignment_loss(
     return loss
 
 
-def _check_normalize(normalize):
+def check_loss_normalize(normalize):
     """``True`` -> ``"teacher_energy"``; ``None``/``False`` -> ``None``; anything else must be a known name."""
     if normalize is None or normalize is False:
         return None

@@ -474,7 +474,7 @@ def recipe_from_dict(data: dict, ctx: Optional[_Context] = None) -> Recipe:
 
 
 def _validate(recipe: Recipe, ctx: _Context) -> None:
-    from .tasks import available_tasks
+    from .tasks.registry import available_tasks
 
     if recipe.task not in available_tasks():
         raise ValueError(

@@ -29,7 +29,8 @@ from __future__ import annotations
 import os
 
 from ...utils import read_json
-from .. import Task, TaskData, register_task
+from ..base import Task, TaskData
+from ..registry import register_task
 from .data import DIGITS_SOURCE, load_image_data
 from .models import (
     build_image_student,

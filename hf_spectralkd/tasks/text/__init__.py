@@ -6,7 +6,8 @@ classifiers and builds students.
 
 from __future__ import annotations
 
-from .. import Task, TaskData, register_task
+from ..base import Task, TaskData
+from ..registry import register_task
 from . import processing
 from .models import build_text_student, check_labels, copy_teacher_layers, find_layer_list, label_maps
 from .processing import check_text_columns, text_collator, tokenize, tokenize_splits

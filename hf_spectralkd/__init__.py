@@ -11,6 +11,7 @@ from .analysis import analyze, collect_profile, plot_layer_intensity
 from .distillation_config import SpectralDistillationConfig
 from .distillation_trainer import LayerMap, SpectralDistillationTrainer
 from .dynamics import SpectralDynamicsCallback, curve_agreement
+from .loading import packaged_minilm_path
 from .spectral import (
     SpectralProfile,
     frequency_alignment_loss,
@@ -18,6 +19,7 @@ from .spectral import (
     spectral_intensity,
     spectral_spectrum,
 )
+from .students import build_student
 
 __all__ = [
     "ADAPTER_REGISTRY",
@@ -27,10 +29,12 @@ __all__ = [
     "SpectralDynamicsCallback",
     "SpectralProfile",
     "analyze",
+    "build_student",
     "collect_profile",
     "curve_agreement",
     "frequency_alignment_loss",
     "get_adapter",
+    "packaged_minilm_path",
     "plot_layer_intensity",
     "register_adapter",
     "select_layers",

@@ -9,6 +9,7 @@ DYNAMICS_PLOT_FILENAME = "distillation_dynamics.png"
 TRAINING_LOG_FILENAME = "training_log.json"
 CARD_FILENAME = "README.md"
 ADAPTER_DIRNAME = "adapter"  # a LoRA student's PEFT adapter, beside the merged model
+PEFT_BASE_DIRNAME = "base_model"  # beside a saved PEFT adapter: the (truncated) base it was trained on
 TIMM_DATA_CONFIG_FILENAME = "timm_data_config.json"
 
 # recipe run dir

@@ -35,6 +35,7 @@ from .distributed import prepare_teacher, preserve_rng_state
 from .dynamics import SpectralDynamicsCallback
 from .hub import trainer_push_to_hub
 from .loading import load_classifier
+from .peft_students import save_peft_base
 from .sampling import sample_dataset
 from .selection_report import SelectionReportCallback, log_layer_selection
 from .spectral import SpectralProfile, frequency_alignment_loss, select_layers
@@ -644,6 +645,10 @@ class SpectralDistillationTrainer(Trainer):
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
         super().save_model(output_dir, _internal_call)
+        model = unwrap_model(self.model)
+        if not _internal_call and self.args.should_save and hasattr(model, "peft_config"):
+            # the adapter must reload onto the student, not onto the teacher its config was copied from
+            save_peft_base(model, output_dir or self.args.output_dir)
         if self.layer_map is not None and self.args.should_save:
             self.layer_map.save(output_dir or self.args.output_dir)
 

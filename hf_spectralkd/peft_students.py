@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 
-from .constants import ADAPTER_DIRNAME
+from .constants import ADAPTER_DIRNAME, PEFT_BASE_DIRNAME
+from .utils import read_json, write_json
 
-__all__ = ["apply_peft", "lora_config", "save_peft_student"]
+__all__ = ["apply_peft", "lora_config", "save_peft_base", "save_peft_student"]
 
 _WHERE = "student.peft"
 
@@ -57,10 +58,33 @@ def apply_peft(model, spec: dict):
         raise ValueError(f"{_WHERE}: {exc}. Module names in this student include: {', '.join(names)}") from None
 
 
+def save_peft_base(model, adapter_dir: str) -> str | None:
+    """Save the base model a PEFT ``model`` wraps into ``<adapter_dir>/base_model/`` and point the adapter there.
+
+    A student built from the teacher (blocks copied, or ``num_hidden_layers=3``) still carries the teacher's
+    ``name_or_path``, so the adapter config PEFT writes names the *teacher*: reloaded through
+    ``AutoPeftModelForSequenceClassification`` the adapter would land on the wrong model. The base saved here is the
+    student without its adapters (LoRA leaves the base weights frozen), and ``base_model_name_or_path`` becomes its
+    absolute path. Returns that path, or None for a base that has no ``save_pretrained`` (timm)."""
+    import copy
+
+    base = copy.deepcopy(model).unload()  # a copy: the trained PEFT model stays wrapped
+    if not hasattr(base, "save_pretrained"):
+        return None
+    base_dir = os.path.abspath(os.path.join(adapter_dir, PEFT_BASE_DIRNAME))
+    base.save_pretrained(base_dir)
+    config_path = os.path.join(adapter_dir, "adapter_config.json")
+    config = read_json(config_path)
+    if isinstance(config, dict):
+        write_json(config_path, {**config, "base_model_name_or_path": base_dir}, indent=2)
+    return base_dir
+
+
 def save_peft_student(trainer, directory: str) -> None:
     """Save a trained PEFT student for the pipeline.
 
-    ``<directory>/adapter/`` gets the PEFT adapter (``adapter_config.json`` + ``adapter_model.safetensors``);
+    ``<directory>/adapter/`` gets the PEFT adapter (``adapter_config.json`` + ``adapter_model.safetensors``) and
+    the base it reloads onto (``adapter/base_model/``, see :func:`save_peft_base`);
     ``<directory>/`` gets the adapter merged into the base weights as an ordinary model, so evaluation, the
     model card and the Hub push read it like any other student. ``layer_map.json`` goes to both.
     """
@@ -73,6 +97,7 @@ def save_peft_student(trainer, directory: str) -> None:
         return
     adapter_dir = os.path.join(directory, ADAPTER_DIRNAME)
     model.save_pretrained(adapter_dir)
+    save_peft_base(model, adapter_dir)
     layer_map = getattr(trainer, "layer_map", None)
     merged = model.merge_and_unload()
     merged.save_pretrained(directory)

@@ -81,7 +81,9 @@ def test_saved_result_is_a_reloadable_peft_adapter(lora_run, tmp_path):
     with open(os.path.join(out, "adapter_config.json"), encoding="utf-8") as handle:
         config = json.load(handle)
     assert config["peft_type"] == "LORA" and config["task_type"] == "SEQ_CLS"
-    assert config["base_model_name_or_path"] == str(tmp_path / "base")
+    # the adapter points at the student's own base, saved beside it (not at whatever the student was built from)
+    assert config["base_model_name_or_path"] == os.path.join(os.path.abspath(out), "base_model")
+    assert os.path.isfile(os.path.join(out, "base_model", "model.safetensors"))
 
     batch = pad_collate(make_token_rows(8, seed=4))
     inputs = {k: v for k, v in batch.items() if k != "labels"}

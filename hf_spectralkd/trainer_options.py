@@ -1,0 +1,85 @@
+"""Trainer / TRL arguments of :class:`~hf_spectralkd.SpectralDistillationTrainer` that need more than passing on:
+the ones the distillation loss replaces (refused at construction rather than silently ignored), the teacher given
+as a config field (``teacher_model_name_or_path`` + ``teacher_model_init_kwargs``, as TRL) and ``peft_config=``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .loading import load_classifier
+
+__all__ = ["UNSUPPORTED_TRAINER_ARGUMENTS", "apply_peft_config", "check_trainer_arguments", "resolve_teacher"]
+
+# Trainer arguments whose job the distillation loss does itself: passing one would be silently ignored
+UNSUPPORTED_TRAINER_ARGUMENTS = {
+    "compute_loss_func": "the loss is the distillation loss (1-alpha)*CE + alpha*KD + beta*L_freq; to change a term, "
+    "subclass SpectralDistillationTrainer and override ce_loss, logit_kd_loss or alignment_loss",
+    "model_init": "model_init and hyperparameter_search are unsupported: the teacher's layer selection and the "
+    "student's checks are made once for one student; build the student yourself and pass it as model=",
+}
+
+
+def check_trainer_arguments(kwargs: dict, args) -> None:
+    """Refuse, before any work, the ``Trainer`` / ``TrainingArguments`` settings the distillation loss would ignore."""
+    for name, why in UNSUPPORTED_TRAINER_ARGUMENTS.items():
+        if kwargs.get(name) is not None:
+            raise ValueError(f"SpectralDistillationTrainer does not support {name}=: {why}")
+    label_names = getattr(args, "label_names", None)
+    if label_names is not None and list(label_names) != ["labels"]:
+        raise ValueError(
+            f"label_names={label_names} is not supported: the distillation loss reads the labels from the `labels` "
+            "column; rename your label column to `labels` (or leave label_names unset)"
+        )
+
+
+def _init_kwargs(args) -> dict:
+    """``teacher_model_init_kwargs`` ready for ``from_pretrained``: a dtype named by a string becomes a torch dtype."""
+    import torch
+
+    kwargs = dict(args.teacher_model_init_kwargs or {})
+    for key in ("dtype", "torch_dtype"):
+        value = kwargs.get(key)
+        if isinstance(value, str) and value != "auto":
+            dtype = getattr(torch, value, None)
+            if not isinstance(dtype, torch.dtype):
+                raise ValueError(f"teacher_model_init_kwargs.{key}: {value!r} is not a torch dtype (e.g. 'bfloat16', "
+                                 "'float16', 'float32' or 'auto')")
+            kwargs[key] = dtype
+    return kwargs
+
+
+def resolve_teacher(teacher_model, args):
+    """The teacher: ``teacher_model`` (a model, path or Hub id), else ``args.teacher_model_name_or_path``; a path or
+    id is loaded with ``args.teacher_model_init_kwargs``. ``None`` when neither is given."""
+    name = getattr(args, "teacher_model_name_or_path", None)
+    if teacher_model is not None and name is not None:
+        raise ValueError(
+            "the teacher is given twice: as teacher_model= and as args.teacher_model_name_or_path; give one of them"
+        )
+    teacher_model = teacher_model if teacher_model is not None else name
+    init_kwargs = getattr(args, "teacher_model_init_kwargs", None)
+    if teacher_model is None:
+        return None
+    if init_kwargs and not isinstance(teacher_model, str):
+        raise ValueError(
+            "teacher_model_init_kwargs only apply when the teacher is loaded from a path or Hub id, but teacher_model "
+            "is already a model: load it with those arguments yourself, or pass its path"
+        )
+    return load_classifier(teacher_model, what="teacher_model", **_init_kwargs(args))
+
+
+def apply_peft_config(model, peft_config):
+    """``get_peft_model(model, peft_config)`` as TRL does for ``peft_config=``. For a transformers classifier an
+    unset ``task_type`` becomes ``SEQ_CLS``, so PEFT also trains and saves the classification head."""
+    if peft_config is None:
+        return model
+    if hasattr(model, "peft_config"):
+        raise ValueError("peft_config= was given but the student is already a PEFT model: pass one or the other")
+    from peft import PeftConfig, get_peft_model
+    from transformers import PreTrainedModel
+
+    if not isinstance(peft_config, PeftConfig):
+        raise TypeError(f"peft_config must be a peft.PeftConfig (e.g. LoraConfig), got {type(peft_config).__name__}")
+    if getattr(peft_config, "task_type", None) is None and isinstance(model, PreTrainedModel):
+        peft_config = dataclasses.replace(peft_config, task_type="SEQ_CLS")
+    return get_peft_model(model, peft_config)

@@ -28,6 +28,8 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from .augment import AugmentConfig
+
 __all__ = [
     "Recipe",
     "TeacherSection",
@@ -63,6 +65,8 @@ class FinetuneSection:
     max_steps: int = -1
     gradient_accumulation_steps: int = 1
     seed: int = 42
+    select_best: bool = True  # evaluate every epoch on validation, keep the best epoch, stop early (epochs = budget)
+    patience: int = 2  # select_best: stop after this many epochs without a better validation accuracy
     args: dict = field(default_factory=dict)  # any other TrainingArguments field
 
 
@@ -86,6 +90,16 @@ class StudentSection:
 
 
 @dataclass
+class TransferSection:
+    """Unlabelled texts the teacher labels for the student (``data.transfer``); labels in the source are ignored."""
+
+    source: str = field(metadata={"path": "model"})  # a file, a directory, a Hub id, or `train` (see labels_per_class)
+    text_column: Optional[str] = None  # default: data.text_column
+    split: str = "train"
+    max_samples: Optional[int] = None
+
+
+@dataclass
 class DataSection:
     source: Optional[str] = field(default=None, metadata={"path": "model"})
     config_name: Optional[str] = None  # Hub dataset configuration (e.g. clinc_oos "plus")
@@ -104,6 +118,9 @@ class DataSection:
     max_eval_samples: Optional[int] = None
     validation_fraction: float = 0.1
     seed: int = 42
+    labels_per_class: Optional[int] = None  # keep this many labelled training rows per class (low-label regime)
+    transfer: Optional[TransferSection] = None  # unlabelled texts the teacher labels (KD and L_freq only)
+    augment: Optional[AugmentConfig] = None  # augmented copies of the labelled training texts, as transfer rows
     name: Optional[str] = None  # dataset name in results.json / the model card
     license: Optional[str] = None
     citation: Optional[str] = None
@@ -418,13 +435,22 @@ def apply_overrides(data: dict, overrides) -> dict:
 def load_recipe(path, overrides=(), smoke_run: bool = False) -> Recipe:
     """Read, override, validate and (optionally) shrink a recipe. Raises ``ValueError`` on any mistake."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"recipe {path!r} is a directory, not a recipe file: pass a .yaml file, e.g. "
+                         f"{os.path.join(path, 'recipe.yaml')!r}")
     if not os.path.isfile(path):
         raise ValueError(f"recipe file {path!r} does not exist")
-    with open(path, encoding="utf-8") as handle:
-        try:
-            data = yaml.safe_load(handle)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"recipe {path} is not valid YAML: {exc}") from None
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"recipe {path} is not UTF-8 text: byte 0x{raw[exc.start:exc.start + 1].hex()} at byte "
+                         f"offset {exc.start} cannot be decoded; save the recipe as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"recipe {path} is not valid YAML: {exc}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -496,6 +522,10 @@ def _validate(recipe: Recipe, ctx: _Context) -> None:
         teacher.finetune = FinetuneSection()
     _validate_student(recipe.student, ctx)
     _validate_data(recipe.data, ctx)
+    extras = [k for k in ("labels_per_class", "transfer", "augment") if getattr(recipe.data, k) is not None]
+    if extras and recipe.task != "text-classification":
+        raise ValueError(f"data.{extras[0]} in {ctx.file} is supported by the text-classification task only "
+                         f"(this recipe's task is {recipe.task!r})")
     if recipe.evaluation.split not in ("test", "validation"):
         split = recipe.evaluation.split
         raise ValueError(f"evaluation.split in {ctx.file} must be 'test' or 'validation', got {split!r}")
@@ -544,10 +574,17 @@ def _validate_data(data: DataSection, ctx: _Context) -> None:
         raise ValueError(f"data.max_length in {ctx.file} must be >= 1, got {data.max_length}")
     if not 0.0 < data.validation_fraction < 1.0:
         raise ValueError(f"data.validation_fraction in {ctx.file} must be in (0, 1), got {data.validation_fraction}")
-    for key in ("max_train_samples", "max_eval_samples"):
+    for key in ("max_train_samples", "max_eval_samples", "labels_per_class"):
         value = getattr(data, key)
         if value is not None and value < 1:
             raise ValueError(f"data.{key} in {ctx.file} must be >= 1, got {value}")
+    transfer = data.transfer
+    if transfer is not None:
+        if transfer.max_samples is not None and transfer.max_samples < 1:
+            raise ValueError(f"data.transfer.max_samples in {ctx.file} must be >= 1, got {transfer.max_samples}")
+        if transfer.source == "train" and data.labels_per_class is None:
+            raise ValueError(f"data.transfer.source 'train' in {ctx.file} means the training texts that "
+                             "data.labels_per_class leaves out: set data.labels_per_class too")
 
 
 # ---------------------------------------------------------------------------------------------- smoke
@@ -565,6 +602,10 @@ def smoke(recipe: Recipe) -> Recipe:
     data.max_train_samples = min(data.max_train_samples or SMOKE_TRAIN_SAMPLES, SMOKE_TRAIN_SAMPLES)
     data.max_eval_samples = min(data.max_eval_samples or SMOKE_EVAL_SAMPLES, SMOKE_EVAL_SAMPLES)
     data.max_length = min(data.max_length, 32)
+    if data.transfer is not None:
+        data.transfer.max_samples = min(data.transfer.max_samples or SMOKE_TRAIN_SAMPLES, SMOKE_TRAIN_SAMPLES)
+    if data.augment is not None:
+        data.augment = dataclasses.replace(data.augment, n_per_example=1)
     if recipe.teacher.finetune is not None:
         recipe.teacher.finetune.max_steps = SMOKE_STEPS
     recipe.training.update(max_steps=SMOKE_STEPS, logging_steps=2)

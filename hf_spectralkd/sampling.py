@@ -12,7 +12,10 @@ from typing import Optional
 
 import torch
 
-__all__ = ["sample_indices", "sample_dataset"]
+__all__ = ["sample_indices", "sample_dataset", "IGNORE_INDEX", "labelled_only", "count_labelled"]
+
+# the label of a transfer-set row that has none (the Hugging Face convention): CE skips it, KD and L_freq use it
+IGNORE_INDEX = -100
 
 
 def sample_indices(size: int, n: Optional[int], seed: int = 0) -> list:
@@ -39,3 +42,18 @@ def sample_dataset(dataset, n: Optional[int], seed: int = 0):
     if isinstance(dataset, iterable_types):
         return list(itertools.islice(iter(dataset), n)) if n is not None else list(dataset)
     return torch.utils.data.Subset(dataset, sample_indices(len(dataset), n, seed))
+
+
+def labelled_only(dataset, column: str = "labels"):
+    """The rows of ``dataset`` that have a label (``dataset`` itself when no row is ``IGNORE_INDEX``)."""
+    if column not in dataset.column_names:
+        return dataset
+    keep = [i for i, label in enumerate(dataset[column]) if label != IGNORE_INDEX]
+    return dataset if len(keep) == len(dataset) else dataset.select(keep)
+
+
+def count_labelled(dataset, column: str = "labels") -> int:
+    """How many rows of ``dataset`` have a label."""
+    if column not in dataset.column_names:
+        return len(dataset)
+    return sum(1 for label in dataset[column] if label != IGNORE_INDEX)

@@ -11,8 +11,9 @@ __all__ = ["results_dict", "summary_markdown", "TIMING_KEYS", "DISTILLATION_KEYS
 
 # results.json's timings_s key of each stage that is run or reused
 TIMING_KEYS = {"teacher": "teacher_finetune", "analysis": "analysis", "student": "distill", "baseline": "baseline"}
-DISTILLATION_KEYS = ("alpha", "temperature", "beta", "fft_axis", "freq_loss_variant", "layer_selection",
-                     "selection_samples")
+DISTILLATION_KEYS = ("alpha", "temperature", "beta", "fft_axis", "freq_loss_variant", "freq_loss_normalize",
+                     "freq_bins", "gate_teacher_errors", "layer_selection", "selection_samples")
+STUDENT_BELOW_BASELINE_PT = 0.5  # a distilled student this far below its no-KD baseline is reported
 TRAINING_KEYS = ("learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size", "seed",
                  "gradient_accumulation_steps")
 
@@ -57,7 +58,30 @@ def results_dict(run, models: dict, baseline: Optional[dict], layer_map, intensi
         "versions": package_versions(vision=recipe.task == "image-classification"),
         "output_dir": plan.out,
         "hub": dataclasses.asdict(recipe.hub),
+        "warnings": quality_warnings(models, baseline, plan.eval_split),
     }
+
+
+def quality_warnings(models: dict, baseline: Optional[dict], split: str) -> list:
+    """Plain-language warnings when the run did not give what distillation is for: a teacher no better than the
+    student trained without it, or a distilled student below that no-KD student."""
+    if not baseline:
+        return []
+    accuracy = {role: 100 * section["metrics"]["accuracy"] for role, section in
+                (("teacher", models["teacher"]), ("student", models["student"]), ("baseline", baseline))}
+    warnings = []
+    if accuracy["teacher"] <= accuracy["baseline"]:
+        warnings.append(
+            f"the teacher ({accuracy['teacher']:.2f}%) is not better than the student trained without it "
+            f"({accuracy['baseline']:.2f}%) on the {split} split: distillation cannot be expected to help. Train a "
+            "stronger teacher (more teacher.finetune.epochs, a larger base) or use the no-KD student")
+    gap = accuracy["baseline"] - accuracy["student"]
+    if gap > STUDENT_BELOW_BASELINE_PT:
+        warnings.append(
+            f"the distilled student ({accuracy['student']:.2f}%) is {gap:.2f} pt below the no-KD student "
+            f"({accuracy['baseline']:.2f}%) on the {split} split: lower distillation.alpha, set "
+            "distillation.gate_teacher_errors: true, or use the no-KD student (benchmarks/README.md says when KD pays)")
+    return warnings
 
 
 def summary_markdown(results: dict) -> str:
@@ -96,4 +120,7 @@ def summary_markdown(results: dict) -> str:
         "Wall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings_s"].items()) + reused,
         "",
     ]
+    lines += [f"**Warning:** {warning}" for warning in results.get("warnings") or []]
+    if results.get("warnings"):
+        lines.append("")
     return "\n".join(lines)

@@ -32,6 +32,38 @@ class TextClassificationTask(Task):
         splits, label_names, info = load_text_data(section, need_test=need_test)
         return TaskData(splits=splits, label_names=label_names, info=info)
 
+    def load_data(self, recipe) -> TaskData:
+        """The labelled splits, then the recipe's transfer set: ``data.labels_per_class`` keeps that many labelled
+        training rows per class, ``data.transfer`` appends unlabelled rows (label -100) to the training split."""
+        from . import transfer
+
+        data = super().load_data(recipe)
+        section = recipe.data
+        train, left_out = data.splits["train"], None
+        if section.labels_per_class is not None:
+            train, left_out = transfer.labels_per_class(train, section.labels_per_class, section.seed)
+        data.info["labelled_train_rows"] = len(train)
+        if section.transfer is not None:
+            texts = transfer.load_transfer_texts(section, left_out)
+            train = transfer.add_transfer_rows(train, texts, section)
+            data.info["transfer_rows"] = len(texts)
+        data.splits["train"] = train
+        data.info["splits"]["train"] = len(train)
+        return data
+
+    def prepare_datasets(self, recipe, data: TaskData, processor):
+        """Model inputs of every split; ``data.augment`` first appends augmented copies of the labelled training
+        texts (masked with this tokenizer's mask token) as unlabelled rows."""
+        from . import transfer
+
+        splits = data.splits
+        if recipe.data.augment is not None:
+            splits = type(splits)(splits)
+            before = len(splits["train"])
+            splits["train"] = transfer.augmented_rows(splits["train"], recipe.data, getattr(processor, "mask_token", None))
+            data.info["augmented_rows"] = len(splits["train"]) - before
+        return self.prepare_splits(splits, processor, recipe.data)
+
     def load_processor(self, recipe, model_ref):
         """The tokenizer saved with ``model_ref`` (``recipe`` is not needed and may be None)."""
         from transformers import AutoTokenizer

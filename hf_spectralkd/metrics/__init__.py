@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-__all__ = ["METRICS_DIR", "load_metric", "compute_metrics"]
+__all__ = ["METRICS_DIR", "SKLEARN_CITATION", "load_metric", "compute_metrics", "sklearn_metric_info"]
 
 METRICS_DIR = os.path.dirname(os.path.abspath(__file__))
 _CACHE: dict = {}
@@ -24,6 +24,26 @@ def load_metric(name: str):
     if name not in _CACHE:
         _CACHE[name] = evaluate.load(path)
     return _CACHE[name]
+
+
+SKLEARN_CITATION = """@article{scikit-learn, title={Scikit-learn: Machine Learning in {P}ython},
+author={Pedregosa, F. and others}, journal={Journal of Machine Learning Research}, volume={12}, pages={2825--2830},
+year={2011}}"""
+
+
+def sklearn_metric_info(description: str, inputs_description: str, reference_url: str):
+    """The ``evaluate.MetricInfo`` the shipped modules share: integer predictions and references, computed with
+    scikit-learn (each module file is loaded on its own by ``evaluate.load``, so the common part lives here)."""
+    import datasets
+    import evaluate
+
+    return evaluate.MetricInfo(
+        description=description,
+        citation=SKLEARN_CITATION,
+        inputs_description=inputs_description,
+        features=datasets.Features({"predictions": datasets.Value("int32"), "references": datasets.Value("int32")}),
+        reference_urls=[reference_url],
+    )
 
 
 def compute_metrics(eval_pred) -> dict:

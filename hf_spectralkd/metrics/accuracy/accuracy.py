@@ -4,9 +4,10 @@
 Same inputs and output as the Hub's ``accuracy`` module (computed with scikit-learn).
 """
 
-import datasets
 import evaluate
 from sklearn.metrics import accuracy_score
+
+from hf_spectralkd.metrics import sklearn_metric_info
 
 _DESCRIPTION = "Accuracy: the fraction of predictions equal to the references."
 _KWARGS_DESCRIPTION = """
@@ -18,19 +19,14 @@ Args:
 Returns:
     accuracy (`float` or `int`).
 """
-_CITATION = """@article{scikit-learn, title={Scikit-learn: Machine Learning in {P}ython}, author={Pedregosa, F. and others},
-journal={Journal of Machine Learning Research}, volume={12}, pages={2825--2830}, year={2011}}"""
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Accuracy(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value("int32"), "references": datasets.Value("int32")}),
-            reference_urls=["https://scikit-learn.org/stable/modules/generated/sklearn.metrics.accuracy_score.html"],
+        return sklearn_metric_info(
+            _DESCRIPTION, _KWARGS_DESCRIPTION,
+            "https://scikit-learn.org/stable/modules/generated/sklearn.metrics.accuracy_score.html",
         )
 
     def _compute(self, predictions, references, normalize=True, sample_weight=None):

@@ -5,9 +5,10 @@ Same inputs and output as the Hub's ``f1`` module (computed with scikit-learn); 
 macro-F1 over classes.
 """
 
-import datasets
 import evaluate
 from sklearn.metrics import f1_score
+
+from hf_spectralkd.metrics import sklearn_metric_info
 
 _DESCRIPTION = "F1 = 2 * (precision * recall) / (precision + recall), per class and averaged as `average` says."
 _KWARGS_DESCRIPTION = """
@@ -22,22 +23,19 @@ Args:
 Returns:
     f1 (`float`, or an array of per-class floats with `average=None`).
 """
-_CITATION = """@article{scikit-learn, title={Scikit-learn: Machine Learning in {P}ython}, author={Pedregosa, F. and others},
-journal={Journal of Machine Learning Research}, volume={12}, pages={2825--2830}, year={2011}}"""
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class F1(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value("int32"), "references": datasets.Value("int32")}),
-            reference_urls=["https://scikit-learn.org/stable/modules/generated/sklearn.metrics.f1_score.html"],
+        return sklearn_metric_info(
+            _DESCRIPTION, _KWARGS_DESCRIPTION,
+            "https://scikit-learn.org/stable/modules/generated/sklearn.metrics.f1_score.html",
         )
 
-    def _compute(self, predictions, references, labels=None, pos_label=1, average="binary", sample_weight=None, zero_division=0):
+    def _compute(
+        self, predictions, references, labels=None, pos_label=1, average="binary", sample_weight=None, zero_division=0
+    ):
         score = f1_score(
             references, predictions, labels=labels, pos_label=pos_label, average=average,
             sample_weight=sample_weight, zero_division=zero_division,

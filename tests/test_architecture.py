@@ -1,0 +1,399 @@
+"""The shape of the package, read from its source with ``ast`` (nothing is imported): imports run one way (no cycle,
+library code never imports the CLI), no private names cross modules, functions stay short and no block is written
+twice. Each failure names the files and lines to change."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = "hf_spectralkd"
+PACKAGE_DIR = os.path.join(ROOT, PACKAGE)
+CLI_MODULES = (f"{PACKAGE}.cli", f"{PACKAGE}.commands")
+MAX_FUNCTION_LINES = 80
+DUPLICATE_BLOCK_LINES = 6
+
+
+@dataclass(frozen=True)
+class Import:
+    """One import statement of a module, resolved to the package modules it loads."""
+
+    line: int
+    targets: tuple  # module names inside the package
+    names: tuple  # the names taken by ``from ... import`` (empty for ``import x``)
+    source: str  # the module written in the statement, absolute
+
+
+def module_name(path: str) -> str:
+    relative = os.path.relpath(path, ROOT)[: -len(".py")].split(os.sep)
+    if relative[-1] == "__init__":
+        relative = relative[:-1]
+    return ".".join(relative)
+
+
+def package_files() -> dict:
+    """``{module name: path}`` of every ``.py`` file under the package."""
+    files = {}
+    for folder, _, names in os.walk(PACKAGE_DIR):
+        for name in names:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                files[module_name(path)] = path
+    return dict(sorted(files.items()))
+
+
+MODULES = package_files()
+
+
+def parse(path: str) -> ast.Module:
+    with open(path, encoding="utf-8") as handle:
+        return ast.parse(handle.read(), filename=path)
+
+
+def is_package(module: str) -> bool:
+    return MODULES[module].endswith("__init__.py")
+
+
+def absolute_source(module: str, node: ast.ImportFrom) -> str:
+    """The absolute module a ``from ... import`` reads (``from ..x import y`` in ``a.b.c`` reads ``a.x``)."""
+    if not node.level:
+        return node.module or ""
+    base = module.split(".") if is_package(module) else module.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def existing(name: str) -> str | None:
+    """``name`` if it is a module of the package, else the nearest enclosing one that is."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def type_checking_lines(tree: ast.Module) -> set:
+    """Lines under ``if TYPE_CHECKING:``: never executed, so they cannot close an import cycle."""
+    lines = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                lines.update(range(child.lineno, child.end_lineno + 1))
+    return lines
+
+
+def imports_of(module: str) -> list:
+    """Every import of ``module`` into the package (module level and inside functions), resolved to what it loads:
+    ``from . import x`` with ``x`` a submodule loads that submodule, ``from .pkg import name`` loads ``pkg``'s
+    ``__init__``, ``import a.b.c`` loads ``a.b.c``."""
+    tree = parse(MODULES[module])
+    skipped = type_checking_lines(tree)
+    found = []
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                target = existing(alias.name) if alias.name.startswith(PACKAGE) else None
+                if target:
+                    found.append(Import(node.lineno, (target,), (), alias.name))
+        elif isinstance(node, ast.ImportFrom):
+            source = absolute_source(module, node)
+            if not (source == PACKAGE or source.startswith(PACKAGE + ".")):
+                continue
+            targets = set()
+            for alias in node.names:
+                submodule = f"{source}.{alias.name}"
+                targets.add(submodule if submodule in MODULES else existing(source))
+            found.append(Import(node.lineno, tuple(sorted(t for t in targets if t)), tuple(a.name for a in node.names),
+                                source))
+    return found
+
+
+def module_constants(tree: ast.Module) -> dict:
+    """Module-level ``NAME = {"key": "string", ...}`` dicts: the tables dynamic imports read their targets from."""
+    tables = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Dict):
+            values = [v.value for v in node.value.values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                if isinstance(target, ast.Name):
+                    tables[target.id] = values
+    return tables
+
+
+def dynamic_import_names(call: ast.Call, tables: dict) -> list:
+    """The module names an ``importlib.import_module(name, package)`` call can load: a literal, the fixed prefix
+    of an f-string (``f".commands.{name}"`` -> ``.commands``), or every value of a module-level table."""
+    if not call.args:
+        return []
+    name = call.args[0]
+    if isinstance(name, ast.Constant) and isinstance(name.value, str):
+        return [name.value]
+    if isinstance(name, ast.JoinedStr):
+        prefix = ""
+        for part in name.values:
+            if not isinstance(part, ast.Constant):
+                break
+            prefix += part.value
+        return [prefix.rstrip(".")] if prefix.rstrip(".") else []
+    if isinstance(name, ast.Subscript) and isinstance(name.value, ast.Name):
+        return tables.get(name.value.id, [])
+    return []
+
+
+def dynamic_imports_of(module: str, tree: ast.Module) -> list:
+    """``importlib.import_module`` calls resolved like import statements (relative names against the package)."""
+    tables, found = module_constants(tree), []
+    for node in tree.body:  # tables imported from another module of the package
+        if isinstance(node, ast.ImportFrom) and absolute_source(module, node) in MODULES:
+            imported = module_constants(parse(MODULES[absolute_source(module, node)]))
+            tables.update({alias.asname or alias.name: imported[alias.name]
+                           for alias in node.names if alias.name in imported})
+    package = module if is_package(module) else module.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)) and (
+                getattr(node.func, "attr", None) or getattr(node.func, "id", None)) == "import_module":
+            for name in dynamic_import_names(node, tables):
+                level = len(name) - len(name.lstrip("."))
+                source = absolute_source(module, ast.ImportFrom(module=name.lstrip(".") or None, level=level)) \
+                    if level else name
+                if package and source.startswith(PACKAGE) and existing(source):
+                    found.append(Import(node.lineno, (existing(source),), (), source))
+    return found
+
+
+IMPORTS = {module: imports_of(module) + dynamic_imports_of(module, parse(path)) for module, path in MODULES.items()}
+
+
+def import_graph() -> dict:
+    """``{module: {imported module: first line importing it}}`` without self-edges."""
+    graph = {module: {} for module in MODULES}
+    for module, imports in IMPORTS.items():
+        for statement in imports:
+            for target in statement.targets:
+                if target != module:
+                    graph[module].setdefault(target, statement.line)
+    return graph
+
+
+def find_cycles(graph: dict) -> list:
+    """One cycle (a list of modules, first == last) per strongly connected component of more than one module."""
+    index, low, on_stack, stack, components = {}, {}, set(), [], []
+
+    def visit(node):  # Tarjan's algorithm; the graph has ~70 nodes, so recursion depth is no concern
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for child in graph[node]:
+            if child not in index:
+                visit(child)
+                low[node] = min(low[node], low[child])
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+        if low[node] == index[node]:
+            component = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(component)
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return [cycle_through(graph, component) for component in components]
+
+
+def cycle_through(graph: dict, component: set) -> list:
+    """A shortest cycle inside ``component``, found by breadth-first search from its first module."""
+    start = min(component)
+    parents, frontier = {start: None}, [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for child in sorted(graph[node]):
+                if child == start:
+                    path = [node]
+                    while parents[path[-1]] is not None:
+                        path.append(parents[path[-1]])
+                    return [start, *reversed(path[:-1]), start] if len(path) > 1 else [start, node, start]
+                if child in component and child not in parents:
+                    parents[child] = node
+                    following.append(child)
+        frontier = following
+    raise AssertionError(f"no cycle through {start} in {sorted(component)}")
+
+
+def describe_cycle(graph: dict, cycle: list) -> str:
+    steps = [f"{a} (line {graph[a][b]} of {os.path.relpath(MODULES[a], ROOT)}) -> {b}"
+             for a, b in zip(cycle, cycle[1:], strict=False)]
+    return "\n    ".join(steps)
+
+
+def test_import_graph_resolves_relative_and_function_level_imports():
+    # the resolver itself: a guard that the cycle test below reads the imports it should
+    graph = import_graph()
+    assert f"{PACKAGE}.spectral" in graph[f"{PACKAGE}.distillation_trainer"]
+    assert f"{PACKAGE}.adapters.base" in graph[f"{PACKAGE}.adapters.hf"]
+    # ``from . import processing`` is the submodule; ``from ..base import Task`` the sibling module
+    assert {f"{PACKAGE}.tasks.text.processing", f"{PACKAGE}.tasks.base"} <= set(graph[f"{PACKAGE}.tasks.text"])
+    # ``from ..adapters import get_adapter`` (inside a method) is the adapters package's __init__
+    assert f"{PACKAGE}.adapters" in graph[f"{PACKAGE}.tasks.base"]
+    # importlib.import_module: the CLI's f".commands.{name}" and the task table's ".text" / ".image"
+    assert f"{PACKAGE}.commands" in graph[f"{PACKAGE}.cli"]
+    assert {f"{PACKAGE}.tasks.text", f"{PACKAGE}.tasks.image"} <= set(graph[f"{PACKAGE}.tasks"])
+    # function-level: the CLI reads __version__ from the package inside build_parser
+    assert f"{PACKAGE}" in graph[f"{PACKAGE}.cli"]
+    assert sum(len(edges) for edges in graph.values()) > len(MODULES)
+
+
+def test_find_cycles_reports_the_cycle_path():
+    graph = {"a": {"b": 1}, "b": {"c": 2}, "c": {"a": 3, "d": 4}, "d": {}, "e": {"e": 5}}
+    assert find_cycles(graph) == [["a", "b", "c", "a"]]
+    assert find_cycles({"a": {"b": 1}, "b": {}}) == []
+
+
+def test_import_graph_has_no_cycle():
+    graph = import_graph()
+    cycles = find_cycles(graph)
+    message = "\n".join(f"  cycle {i + 1}:\n    {describe_cycle(graph, c)}" for i, c in enumerate(cycles))
+    assert not cycles, (
+        f"import cycles in {PACKAGE}/ (module-level and function-level imports):\n{message}\n"
+        "Break each by moving the shared function into a module both can import (constants, utils, errors, "
+        "paper, results, loading), or by making the lower-level module stop importing the higher-level one.")
+
+
+def test_library_code_never_imports_the_cli():
+    offenders = []
+    for module, imports in IMPORTS.items():
+        if module.startswith(CLI_MODULES):
+            continue
+        for statement in imports:
+            cli_targets = [t for t in statement.targets if t.startswith(CLI_MODULES)]
+            if cli_targets:
+                offenders.append(f"{os.path.relpath(MODULES[module], ROOT)}:{statement.line} imports "
+                                 f"{', '.join(cli_targets)}")
+    assert not offenders, (
+        "library code imports the CLI (only hf_spectralkd/commands/ and hf_spectralkd/cli.py may):\n  "
+        + "\n  ".join(offenders)
+        + "\nMove what it needs into the library (errors.UserError, loading, pipeline) and import it from there.")
+
+
+def private_cross_module_imports() -> list:
+    """``from .x import _name`` (or ``import`` of a ``_module``) between different modules of the package."""
+    offenders = []
+    for module, imports in IMPORTS.items():
+        for statement in imports:
+            private = [n for n in statement.names if n.startswith("_") and not n.startswith("__")]
+            private += [p for p in statement.source.split(".") if p.startswith("_") and not p.startswith("__")]
+            if private and statement.source != module:
+                offenders.append(f"{os.path.relpath(MODULES[module], ROOT)}:{statement.line} imports "
+                                 f"{', '.join(private)} from {statement.source}")
+    return offenders
+
+
+def test_no_private_names_imported_across_modules():
+    offenders = private_cross_module_imports()
+    assert not offenders, (
+        "private names imported from another module:\n  " + "\n  ".join(offenders)
+        + "\nGive the name a public home (drop the underscore, or move it to the module that uses it).")
+
+
+def test_functions_are_short():
+    offenders = []
+    for path in MODULES.values():
+        for node in ast.walk(parse(path)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    offenders.append(f"{os.path.relpath(path, ROOT)}:{node.lineno} {node.name} is {length} lines")
+    assert not offenders, (
+        f"functions longer than {MAX_FUNCTION_LINES} lines:\n  " + "\n  ".join(offenders)
+        + "\nSplit each into steps of a screen each (one helper per step).")
+
+
+BRACKETS_ONLY = re.compile(r"^[()\[\]{},:;]+$")
+STRING_ONLY = re.compile(r"""^[rbuf]*("{3}|'{3}|"|').*\1$""", re.I)
+
+
+def ignored_lines(tree: ast.Module) -> set:
+    """Lines that may repeat: imports and argparse ``add_argument`` calls (boilerplate by nature)."""
+    lines = set()
+    for node in ast.walk(tree):
+        boilerplate = isinstance(node, (ast.Import, ast.ImportFrom)) or (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument")
+        if boilerplate:
+            lines.update(range(node.lineno, node.end_lineno + 1))
+    return lines
+
+
+def significant_lines(path: str) -> list:
+    """``[(line number, whitespace-normalised text)]`` of the lines that count for duplication: not blank, not a
+    comment, not a one-line docstring, not a line of brackets only, not an import or ``add_argument`` call."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    skipped = ignored_lines(ast.parse(text))
+    kept = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = " ".join(raw.split())
+        if (not line or line.startswith("#") or number in skipped or BRACKETS_ONLY.match(line)
+                or STRING_ONLY.match(line)):
+            continue
+        kept.append((number, line))
+    return kept
+
+
+def duplicate_blocks(files: dict, size: int = DUPLICATE_BLOCK_LINES) -> list:
+    """Blocks of ``size`` consecutive significant lines that occur at two or more places (non-overlapping), as
+    ``[[(path, first line), ...], ...]``, one entry per maximal run of duplication."""
+    windows = defaultdict(list)
+    lines = {path: significant_lines(path) for path in files.values()}
+    for path, kept in lines.items():
+        for start in range(len(kept) - size + 1):
+            block = "\n".join(text for _, text in kept[start:start + size])
+            windows[hashlib.sha1(block.encode()).hexdigest()].append((path, start))
+    reported, found = set(), []
+    for places in windows.values():
+        places = [p for i, p in enumerate(places)
+                  if all(p[0] != q[0] or abs(p[1] - q[1]) >= size for q in places[:i])]
+        if len(places) < 2:
+            continue
+        # a run of duplication shows once: skip the window if the one before it was also duplicated at all places
+        if all((path, start - 1) in reported for path, start in places):
+            reported.update(places)
+            continue
+        reported.update(places)
+        found.append([(path, lines[path][start][0]) for path, start in places])
+    return found
+
+
+def test_duplicate_block_finder():
+    import tempfile
+
+    body = "\n".join(f"value_{i} = compute({i}) + offset" for i in range(DUPLICATE_BLOCK_LINES))
+    with tempfile.TemporaryDirectory() as folder:
+        paths = {}
+        for name, text in {"a": f"import os\n\n{body}\n", "b": f"# head\nx = 1\n{body}\nx = 2\n",
+                           "c": "\n".join(body.splitlines()[:-1]) + "\n"}.items():
+            paths[name] = os.path.join(folder, f"{name}.py")
+            with open(paths[name], "w", encoding="utf-8") as handle:
+                handle.write(text)
+        assert duplicate_blocks(paths) == [[(paths["a"], 3), (paths["b"], 3)]]
+
+
+def test_no_block_written_twice():
+    found = duplicate_blocks(MODULES)
+    message = "\n".join("  " + " and ".join(f"{os.path.relpath(path, ROOT)}:{line}" for path, line in places)
+                        for places in found)
+    assert not found, (
+        f"blocks of {DUPLICATE_BLOCK_LINES}+ identical lines (whitespace, comments, imports and add_argument calls "
+        f"aside) written more than once in {PACKAGE}/:\n{message}\n"
+        "Move the block into one helper (utils, or the module both callers already import) and call it from both.")
+

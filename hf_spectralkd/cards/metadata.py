@@ -7,7 +7,7 @@ import os
 import re
 
 from ..constants import CARD_FILENAME
-from ..loading import PACKAGED_SOURCES, hub_model_id, packaged_minilm_path
+from ..loading import PACKAGED_SOURCES, hub_model_id, packaged_model_path
 from ..paper import TAG_NAMES
 from .values import METRIC_INFO, dataset_hub_id, metrics_of
 
@@ -39,13 +39,20 @@ def teacher_license(teacher: dict) -> str | None:
         if not isinstance(candidate, str):
             continue
         if candidate in PACKAGED_SOURCES:
-            candidate = packaged_minilm_path()
-        found = _readme_license(os.path.expanduser(candidate))
+            candidate = _packaged_dir(candidate)
+        found = _readme_license(os.path.expanduser(candidate)) if candidate else None
         if found:
             return found
-    if teacher.get("base_model") in PACKAGED_SOURCES.values():
-        return _readme_license(packaged_minilm_path())
-    return None
+    packaged = [name for name, hub in PACKAGED_SOURCES.items() if hub == teacher.get("base_model")]
+    return _readme_license(_packaged_dir(packaged[0])) if packaged else None
+
+
+def _packaged_dir(name: str) -> str | None:
+    """The packaged model's directory, or None when its extra is not installed (the licence is then unknown here)."""
+    try:
+        return packaged_model_path(name)
+    except ValueError:
+        return None
 
 
 def _eval_results(results: dict, task: str, vision: bool) -> list:
@@ -81,7 +88,10 @@ def card_data(results: dict, model_name: str, *, license=None, language=None, ex
     teacher = results.get("teacher") or {}
     hub_dataset = dataset_hub_id(results.get("dataset") or {})
     if base_model is None:
-        base_model = hub_model_id(teacher.get("source"), vision)
+        # a packaged teacher is a copy of a Hub model: name that model, so the Hub links the model tree
+        source = teacher.get("source")
+        base_model = PACKAGED_SOURCES.get(source) if isinstance(source, str) else None
+        base_model = base_model or hub_model_id(source, vision)
     if datasets is None and hub_dataset:
         datasets = [hub_dataset]
     if isinstance(datasets, str):

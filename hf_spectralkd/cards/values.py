@@ -258,7 +258,9 @@ def card_values(results: dict, model_name: str, *, repo_id=None, plot=None, dyna
         "student": {"num_layers": fmt_value(student.get("num_layers"))},
         "has_baseline": bool(baseline),
         "dataset": dataset_values(results),
-        "teacher_not_hub": not hub_model_id(teacher.get("source"), vision),
+        # a packaged teacher is a copy of a Hub model, named in base_model like a Hub teacher
+        "teacher_not_hub": not (hub_model_id(teacher.get("source"), vision)
+                                or PACKAGED_SOURCES.get(str(teacher.get("source")))),
         "smoke": bool(results.get("smoke")),
         **size_values(teacher, student, baseline),
         "layer_map": layer_map_values(results.get("layer_map")),

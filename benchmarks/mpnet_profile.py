@@ -49,8 +49,14 @@ def per_intent_subset(rows, per_intent, seed):
 
 def encode(tokenizer, rows, label2id, max_length):
     enc = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length)
-    return [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i], "labels": label2id[row["label"]]}
-            for i, row in enumerate(rows)]
+    return [
+        {
+            "input_ids": enc["input_ids"][i],
+            "attention_mask": enc["attention_mask"][i],
+            "labels": label2id[row["label"]],
+        }
+        for i, row in enumerate(rows)
+    ]
 
 
 def profile(model, rows, collator, samples, seed):
@@ -76,12 +82,15 @@ def main(argv=None):
     label2id = {n: i for i, n in enumerate(names)}
     tokenizer = AutoTokenizer.from_pretrained(base)
     collator = DataCollatorWithPadding(tokenizer)
-    train = encode(tokenizer, per_intent_subset(load_clinc("train"), args.per_intent, args.seed), label2id, args.max_length)
+    train = encode(
+        tokenizer, per_intent_subset(load_clinc("train"), args.per_intent, args.seed), label2id, args.max_length
+    )
     validation = encode(tokenizer, load_clinc("validation"), label2id, args.max_length)
     full_train = encode(tokenizer, load_clinc("train"), label2id, args.max_length)
     torch.manual_seed(args.seed)
     model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=len(names), id2label=dict(enumerate(names)), label2id=label2id)
+        base, num_labels=len(names), id2label=dict(enumerate(names)), label2id=label2id
+    )
     result = {"base": base, "settings": vars(args), "machine": machine_info()}
 
     start = time.time()
@@ -90,10 +99,19 @@ def main(argv=None):
     result["base_intensity"] = [float(v) for v in before.intensity]
     result["base_profile_s"] = round(time.time() - start, 1)
 
-    targs = TrainingArguments(output_dir=os.path.join(args.out, "checkpoints"), num_train_epochs=args.epochs,
-                              learning_rate=args.learning_rate, per_device_train_batch_size=32, warmup_steps=0.1,
-                              per_device_eval_batch_size=128, logging_steps=25, save_strategy="no", report_to="none",
-                              seed=args.seed, dataloader_pin_memory=False)
+    targs = TrainingArguments(
+        output_dir=os.path.join(args.out, "checkpoints"),
+        num_train_epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        per_device_train_batch_size=32,
+        warmup_steps=0.1,
+        per_device_eval_batch_size=128,
+        logging_steps=25,
+        save_strategy="no",
+        report_to="none",
+        seed=args.seed,
+        dataloader_pin_memory=False,
+    )
     trainer = Trainer(model=model, args=targs, train_dataset=train, data_collator=collator)
     start = time.time()
     trainer.train()

@@ -29,8 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
-    ROOT,
     RESULTS_DIR,
+    ROOT,
     HiddenMSEDistillationTrainer,
     label_names,
     load_clinc,

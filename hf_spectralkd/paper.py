@@ -3,11 +3,14 @@
 TAG_NAMES = ["hf_spectralkd", "distillation", "spectralkd"]
 METHOD_NAME = "SpectralKD"
 PAPER = {
-    "title": "SpectralKD: A Unified Framework for Interpreting and Distilling Vision Transformers via Spectral Analysis",
+    "title": (
+        "SpectralKD: A Unified Framework for Interpreting and Distilling Vision Transformers via Spectral Analysis"
+    ),
     "id": "2412.19055",
     "citation": (
         "@article{tian2024spectralkd,\n"
-        "  title   = {{SpectralKD: A Unified Framework for Interpreting and Distilling Vision Transformers via Spectral Analysis}},\n"
+        "  title   = {{SpectralKD: A Unified Framework for Interpreting and Distilling Vision Transformers"
+        " via Spectral Analysis}},\n"
         "  author  = {Tian, Huiyuan and Xu, Bonan and Li, Shijian and Pan, Gang},\n"
         "  journal = {arXiv preprint arXiv:2412.19055},\n"
         "  year    = {2024}\n"

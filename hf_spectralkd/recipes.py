@@ -24,7 +24,7 @@ import os
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import yaml
 
@@ -72,9 +72,9 @@ class FinetuneSection:
 
 @dataclass
 class TeacherSection:
-    model: Optional[str] = field(default=None, metadata={"path": "model"})  # a fine-tuned classifier
-    base: Optional[str] = field(default=None, metadata={"path": "model"})  # a base model to fine-tune
-    finetune: Optional[FinetuneSection] = None
+    model: str | None = field(default=None, metadata={"path": "model"})  # a fine-tuned classifier
+    base: str | None = field(default=None, metadata={"path": "model"})  # a base model to fine-tune
+    finetune: FinetuneSection | None = None
     config: dict = field(default_factory=dict)  # model-construction kwargs (image task: timm.create_model args)
     cache: bool = False  # distillation reads the teacher's outputs from <out>/teacher_cache instead of re-running it
 
@@ -82,11 +82,11 @@ class TeacherSection:
 @dataclass
 class StudentSection:
     init: str = "teacher_layers"
-    num_layers: Optional[int] = None
-    init_layers: Union[str, list[int]] = "uniform"
-    model: Optional[str] = field(default=None, metadata={"path": "model"})
+    num_layers: int | None = None
+    init_layers: str | list[int] = "uniform"
+    model: str | None = field(default=None, metadata={"path": "model"})
     config: dict = field(default_factory=dict)
-    peft: Optional[dict] = None  # filled in by the scale-out work (LoRA students)
+    peft: dict | None = None  # filled in by the scale-out work (LoRA students)
 
 
 @dataclass
@@ -94,54 +94,54 @@ class TransferSection:
     """Unlabelled texts the teacher labels for the student (``data.transfer``); labels in the source are ignored."""
 
     source: str = field(metadata={"path": "model"})  # a file, a directory, a Hub id, or `train` (see labels_per_class)
-    text_column: Optional[str] = None  # default: data.text_column
+    text_column: str | None = None  # default: data.text_column
     split: str = "train"
-    max_samples: Optional[int] = None
+    max_samples: int | None = None
 
 
 @dataclass
 class DataSection:
-    source: Optional[str] = field(default=None, metadata={"path": "model"})
-    config_name: Optional[str] = None  # Hub dataset configuration (e.g. clinc_oos "plus")
-    train_file: Optional[str] = field(default=None, metadata={"path": "file"})
-    validation_file: Optional[str] = field(default=None, metadata={"path": "file"})
-    test_file: Optional[str] = field(default=None, metadata={"path": "file"})
+    source: str | None = field(default=None, metadata={"path": "model"})
+    config_name: str | None = None  # Hub dataset configuration (e.g. clinc_oos "plus")
+    train_file: str | None = field(default=None, metadata={"path": "file"})
+    validation_file: str | None = field(default=None, metadata={"path": "file"})
+    test_file: str | None = field(default=None, metadata={"path": "file"})
     train_split: str = "train"
     validation_split: str = "validation"
     test_split: str = "test"
     text_column: str = "text"
-    text_pair_column: Optional[str] = None
+    text_pair_column: str | None = None
     label_column: str = "label"
-    label_names: Optional[list[str]] = None  # fixed label set (default: the sorted labels of the training split)
+    label_names: list[str] | None = None  # fixed label set (default: the sorted labels of the training split)
     max_length: int = 128
-    max_train_samples: Optional[int] = None
-    max_eval_samples: Optional[int] = None
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
     validation_fraction: float = 0.1
     seed: int = 42
-    labels_per_class: Optional[int] = None  # keep this many labelled training rows per class (low-label regime)
-    transfer: Optional[TransferSection] = None  # unlabelled texts the teacher labels (KD and L_freq only)
-    augment: Optional[AugmentConfig] = None  # augmented copies of the labelled training texts, as transfer rows
-    name: Optional[str] = None  # dataset name in results.json / the model card
-    license: Optional[str] = None
-    citation: Optional[str] = None
+    labels_per_class: int | None = None  # keep this many labelled training rows per class (low-label regime)
+    transfer: TransferSection | None = None  # unlabelled texts the teacher labels (KD and L_freq only)
+    augment: AugmentConfig | None = None  # augmented copies of the labelled training texts, as transfer rows
+    name: str | None = None  # dataset name in results.json / the model card
+    license: str | None = None
+    citation: str | None = None
 
 
 @dataclass
 class EvaluationSection:
     split: str = "test"
     baseline: bool = True
-    batch_size: Optional[int] = None
+    batch_size: int | None = None
 
 
 @dataclass
 class OutputSection:
-    dir: Optional[str] = None  # default runs/<name>, relative to the current directory
+    dir: str | None = None  # default runs/<name>, relative to the current directory
 
 
 @dataclass
 class HubSection:
     push_to_hub: bool = False
-    hub_model_id: Optional[str] = None
+    hub_model_id: str | None = None
     private: bool = False
 
 
@@ -157,7 +157,7 @@ class Recipe:
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
     output: OutputSection = field(default_factory=OutputSection)
     hub: HubSection = field(default_factory=HubSection)
-    path: Optional[str] = None  # the recipe file (set by load_recipe)
+    path: str | None = None  # the recipe file (set by load_recipe)
     smoke: bool = False
 
     @property
@@ -287,7 +287,7 @@ def _coerce(value, tp):
     return value  # a type we do not check here: the config's own __post_init__ validates it
 
 
-def _coerce_key(value, tp, key: str, section: str, ctx: "_Context"):
+def _coerce_key(value, tp, key: str, section: str, ctx: _Context):
     """``value`` of ``key`` converted to ``tp``, or a ValueError naming the key, its section and the file."""
     try:
         return _coerce(value, tp)
@@ -469,7 +469,7 @@ def load_recipe(path, overrides=(), smoke_run: bool = False) -> Recipe:
     return recipe
 
 
-def recipe_from_dict(data: dict, ctx: Optional[_Context] = None) -> Recipe:
+def recipe_from_dict(data: dict, ctx: _Context | None = None) -> Recipe:
     ctx = ctx or _Context("<recipe>", os.getcwd(), set())
     data = dict(data)
     for section in ("distillation", "training"):

@@ -8,7 +8,6 @@ the recipe pipeline's analysis stage draw the same sample for the same seed.
 from __future__ import annotations
 
 import itertools
-from typing import Optional
 
 import torch
 
@@ -18,7 +17,7 @@ __all__ = ["sample_indices", "sample_dataset", "IGNORE_INDEX", "labelled_only", 
 IGNORE_INDEX = -100
 
 
-def sample_indices(size: int, n: Optional[int], seed: int = 0) -> list:
+def sample_indices(size: int, n: int | None, seed: int = 0) -> list:
     """A seeded random sample of ``n`` of ``range(size)``, in ascending order (all of it when ``n >= size``)."""
     if n is None or n >= size:
         return list(range(size))
@@ -26,7 +25,7 @@ def sample_indices(size: int, n: Optional[int], seed: int = 0) -> list:
     return sorted(torch.randperm(size, generator=generator)[:n].tolist())
 
 
-def sample_dataset(dataset, n: Optional[int], seed: int = 0):
+def sample_dataset(dataset, n: int | None, seed: int = 0):
     """``n`` rows of ``dataset`` drawn by :func:`sample_indices`.
 
     A ``datasets.Dataset`` stays one (``select``); an iterable dataset gives its first ``n`` rows as a list
@@ -38,7 +37,9 @@ def sample_dataset(dataset, n: Optional[int], seed: int = 0):
         datasets = None
     if datasets is not None and isinstance(dataset, datasets.Dataset):
         return dataset.select(sample_indices(len(dataset), n, seed))
-    iterable_types = (torch.utils.data.IterableDataset,) + ((datasets.IterableDataset,) if datasets is not None else ())
+    iterable_types = (torch.utils.data.IterableDataset,)
+    if datasets is not None:
+        iterable_types += (datasets.IterableDataset,)
     if isinstance(dataset, iterable_types):
         return list(itertools.islice(iter(dataset), n)) if n is not None else list(dataset)
     return torch.utils.data.Subset(dataset, sample_indices(len(dataset), n, seed))

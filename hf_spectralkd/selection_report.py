@@ -20,7 +20,8 @@ TB_TAG_PREFIX = "spectralkd/teacher_intensity"
 
 
 def selection_message(layer_map) -> str:
-    """One line a person reads: the strategy, the intensities per teacher layer (selected ones starred) and the pairs."""
+    """One line a person reads: the strategy, the intensities per teacher layer (selected ones starred) and the
+    pairs."""
     intensity = layer_map.teacher_intensity
     if not layer_map.pairs:
         return "SpectralKD: no layers aligned (beta=0 or none selected): logit KD only"

@@ -21,7 +21,9 @@ def student_init_layers(teacher, num_layers: int, init_layers="uniform", profile
     adapter = get_adapter(teacher)
     n = adapter.num_layers(teacher)
     if isinstance(num_layers, bool) or not isinstance(num_layers, int) or not 1 <= num_layers <= n:
-        raise ValueError(f"num_layers must be a whole number in 1..{n} (the teacher has {n} blocks), got {num_layers!r}")
+        raise ValueError(
+            f"num_layers must be a whole number in 1..{n} (the teacher has {n} blocks), got {num_layers!r}"
+        )
     if not isinstance(init_layers, str):
         return select_layers([0.0] * (n + 1), num_layers, strategy=list(init_layers))
     if init_layers not in SELECTION_STRATEGIES:

@@ -7,7 +7,7 @@ import hashlib
 import json
 import math
 import os
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 __all__ = ["write_json", "read_json", "hash_object", "file_digest", "json_number", "check_layer_range"]
 
@@ -44,7 +44,7 @@ def file_digest(path: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def json_number(value) -> Optional[float]:
+def json_number(value) -> float | None:
     """A float for JSON: NaN and infinities are not JSON, so they become ``None`` (null)."""
     if value is None:
         return None

@@ -23,8 +23,14 @@ def tiny_bert(num_layers=4, hidden=32, num_labels=NUM_LABELS, seed=0, **kwargs):
 
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=num_layers, num_attention_heads=2,
-        intermediate_size=2 * hidden, max_position_embeddings=64, num_labels=num_labels, **kwargs,
+        vocab_size=VOCAB,
+        hidden_size=hidden,
+        num_hidden_layers=num_layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=64,
+        num_labels=num_labels,
+        **kwargs,
     )
     return BertForSequenceClassification(config)
 
@@ -34,8 +40,14 @@ def tiny_roberta(num_layers=4, hidden=32, num_labels=NUM_LABELS, seed=0):
 
     torch.manual_seed(seed)
     config = RobertaConfig(
-        vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=num_layers, num_attention_heads=2,
-        intermediate_size=2 * hidden, max_position_embeddings=70, num_labels=num_labels, pad_token_id=1,
+        vocab_size=VOCAB,
+        hidden_size=hidden,
+        num_hidden_layers=num_layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=70,
+        num_labels=num_labels,
+        pad_token_id=1,
     )
     return RobertaForSequenceClassification(config)
 
@@ -56,7 +68,9 @@ def pad_collate(batch, pad_id=0):
     length = max(len(x["input_ids"]) for x in batch)
     return {
         "input_ids": torch.tensor([x["input_ids"] + [pad_id] * (length - len(x["input_ids"])) for x in batch]),
-        "attention_mask": torch.tensor([x["attention_mask"] + [0] * (length - len(x["attention_mask"])) for x in batch]),
+        "attention_mask": torch.tensor(
+            [x["attention_mask"] + [0] * (length - len(x["attention_mask"])) for x in batch]
+        ),
         "labels": torch.tensor([x["labels"] for x in batch]),
     }
 
@@ -78,8 +92,16 @@ def small_config(tmp_path, **overrides):
     from hf_spectralkd import SpectralDistillationConfig
 
     values = dict(
-        output_dir=str(tmp_path / "out"), max_steps=4, per_device_train_batch_size=8, per_device_eval_batch_size=8,
-        logging_steps=1, report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, seed=0,
+        output_dir=str(tmp_path / "out"),
+        max_steps=4,
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=8,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
     )
     values.update(overrides)
     return SpectralDistillationConfig(**values)

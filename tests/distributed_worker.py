@@ -18,13 +18,12 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
+import transformers.modeling_utils as modeling_utils  # noqa: E402
 from conftest import make_token_rows, pad_collate, tiny_bert  # noqa: E402
 from datasets import Dataset  # noqa: E402
 
 import hf_spectralkd.distillation_trainer as trainer_module  # noqa: E402
-import transformers.modeling_utils as modeling_utils  # noqa: E402
 from hf_spectralkd import SpectralDistillationConfig, SpectralDistillationTrainer  # noqa: E402
-from hf_spectralkd.spectral import select_layers  # noqa: E402
 
 out_dir = sys.argv[1]
 rank = int(os.environ["RANK"])
@@ -71,15 +70,26 @@ class RecordingTrainer(SpectralDistillationTrainer):
         return result
 
 
-
 teacher, student = tiny_bert(num_layers=4, hidden=32, seed=0), tiny_bert(num_layers=2, hidden=16, seed=1)
 args = SpectralDistillationConfig(
-    output_dir=os.path.join(out_dir, "run"), max_steps=3, per_device_train_batch_size=4, logging_steps=1,
-    report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, seed=0, ddp_backend="gloo",
-    selection_samples=32, spectral_dynamics=False,
+    output_dir=os.path.join(out_dir, "run"),
+    max_steps=3,
+    per_device_train_batch_size=4,
+    logging_steps=1,
+    report_to="none",
+    save_strategy="no",
+    use_cpu=True,
+    disable_tqdm=True,
+    seed=0,
+    ddp_backend="gloo",
+    selection_samples=32,
+    spectral_dynamics=False,
 )
 trainer = RecordingTrainer(
-    model=student, teacher_model=teacher, args=args, train_dataset=Dataset.from_list(make_token_rows(48)),
+    model=student,
+    teacher_model=teacher,
+    args=args,
+    train_dataset=Dataset.from_list(make_token_rows(48)),
     data_collator=pad_collate,
 )
 trainer.train()
@@ -88,7 +98,10 @@ final = trainer.accelerator.unwrap_model(trainer.model)
 result = {
     "rank": rank,
     "world_size": trainer.accelerator.num_processes,
-    "layer_map": {"teacher_layers": trainer.layer_map.teacher_layers, "student_layers": trainer.layer_map.student_layers},
+    "layer_map": {
+        "teacher_layers": trainer.layer_map.teacher_layers,
+        "student_layers": trainer.layer_map.student_layers,
+    },
     "local_choice": local_choice.get("teacher_layers"),
     "local_steps": trainer.local_steps,
     "log_history": [e for e in trainer.state.log_history if "loss" in e],

@@ -5,7 +5,6 @@ import sys
 
 import pytest
 import torch
-
 from conftest import make_token_rows, pad_collate, tiny_bert
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -94,10 +93,10 @@ def test_cost_growth_grid_rows():
 
 def test_hidden_mse_baseline_is_the_trainer_with_another_alignment_loss(tmp_path):
     """HiddenMSEDistillationTrainer overrides only alignment_loss: freq_loss is the mean masked MSE of the pairs."""
+    from conftest import small_config
     from datasets import Dataset
 
     from benchmarks.common import HiddenMSEDistillationTrainer
-    from conftest import small_config
 
     teacher, student = tiny_bert(num_layers=4, hidden=16, seed=0), tiny_bert(num_layers=2, hidden=16, seed=1)
     trainer = HiddenMSEDistillationTrainer(

@@ -150,9 +150,9 @@ def test_augmenting_or_unkeyed_pipelines_are_refused(tmp_path):
 @pytest.fixture(scope="module")
 def text_teacher(tmp_path_factory):
     """A tiny BERT teacher with the packaged MiniLM tokenizer, and 24 CLINC150 rows."""
+    from conftest import SHARED_DATA
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from conftest import SHARED_DATA
     from hf_spectralkd.loading import packaged_minilm_path
 
     root = tmp_path_factory.mktemp("cache_cli")

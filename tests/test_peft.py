@@ -17,7 +17,9 @@ def _lora_student(base_dir):
 
     tiny_bert(num_layers=2, hidden=16, seed=1).save_pretrained(base_dir)
     base = AutoModelForSequenceClassification.from_pretrained(base_dir)
-    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["query", "value"])
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS, r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["query", "value"]
+    )
     return get_peft_model(base, config)
 
 
@@ -26,9 +28,11 @@ def lora_run(tmp_path, token_dataset):
     student = _lora_student(str(tmp_path / "base"))
     before = {k: v.detach().clone() for k, v in student.named_parameters()}
     trainer = SpectralDistillationTrainer(
-        model=student, teacher_model=tiny_bert(num_layers=4, hidden=32, seed=0), train_dataset=token_dataset,
-        data_collator=pad_collate, args=small_config(tmp_path, max_steps=3, learning_rate=5e-3, spectral_dynamics=False,
-                                                     teacher_layers=[2, 4]),
+        model=student,
+        teacher_model=tiny_bert(num_layers=4, hidden=32, seed=0),
+        train_dataset=token_dataset,
+        data_collator=pad_collate,
+        args=small_config(tmp_path, max_steps=3, learning_rate=5e-3, spectral_dynamics=False, teacher_layers=[2, 4]),
     )
     trainer.train()
     trainer.save_model()
@@ -45,8 +49,12 @@ def test_adapter_sees_the_peft_model_and_its_hidden_states(tmp_path):
     assert len(out.hidden_states) == 3  # embeddings + 2 blocks come out through the PEFT wrapper
     with torch.no_grad():
         t_out = get_adapter(teacher).forward(teacher, batch, output_hidden_states=True)
-    freq = torch.stack([frequency_alignment_loss(out.hidden_states[s], t_out.hidden_states[t], batch["attention_mask"])
-                        for s, t in [(1, 2), (2, 4)]]).mean()
+    freq = torch.stack(
+        [
+            frequency_alignment_loss(out.hidden_states[s], t_out.hidden_states[t], batch["attention_mask"])
+            for s, t in [(1, 2), (2, 4)]
+        ]
+    ).mean()
     assert freq.item() > 0
     freq.backward()
     # the alignment gradient reaches the LoRA weights (lora_B: lora_A's gradient is zero while B is at its zero init)
@@ -91,7 +99,9 @@ def test_saved_result_is_a_reloadable_peft_adapter(lora_run, tmp_path):
     with torch.no_grad():
         expected = student(**inputs).logits
         auto = AutoPeftModelForSequenceClassification.from_pretrained(out).eval()
-        manual = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "base")), out).eval()
+        manual = PeftModel.from_pretrained(
+            AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "base")), out
+        ).eval()
         untouched = AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "base")).eval()
         torch.testing.assert_close(auto(**inputs).logits, expected, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(manual(**inputs).logits, expected, rtol=1e-5, atol=1e-6)
@@ -126,8 +136,15 @@ def peft_recipe(tmp_path_factory):
     root = tmp_path_factory.mktemp("peft_pipeline")
     tokenizer = AutoTokenizer.from_pretrained(packaged_minilm_path())
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, num_labels=2)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=2,
+    )
     BertForSequenceClassification(config).save_pretrained(root / "tiny_bert")
     tokenizer.save_pretrained(root / "tiny_bert")
     (root / "data").mkdir()
@@ -136,13 +153,26 @@ def peft_recipe(tmp_path_factory):
             handle.writelines(json.dumps(r) + "\n" for r in _clinc_subset(split, n))
     recipe = {
         "name": "tiny_lora",
-        "teacher": {"base": str(root / "tiny_bert"), "finetune": {"epochs": 1, "max_steps": 2, "batch_size": 16, "learning_rate": "1e-3"}},
-        "student": {"init": "teacher_layers", "num_layers": 2, "init_layers": "uniform",
-                    "peft": {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["query", "value"]}},
+        "teacher": {
+            "base": str(root / "tiny_bert"),
+            "finetune": {"epochs": 1, "max_steps": 2, "batch_size": 16, "learning_rate": "1e-3"},
+        },
+        "student": {
+            "init": "teacher_layers",
+            "num_layers": 2,
+            "init_layers": "uniform",
+            "peft": {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["query", "value"]},
+        },
         "data": {"source": str(root / "data"), "max_length": 24, "name": "clinc150-3"},
         "distillation": {"beta": 0.2, "selection_samples": 16, "spectral_dynamics": False},
-        "training": {"max_steps": 2, "per_device_train_batch_size": 8, "per_device_eval_batch_size": 32,
-                     "learning_rate": "1e-2", "logging_steps": 1, "disable_tqdm": True},
+        "training": {
+            "max_steps": 2,
+            "per_device_train_batch_size": 8,
+            "per_device_eval_batch_size": 32,
+            "learning_rate": "1e-2",
+            "logging_steps": 1,
+            "disable_tqdm": True,
+        },
         "evaluation": {"split": "test", "baseline": False},
         "output": {"dir": str(root / "run")},
     }
@@ -186,7 +216,9 @@ def test_recipe_student_peft_trains_a_lora_student(peft_recipe):
         assert not torch.allclose(s_layer.attention.self.query.weight, t_layer.attention.self.query.weight)
     # and the adapter reloads onto a base built like the pipeline's (teacher blocks copied) with the same logits
     base = AutoModelForSequenceClassification.from_pretrained(root / "run" / "teacher")
-    base.bert.encoder.layer = torch.nn.ModuleList([base.bert.encoder.layer[t - 1] for t in results["student"]["init_layers"]])
+    base.bert.encoder.layer = torch.nn.ModuleList(
+        [base.bert.encoder.layer[t - 1] for t in results["student"]["init_layers"]]
+    )
     base.config.num_hidden_layers = 2
     reloaded = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
     inputs = {"input_ids": torch.randint(1000, 2000, (4, 12)), "attention_mask": torch.ones(4, 12, dtype=torch.long)}

@@ -6,21 +6,47 @@ import os
 
 import pytest
 import yaml
-
 from conftest import SHARED_DATA
 
 LABELS = ["timer", "translate", "weather"]
 LAYOUT = [
-    "teacher/config.json", "teacher/model.safetensors", "teacher/tokenizer.json", "teacher/fingerprint.json",
+    "teacher/config.json",
+    "teacher/model.safetensors",
+    "teacher/tokenizer.json",
+    "teacher/fingerprint.json",
     "teacher/stage_done.json",
-    "analysis/spectral_profile.json", "analysis/layer_intensity.png", "analysis/stage_done.json",
-    "student/config.json", "student/model.safetensors", "student/tokenizer.json", "student/layer_map.json",
-    "student/layer_intensity.png", "student/stage_done.json",
-    "baseline/config.json", "baseline/model.safetensors", "baseline/stage_done.json",
-    "results.json", "summary.md",
+    "analysis/spectral_profile.json",
+    "analysis/layer_intensity.png",
+    "analysis/stage_done.json",
+    "student/config.json",
+    "student/model.safetensors",
+    "student/tokenizer.json",
+    "student/layer_map.json",
+    "student/layer_intensity.png",
+    "student/stage_done.json",
+    "baseline/config.json",
+    "baseline/model.safetensors",
+    "baseline/stage_done.json",
+    "results.json",
+    "summary.md",
 ]
-RESULT_KEYS = {"recipe", "recipe_name", "created", "task", "eval_split", "dataset", "teacher", "student", "baseline",
-               "layer_map", "distillation", "training", "timings_s", "versions", "output_dir"}
+RESULT_KEYS = {
+    "recipe",
+    "recipe_name",
+    "created",
+    "task",
+    "eval_split",
+    "dataset",
+    "teacher",
+    "student",
+    "baseline",
+    "layer_map",
+    "distillation",
+    "training",
+    "timings_s",
+    "versions",
+    "output_dir",
+}
 MODEL_KEYS = {"source", "path", "num_layers", "hidden_size", "num_parameters", "metrics", "throughput_samples_per_s"}
 
 
@@ -52,8 +78,15 @@ def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     tokenizer = AutoTokenizer.from_pretrained(packaged_minilm_path())
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, num_labels=2)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=2,
+    )
     base = root / "tiny_bert"
     BertForSequenceClassification(config).save_pretrained(base)
     tokenizer.save_pretrained(base)
@@ -64,12 +97,21 @@ def workspace(tmp_path_factory):
     _write_jsonl(data / "test.jsonl", _subset("test", 8))
     recipe = {
         "name": "tiny_clinc",
-        "teacher": {"base": "../tiny_bert", "finetune": {"epochs": 1, "max_steps": 3, "batch_size": 16, "learning_rate": "1e-3"}},
+        "teacher": {
+            "base": "../tiny_bert",
+            "finetune": {"epochs": 1, "max_steps": 3, "batch_size": 16, "learning_rate": "1e-3"},
+        },
         "student": {"init": "teacher_layers", "num_layers": 2, "init_layers": "uniform"},
         "data": {"source": "../data", "max_length": 24, "name": "clinc150-3"},
         "distillation": {"beta": 0.2, "layer_selection": "topk", "selection_samples": 16, "dynamics_samples": 8},
-        "training": {"max_steps": 3, "per_device_train_batch_size": 8, "per_device_eval_batch_size": 32,
-                     "learning_rate": "1e-3", "logging_steps": 1, "disable_tqdm": True},
+        "training": {
+            "max_steps": 3,
+            "per_device_train_batch_size": 8,
+            "per_device_eval_batch_size": 32,
+            "learning_rate": "1e-3",
+            "logging_steps": 1,
+            "disable_tqdm": True,
+        },
         "evaluation": {"split": "test", "baseline": True},
         "output": {"dir": str(root / "run")},
     }
@@ -109,7 +151,11 @@ def test_pipeline_writes_the_layout_and_results(workspace, first_run):
         for metric in ("accuracy", "macro_f1"):
             assert 0.0 <= saved[role]["metrics"][metric] <= 1.0
         assert saved[role]["throughput_samples_per_s"] > 0
-    assert saved["dataset"]["num_labels"] == 3 and saved["dataset"]["splits"] == {"train": 72, "validation": 18, "test": 24}
+    assert saved["dataset"]["num_labels"] == 3 and saved["dataset"]["splits"] == {
+        "train": 72,
+        "validation": 18,
+        "test": 24,
+    }
     assert saved["dataset"]["label_names"] == LABELS  # sorted names from train
     assert saved["teacher"]["num_layers"] == 4 and saved["student"]["num_layers"] == 2
     assert saved["student"]["init"] == "teacher_layers" and saved["student"]["init_layers"] == [2, 4]
@@ -123,8 +169,14 @@ def test_pipeline_writes_the_layout_and_results(workspace, first_run):
     with open(os.path.join(out, "evaluation", "student.json")) as handle:
         assert json.load(handle)["metrics"] == saved["student"]["metrics"]
     # one line per stage, saying where outputs go
-    for tag, where in (("[1/6 teacher]", "teacher"), ("[2/6 analysis]", "analysis"), ("[3/6 student]", "student"),
-                       ("[4/6 evaluate]", "evaluation"), ("[5/6 baseline]", "baseline"), ("[6/6 results]", "results.json")):
+    for tag, where in (
+        ("[1/6 teacher]", "teacher"),
+        ("[2/6 analysis]", "analysis"),
+        ("[3/6 student]", "student"),
+        ("[4/6 evaluate]", "evaluation"),
+        ("[5/6 baseline]", "baseline"),
+        ("[6/6 results]", "results.json"),
+    ):
         line = next(line for line in lines if line.startswith(tag))
         assert os.path.join(out, where) in line
     summary = open(os.path.join(out, "summary.md")).read()
@@ -151,8 +203,13 @@ def test_student_is_built_from_the_copied_teacher_layers(workspace, first_run):
     teacher = AutoModelForSequenceClassification.from_pretrained(os.path.join(workspace["out"], "teacher"))
     student = copy_teacher_layers(teacher, [2, 4])
     assert student.config.num_hidden_layers == 2
-    assert torch.equal(student.bert.encoder.layer[0].attention.self.query.weight, teacher.bert.encoder.layer[1].attention.self.query.weight)
-    assert torch.equal(student.bert.encoder.layer[1].output.dense.weight, teacher.bert.encoder.layer[3].output.dense.weight)
+    assert torch.equal(
+        student.bert.encoder.layer[0].attention.self.query.weight,
+        teacher.bert.encoder.layer[1].attention.self.query.weight,
+    )
+    assert torch.equal(
+        student.bert.encoder.layer[1].output.dense.weight, teacher.bert.encoder.layer[3].output.dense.weight
+    )
     assert torch.equal(student.classifier.weight, teacher.classifier.weight)
     assert torch.equal(student.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight)
     with pytest.raises(ValueError, match=r"init_layers \[7\] out of range: the teacher has 4 blocks"):
@@ -162,7 +219,10 @@ def test_student_is_built_from_the_copied_teacher_layers(workspace, first_run):
 
 def test_second_run_reuses_every_finished_stage(workspace, first_run):
     out = workspace["out"]
-    markers = {stage: os.path.getmtime(os.path.join(out, stage, "stage_done.json")) for stage in ("teacher", "analysis", "student", "baseline")}
+    markers = {
+        stage: os.path.getmtime(os.path.join(out, stage, "stage_done.json"))
+        for stage in ("teacher", "analysis", "student", "baseline")
+    }
     results, lines = _run(workspace["recipe"])
     assert results["reused_stages"] == ["teacher", "analysis", "student", "baseline"]
     for stage, mtime in markers.items():
@@ -202,7 +262,10 @@ def test_evaluate_command_matches_the_pipeline(workspace, first_run, tmp_path):
 
     student = os.path.join(workspace["out"], "student")
     target = tmp_path / "metrics.json"
-    assert main(["evaluate", "--model", student, "--data", workspace["data"], "--split", "test", "--output", str(target)]) == 0
+    assert (
+        main(["evaluate", "--model", student, "--data", workspace["data"], "--split", "test", "--output", str(target)])
+        == 0
+    )
     payload = json.loads(target.read_text())
     with open(os.path.join(student, "..", "evaluation", "student.json")) as handle:
         expected = json.load(handle)["metrics"]
@@ -210,7 +273,20 @@ def test_evaluate_command_matches_the_pipeline(workspace, first_run, tmp_path):
     assert payload["metrics"]["accuracy"] == pytest.approx(expected["accuracy"])
     assert payload["metrics"]["macro_f1"] == pytest.approx(expected["macro_f1"])
     # a single test file works too; labels come from the model's id2label
-    assert main(["evaluate", "--model", student, "--data", os.path.join(workspace["data"], "test.jsonl"), "--output", str(target)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                student,
+                "--data",
+                os.path.join(workspace["data"], "test.jsonl"),
+                "--output",
+                str(target),
+            ]
+        )
+        == 0
+    )
     assert json.loads(target.read_text())["metrics"]["accuracy"] == pytest.approx(expected["accuracy"])
 
 
@@ -228,11 +304,32 @@ def test_compare_command_on_the_saved_recipe_outputs(workspace, first_run, tmp_p
     results, _ = first_run
     out, run = tmp_path / "cmp", workspace["out"]
     train = os.path.join(workspace["data"], "train.jsonl")
-    assert main(["compare", "--teacher", os.path.join(run, "teacher"), "--student", os.path.join(run, "student"),
-                 "--data", train, "--max-samples", "16", "--seed", "5", "--max-length", "24", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--teacher",
+                os.path.join(run, "teacher"),
+                "--student",
+                os.path.join(run, "student"),
+                "--data",
+                train,
+                "--max-samples",
+                "16",
+                "--seed",
+                "5",
+                "--max-length",
+                "24",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "compare.json").read_text())
     layer_map = results["layer_map"]
-    assert report["pairs"] == [list(p) for p in zip(layer_map["student_layers"], layer_map["teacher_layers"])]
+    pairs = zip(layer_map["student_layers"], layer_map["teacher_layers"], strict=True)
+    assert report["pairs"] == [list(p) for p in pairs]
     assert report["task"] == "text-classification" and report["num_samples"] == 16
     rows = load_dataset("json", data_files=train, split="train")
     rows = rows.select(sample_indices(len(rows), 16, 5))
@@ -261,26 +358,58 @@ def _error_case(workspace, tmp_path, files=None, overrides=()):
 
 
 ERROR_CASES = {
-    "missing data file": ({}, ["data.test_file=/nonexistent/test.jsonl"], r"the test file '/nonexistent/test.jsonl' does not exist"),
-    "missing column": ({}, ["data.text_column=utterance"], r"column\(s\) 'utterance' not found in .*train.jsonl; the columns are text, label"),
+    "missing data file": (
+        {},
+        ["data.test_file=/nonexistent/test.jsonl"],
+        r"the test file '/nonexistent/test.jsonl' does not exist",
+    ),
+    "missing column": (
+        {},
+        ["data.text_column=utterance"],
+        r"column\(s\) 'utterance' not found in .*train.jsonl; the columns are text, label",
+    ),
     "labels in test not in train": (
-        {"test": [{"text": "sing me a song", "label": "karaoke"}, {"text": "what time", "label": "timer"}]}, [],
+        {"test": [{"text": "sing me a song", "label": "karaoke"}, {"text": "what time", "label": "timer"}]},
+        [],
         r"the test split has 1 label\(s\) that the training split does not have \('karaoke'\)",
     ),
     "empty split": ({"validation": ""}, [], r"the validation split \(.*validation.jsonl\) is empty"),
-    "nonexistent model path": ({}, ["teacher.base=./no_such_model"], r"teacher.base: the path .*no_such_model.* does not exist"),
-    "hub model id offline": ({}, ["teacher.base=someone/some-model"], r"'someone/some-model' .* Hub is unreachable .*local copy"),
-    "hub dataset id offline": ({}, ["data.source=someone/intents"], r"'someone/intents' .* Hub is unreachable .*local copy"),
+    "nonexistent model path": (
+        {},
+        ["teacher.base=./no_such_model"],
+        r"teacher.base: the path .*no_such_model.* does not exist",
+    ),
+    "hub model id offline": (
+        {},
+        ["teacher.base=someone/some-model"],
+        r"'someone/some-model' .* Hub is unreachable .*local copy",
+    ),
+    "hub dataset id offline": (
+        {},
+        ["data.source=someone/intents"],
+        r"'someone/intents' .* Hub is unreachable .*local copy",
+    ),
     "bad distillation value": ({}, ["distillation.alpha=1.5"], r"alpha must be in \[0, 1\], got 1.5"),
-    "hub push while offline": ({}, ["hub.push_to_hub=true", "hub.hub_model_id=me/student"],
-                               r"hub.push_to_hub is set but the Hub is unreachable"),
-    "student deeper than the teacher": ({}, ["student.num_layers=6"],
-                                        r"student.num_layers=6 but the teacher has only 4 blocks to copy from"),
-    "teacher layer out of range": ({}, ["distillation.teacher_layers=[1,9]", "distillation.student_layers=[1,2]"],
-                                   r"distillation.teacher_layers \[9\] out of range: .* are 0..4"),
-    "more aligned layers than the teacher has": ({}, ["distillation.num_aligned_layers=5", "student.init=config",
-                                                      "student.num_layers=6"],
-                                                 r"distillation.num_aligned_layers=5: cannot align 5 .* 4 blocks"),
+    "hub push while offline": (
+        {},
+        ["hub.push_to_hub=true", "hub.hub_model_id=me/student"],
+        r"hub.push_to_hub is set but the Hub is unreachable",
+    ),
+    "student deeper than the teacher": (
+        {},
+        ["student.num_layers=6"],
+        r"student.num_layers=6 but the teacher has only 4 blocks to copy from",
+    ),
+    "teacher layer out of range": (
+        {},
+        ["distillation.teacher_layers=[1,9]", "distillation.student_layers=[1,2]"],
+        r"distillation.teacher_layers \[9\] out of range: .* are 0..4",
+    ),
+    "more aligned layers than the teacher has": (
+        {},
+        ["distillation.num_aligned_layers=5", "student.init=config", "student.num_layers=6"],
+        r"distillation.num_aligned_layers=5: cannot align 5 .* 4 blocks",
+    ),
 }
 
 
@@ -306,7 +435,9 @@ def test_multi_process_launch_is_refused_before_any_work(workspace, tmp_path, mo
     assert not os.path.exists(out)
 
 
-def test_analysis_reads_the_trainers_sample_and_follows_the_selection_settings(workspace, first_run, tmp_path, monkeypatch):
+def test_analysis_reads_the_trainers_sample_and_follows_the_selection_settings(
+    workspace, first_run, tmp_path, monkeypatch
+):
     """The analysis stage reads the seeded random sample the trainer's own selection would (not the first rows of a
     label-sorted file), and a new layer_selection re-runs it so the graph and profile show the layers used."""
     import shutil
@@ -315,7 +446,9 @@ def test_analysis_reads_the_trainers_sample_and_follows_the_selection_settings(w
 
     out = tmp_path / "run"
     shutil.copytree(workspace["out"], out)
-    _run(workspace["recipe"], [f"output.dir={out}"])  # every stage at the recipe's own settings (earlier tests change them)
+    _run(
+        workspace["recipe"], [f"output.dir={out}"]
+    )  # every stage at the recipe's own settings (earlier tests change them)
     calls = []
     real = sampling.sample_indices
 
@@ -339,14 +472,19 @@ def test_analysis_reads_the_trainers_sample_and_follows_the_selection_settings(w
         assert meta["strategy"] == "uniform" and meta["selected_layers"] == teacher_layers, stage
 
 
-@pytest.mark.parametrize("override, message", [
-    ("distillation.alpha=3", r"alpha must be in \[0, 1\], got 3"),
-    ("distillation.layer_selection=best", r"layer_selection must be one of topk, ends, uniform or manual"),
-    ("training.eval_strategy=bogus", r"distillation/training sections: bogus is not a valid IntervalStrategy"),
-    ("data.source=/nope", r"data.source '/nope' does not exist"),
-    ("student.num_layers=6", r"student.num_layers=6 but the teacher has only 4 blocks"),
-])
-def test_dry_run_makes_the_real_runs_checks_and_writes_nothing(workspace, tmp_path, capsys, monkeypatch, override, message):
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("distillation.alpha=3", r"alpha must be in \[0, 1\], got 3"),
+        ("distillation.layer_selection=best", r"layer_selection must be one of topk, ends, uniform or manual"),
+        ("training.eval_strategy=bogus", r"distillation/training sections: bogus is not a valid IntervalStrategy"),
+        ("data.source=/nope", r"data.source '/nope' does not exist"),
+        ("student.num_layers=6", r"student.num_layers=6 but the teacher has only 4 blocks"),
+    ],
+)
+def test_dry_run_makes_the_real_runs_checks_and_writes_nothing(
+    workspace, tmp_path, capsys, monkeypatch, override, message
+):
     import re
 
     from hf_spectralkd.cli import main
@@ -419,21 +557,31 @@ def test_teacher_cache_option_trains_from_the_cache(workspace, first_run, tmp_pa
     assert any("teacher cache:" in line and "training read the teacher's outputs from it" in line for line in lines)
     cache = TeacherCache(str(out / "teacher_cache"))
     assert len(cache) == 72 and cache.teacher_layers == results["layer_map"]["teacher_layers"]
-    live = [e for e in json.load(open(live_out / "student" / "training_log.json")) if "freq_loss" in e and "eval_loss" not in e]
-    cached = [e for e in json.load(open(out / "student" / "training_log.json")) if "freq_loss" in e and "eval_loss" not in e]
+    live = [
+        e
+        for e in json.load(open(live_out / "student" / "training_log.json"))
+        if "freq_loss" in e and "eval_loss" not in e
+    ]
+    cached = [
+        e for e in json.load(open(out / "student" / "training_log.json")) if "freq_loss" in e and "eval_loss" not in e
+    ]
     assert len(live) == len(cached) == 3
-    for a, b in zip(live, cached):
+    for a, b in zip(live, cached, strict=True):
         for key in ("kd_loss", "freq_loss", "ce_loss"):
             assert b[key] == pytest.approx(a[key], rel=2e-2, abs=1e-4), key
     meta_mtime = os.path.getmtime(out / "teacher_cache" / META_FILENAME)
     _run(workspace["recipe"], [f"output.dir={out}", "teacher.cache=true", "training.learning_rate=5e-4"])
-    assert os.path.getmtime(out / "teacher_cache" / META_FILENAME) == meta_mtime  # same teacher, inputs, layers: reused
+    assert (
+        os.path.getmtime(out / "teacher_cache" / META_FILENAME) == meta_mtime
+    )  # same teacher, inputs, layers: reused
 
 
 def test_teacher_cache_option_is_checked_before_any_work(workspace, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     recipe, overrides, out = _error_case(workspace, tmp_path, None, ["teacher.cache=true", "distillation.beta=0"])
-    with pytest.raises(ValueError, match=r"teacher.cache stores the aligned layers' hidden states: it needs distillation.beta > 0"):
+    with pytest.raises(
+        ValueError, match=r"teacher.cache stores the aligned layers' hidden states: it needs distillation.beta > 0"
+    ):
         _run(recipe, overrides)
     assert not os.path.exists(out)
 

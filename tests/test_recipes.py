@@ -69,7 +69,9 @@ def test_sci_notation_strings_become_floats_and_paths_resolve_against_the_recipe
 
 
 def test_hub_ids_and_packaged_names_are_not_turned_into_paths(tmp_path):
-    path = write_recipe(tmp_path, with_changes(teacher={"base": "FacebookAI/roberta-large"}, data={"source": "clinc_oos"}))
+    path = write_recipe(
+        tmp_path, with_changes(teacher={"base": "FacebookAI/roberta-large"}, data={"source": "clinc_oos"})
+    )
     recipe = load_recipe(path)
     assert recipe.teacher.base == "FacebookAI/roberta-large"
     assert recipe.data.source == "clinc_oos"
@@ -78,20 +80,35 @@ def test_hub_ids_and_packaged_names_are_not_turned_into_paths(tmp_path):
 def test_overrides_are_applied_before_validation_and_parsed_as_yaml(tmp_path, monkeypatch):
     path = write_recipe(tmp_path, MINIMAL)
     monkeypatch.chdir(tmp_path)
-    recipe = load_recipe(path, ["training.num_train_epochs=3", "distillation.teacher_layers=[1, 2]", "student.num_layers=2",
-                                "data.test_file=other/test.jsonl", "output.dir=runs/x", "evaluation.baseline=false"])
+    recipe = load_recipe(
+        path,
+        [
+            "training.num_train_epochs=3",
+            "distillation.teacher_layers=[1, 2]",
+            "student.num_layers=2",
+            "data.test_file=other/test.jsonl",
+            "output.dir=runs/x",
+            "evaluation.baseline=false",
+        ],
+    )
     assert recipe.training["num_train_epochs"] == 3.0
     assert recipe.distillation["teacher_layers"] == [1, 2]
     assert recipe.evaluation.baseline is False
     # paths given on the command line resolve against the current directory
     assert recipe.data.test_file == os.path.join(str(tmp_path), "other", "test.jsonl")
     assert recipe.output_dir == "runs/x"
-    assert parse_overrides(["a.b=1e-4", "a.c=text", "a.d=[1,2]"]) == [("a.b", "1e-4"), ("a.c", "text"), ("a.d", [1, 2])]
+    assert parse_overrides(["a.b=1e-4", "a.c=text", "a.d=[1,2]"]) == [
+        ("a.b", "1e-4"),
+        ("a.c", "text"),
+        ("a.d", [1, 2]),
+    ]
 
 
 def test_unknown_key_names_key_section_file_and_suggests(tmp_path):
     path = write_recipe(tmp_path, with_changes(student={"num_layer": 2}))
-    with pytest.raises(ValueError, match=r"unknown key 'num_layer' in section 'student' of .*recipe\.yaml.*did you mean 'num_layers'"):
+    with pytest.raises(
+        ValueError, match=r"unknown key 'num_layer' in section 'student' of .*recipe\.yaml.*did you mean 'num_layers'"
+    ):
         load_recipe(path)
     path = write_recipe(tmp_path, with_changes(training={"learning_rat": 1e-4}))
     with pytest.raises(ValueError, match=r"unknown key 'learning_rat' in section 'training' .*'learning_rate'"):
@@ -106,7 +123,9 @@ def test_unknown_key_names_key_section_file_and_suggests(tmp_path):
 def test_settings_in_the_wrong_section_are_redirected(tmp_path):
     with pytest.raises(ValueError, match=r"'beta' is not allowed in section 'training'.*put it in 'distillation'"):
         load_recipe(write_recipe(tmp_path, with_changes(training={"beta": 0.1})))
-    with pytest.raises(ValueError, match=r"'learning_rate' is not allowed in section 'distillation'.*put it in 'training'"):
+    with pytest.raises(
+        ValueError, match=r"'learning_rate' is not allowed in section 'distillation'.*put it in 'training'"
+    ):
         load_recipe(write_recipe(tmp_path, with_changes(distillation={"learning_rate": 0.1})))
     with pytest.raises(ValueError, match=r"'output_dir' is not allowed in section 'training'.*output.dir"):
         load_recipe(write_recipe(tmp_path, with_changes(training={"output_dir": "x"})))
@@ -116,7 +135,10 @@ def test_settings_in_the_wrong_section_are_redirected(tmp_path):
     "changes, message",
     [
         ({"student": {"num_layers": "two"}}, r"'num_layers' in section 'student' .* must be .*int.*got str: 'two'"),
-        ({"training": {"num_train_epochs": "many"}}, r"'num_train_epochs' in section 'training' .* must be float, got str"),
+        (
+            {"training": {"num_train_epochs": "many"}},
+            r"'num_train_epochs' in section 'training' .* must be float, got str",
+        ),
         ({"distillation": {"alpha": [1]}}, r"'alpha' in section 'distillation' .* must be float"),
         ({"evaluation": {"baseline": "yes please"}}, r"'baseline' in section 'evaluation' .* must be bool"),
         ({"data": {"max_length": 1.5}}, r"'max_length' in section 'data' .* must be int"),

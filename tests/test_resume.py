@@ -17,13 +17,24 @@ def _trainer(output_dir, tmp_path):
     from datasets import Dataset
 
     args = small_config(
-        tmp_path, output_dir=str(output_dir), max_steps=MAX_STEPS, save_strategy="steps", save_steps=SAVE_STEPS,
-        learning_rate=1e-3, selection_samples=32, spectral_dynamics=False, seed=7, data_seed=7,
+        tmp_path,
+        output_dir=str(output_dir),
+        max_steps=MAX_STEPS,
+        save_strategy="steps",
+        save_steps=SAVE_STEPS,
+        learning_rate=1e-3,
+        selection_samples=32,
+        spectral_dynamics=False,
+        seed=7,
+        data_seed=7,
     )
     return SpectralDistillationTrainer(
-        model=tiny_bert(num_layers=2, hidden=16, seed=1), teacher_model=tiny_bert(num_layers=4, hidden=32, seed=0),
-        args=args, train_dataset=Dataset.from_list(make_token_rows(32, seed=0)),
-        eval_dataset=Dataset.from_list(make_token_rows(16, seed=9)), data_collator=pad_collate,
+        model=tiny_bert(num_layers=2, hidden=16, seed=1),
+        teacher_model=tiny_bert(num_layers=4, hidden=32, seed=0),
+        args=args,
+        train_dataset=Dataset.from_list(make_token_rows(32, seed=0)),
+        eval_dataset=Dataset.from_list(make_token_rows(16, seed=9)),
+        data_collator=pad_collate,
     )
 
 
@@ -70,7 +81,9 @@ def test_checkpoints_hold_the_student_only(runs):
         checkpoint = tmp / "full" / f"checkpoint-{step}"
         files = set(os.listdir(checkpoint))
         assert {"model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json", "layer_map.json"} <= files
-        weights = [f for f in files if f.endswith((".safetensors", ".bin", ".pt", ".pth")) and f != "training_args.bin"]
+        weights = [
+            f for f in files if f.endswith((".safetensors", ".bin", ".pt", ".pth")) and f != "training_args.bin"
+        ]
         assert sorted(weights) == ["model.safetensors", "optimizer.pt", "rng_state.pth", "scheduler.pt"]
         saved = load_file(str(checkpoint / "model.safetensors"))
         assert set(saved) == set(student_state)

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from hf_spectralkd import SpectralProfile, frequency_alignment_loss, select_layers, spectral_intensity, spectral_spectrum
+from hf_spectralkd import (
+    SpectralProfile,
+    frequency_alignment_loss,
+    select_layers,
+    spectral_intensity,
+    spectral_spectrum,
+)
 
 
 # ---------------------------------------------------------------------------------------------- references
@@ -112,7 +118,7 @@ def test_intensity_and_spectrum_match_full_dft_reference(d):
     want = [ref_intensity(x.numpy(), mask.numpy()) for x in hidden]
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-7)
     spectra = spectral_spectrum(hidden, mask)
-    for spectrum, x in zip(spectra, hidden):
+    for spectrum, x in zip(spectra, hidden, strict=True):
         assert spectrum.shape == (d,)  # all D bins, not only the one-sided half
         np.testing.assert_allclose(spectrum.numpy(), ref_spectrum(x.numpy(), mask.numpy()), rtol=1e-5, atol=1e-7)
 
@@ -192,8 +198,12 @@ def test_width_pooling_both_ways_matches_group_means(wide):
     wider, _ = padded_batch(n=2, length=6, d=12, seed=8)
     xs, xt = (narrow, wider) if wide == "teacher" else (wider, narrow)
     got = float(frequency_alignment_loss(xs, xt, mask))
-    np.testing.assert_allclose(got, ref_freq_loss(xs.numpy(), xt.numpy(), mask.numpy(), pool=ref_group_mean), rtol=1e-5)
-    np.testing.assert_allclose(got, ref_freq_loss(xs.numpy(), xt.numpy(), mask.numpy(), pool=ref_adaptive_pool), rtol=1e-5)
+    np.testing.assert_allclose(
+        got, ref_freq_loss(xs.numpy(), xt.numpy(), mask.numpy(), pool=ref_group_mean), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        got, ref_freq_loss(xs.numpy(), xt.numpy(), mask.numpy(), pool=ref_adaptive_pool), rtol=1e-5
+    )
     # a wider tensor that repeats each value of the narrow one pools back to it exactly: zero loss
     repeated = narrow.repeat_interleave(3, dim=-1)
     pair = (narrow, repeated) if wide == "teacher" else (repeated, narrow)
@@ -242,9 +252,12 @@ def test_half_precision_inputs_give_float32_finite_results(dtype):
     assert loss.dtype == torch.float32 and intensity.dtype == torch.float32
     assert torch.isfinite(loss) and torch.isfinite(intensity).all()
     # computed in float32 from the rounded inputs: equal to the reference on those inputs
-    np.testing.assert_allclose(float(loss), ref_freq_loss(hs.float().numpy(), ht.float().numpy(), mask.numpy()), rtol=1e-4)
     np.testing.assert_allclose(
-        intensity.numpy(), [ref_intensity(hs.float().numpy(), mask.numpy()), ref_intensity(ht.float().numpy(), mask.numpy())],
+        float(loss), ref_freq_loss(hs.float().numpy(), ht.float().numpy(), mask.numpy()), rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        intensity.numpy(),
+        [ref_intensity(hs.float().numpy(), mask.numpy()), ref_intensity(ht.float().numpy(), mask.numpy())],
         rtol=1e-4,
     )
     nchw = frequency_alignment_loss(torch.randn(2, 4, 6, 6).to(dtype), torch.randn(2, 8, 3, 3).to(dtype))
@@ -264,7 +277,9 @@ def test_loss_gradient_flows_to_student_only_through_float32():
 
 def test_loss_input_errors():
     x, mask = padded_batch()
-    with pytest.raises(ValueError, match="fft_axis='space' is not valid: choose one of tokens, hidden, tokens\\+hidden"):
+    with pytest.raises(
+        ValueError, match="fft_axis='space' is not valid: choose one of tokens, hidden, tokens\\+hidden"
+    ):
         frequency_alignment_loss(x, x, mask, fft_axis="space")
     with pytest.raises(ValueError, match="variant='phase' is not valid"):
         frequency_alignment_loss(x, x, mask, variant="phase")
@@ -280,7 +295,7 @@ def make_batches(num_batches=4, layers=3, d=8, seed=20):
     batches = []
     for b in range(num_batches):
         length = 5 + b
-        xs = [padded_batch(n=3, length=length, d=d, seed=seed + 10 * b + l)[0] for l in range(layers)]
+        xs = [padded_batch(n=3, length=length, d=d, seed=seed + 10 * b + layer)[0] for layer in range(layers)]
         mask = padded_batch(n=3, length=length, d=d, seed=seed + 10 * b)[1]
         batches.append((xs, mask))
     return batches
@@ -302,7 +317,7 @@ def test_profile_streaming_equals_one_shot_reference():
     max_len = max(m.shape[1] for _, m in batches)
     pad = lambda t: torch.nn.functional.pad(t, (0, 0, 0, max_len - t.shape[1]))  # noqa: E731
     big_mask = torch.cat([torch.nn.functional.pad(m, (0, max_len - m.shape[1])) for _, m in batches])
-    one_shot = spectral_intensity([torch.cat([pad(h[l]) for h, _ in batches]) for l in range(3)], big_mask)
+    one_shot = spectral_intensity([torch.cat([pad(h[layer]) for h, _ in batches]) for layer in range(3)], big_mask)
     torch.testing.assert_close(profile.intensity, one_shot, rtol=1e-5, atol=1e-7)
 
 
@@ -331,7 +346,7 @@ def test_profile_json_round_trip(tmp_path):
     loaded = SpectralProfile.load(path)
     assert loaded.num_samples == profile.num_samples and loaded.metadata == {"model": "tiny"}
     torch.testing.assert_close(loaded.intensity, profile.intensity)
-    for a, b in zip(loaded.spectra, profile.spectra):
+    for a, b in zip(loaded.spectra, profile.spectra, strict=True):
         torch.testing.assert_close(a, b)
     # streaming can continue from a loaded profile
     extra = make_batches(num_batches=1, seed=99)[0]
@@ -346,7 +361,7 @@ def test_profile_json_round_trip(tmp_path):
 def test_profile_errors():
     profile = SpectralProfile()
     with pytest.raises(ValueError, match="profile is empty"):
-        profile.intensity
+        _ = profile.intensity
     hidden, mask = make_batches(num_batches=1)[0]
     profile.update(hidden, mask)
     with pytest.raises(ValueError, match="this profile has 3 layers but the batch has 2"):
@@ -400,7 +415,10 @@ def test_explicit_layer_lists():
     assert select_layers(intensity, 2, [0, 3], include_embeddings=True) == [0, 3]
     with pytest.raises(ValueError, match=r"explicit layers \[7\] are out of range: valid indices are 1\.\.6"):
         select_layers(intensity, 2, [1, 7])
-    with pytest.raises(ValueError, match=r"explicit layers \[0\] are out of range: valid indices are 1\.\.6 \(index 0 = embeddings is excluded\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"explicit layers \[0\] are out of range: valid indices are 1\.\.6 \(index 0 = embeddings is excluded\)",
+    ):
         select_layers(intensity, 2, [0, 3])
     with pytest.raises(ValueError, match="has 2 entries, expected k=3"):
         select_layers(intensity, 3, [1, 3])

@@ -99,7 +99,8 @@ def test_transfer_mistakes_are_clear_errors_before_any_work(tiny, data_extra, me
 
 
 def test_augmented_rows_use_the_tokenizer_mask_token(tiny):
-    recipe = load_recipe(recipe_file(tiny, "aug", {"augment": {"n_per_example": 2, "mask_prob": 0.5, "ngram_prob": 0}}))
+    augment = {"n_per_example": 2, "mask_prob": 0.5, "ngram_prob": 0}
+    recipe = load_recipe(recipe_file(tiny, "aug", {"augment": augment}))
     task = get_task("text-classification")
     data = task.load_data(recipe)
     processor = task.load_processor(recipe, str(tiny / "tiny_bert"))

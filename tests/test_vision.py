@@ -13,7 +13,12 @@ import torch
 
 timm = pytest.importorskip("timm")
 
-from hf_spectralkd import SpectralDistillationConfig, SpectralDistillationTrainer, frequency_alignment_loss, spectral_intensity
+from hf_spectralkd import (
+    SpectralDistillationConfig,
+    SpectralDistillationTrainer,
+    frequency_alignment_loss,
+    spectral_intensity,
+)
 from hf_spectralkd.adapters import get_adapter
 from hf_spectralkd.adapters.timm import TimmAdapter
 
@@ -32,14 +37,32 @@ def _one_thread():
 
 def vit(depth=3, dim=32, heads=2, seed=0, name="vit_tiny_patch16_224", **kwargs):
     torch.manual_seed(seed)
-    return timm.create_model(name, pretrained=False, num_classes=NUM_CLASSES, img_size=IMG, patch_size=8,
-                             embed_dim=dim, depth=depth, num_heads=heads, **kwargs).eval()
+    return timm.create_model(
+        name,
+        pretrained=False,
+        num_classes=NUM_CLASSES,
+        img_size=IMG,
+        patch_size=8,
+        embed_dim=dim,
+        depth=depth,
+        num_heads=heads,
+        **kwargs,
+    ).eval()
 
 
 def swin(seed=0):
     torch.manual_seed(seed)
-    return timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=NUM_CLASSES, img_size=IMG,
-                             patch_size=2, embed_dim=16, depths=(1, 1), num_heads=(2, 2), window_size=4).eval()
+    return timm.create_model(
+        "swin_tiny_patch4_window7_224",
+        pretrained=False,
+        num_classes=NUM_CLASSES,
+        img_size=IMG,
+        patch_size=2,
+        embed_dim=16,
+        depths=(1, 1),
+        num_heads=(2, 2),
+        window_size=4,
+    ).eval()
 
 
 # ------------------------------------------------------------------------------------------ adapter table
@@ -97,7 +120,7 @@ def test_adapter_maps_per_family(family):
     assert out.attention_mask is None
     # the patch grid only: H*W is the number of patches, the prefix tokens are gone
     assert all(h.shape[2] * h.shape[3] in (16, 256, 64) for h in out.hidden_states)
-    for got, want in zip(out.hidden_states[1:], reference):
+    for got, want in zip(out.hidden_states[1:], reference, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(out.logits, direct_logits, rtol=1e-5, atol=1e-5)
     # index 0 is the patch embedding on the grid
@@ -124,7 +147,8 @@ def test_deit_distilled_training_heads_are_averaged():
 
 # ------------------------------------------------------------------------------------------ numpy references
 def _np_intensity(x):
-    """DESIGN.md with positions as tokens: full DFT over channels / C, |.|, mean over (n, positions), mean over bins."""
+    """docs/method.md with positions as tokens: full DFT over channels / C, |.|, mean over (n, positions), mean over
+    bins."""
     n, c, h, w = x.shape
     tokens = x.reshape(n, c, h * w).transpose(0, 2, 1)
     spectrum = np.abs(np.fft.fft(tokens, axis=-1) / c).mean(axis=(0, 1))
@@ -173,7 +197,9 @@ def test_vision_intensity_and_loss_match_numpy():
     np.testing.assert_allclose(loss.item(), _np_loss(t_map.double().numpy(), s_map.double().numpy()), rtol=1e-5)
     # mixed widths on the same grid, with the stage-0 Swin map (16 ch, 16x16) against the 8x8 stage
     loss = frequency_alignment_loss(swin_maps[1], swin_maps[2])
-    np.testing.assert_allclose(loss.item(), _np_loss(swin_maps[1].double().numpy(), swin_maps[2].double().numpy()), rtol=1e-5)
+    np.testing.assert_allclose(
+        loss.item(), _np_loss(swin_maps[1].double().numpy(), swin_maps[2].double().numpy()), rtol=1e-5
+    )
     assert frequency_alignment_loss(t_map, t_map).item() == 0.0
 
 
@@ -194,8 +220,17 @@ def test_digits_data_through_timm_transforms(digits_splits):
     assert info["splits"] == {"train": 1078, "validation": 359, "test": 360}  # 60/20/20 of 1,797, seeded
     assert label_names == [str(i) for i in range(10)]
     assert info["image_column"] == "image"
-    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=10, img_size=IMG, patch_size=4,
-                              embed_dim=16, depth=1, num_heads=2, pretrained_cfg_overlay=dict(crop_pct=1.0))
+    model = timm.create_model(
+        "vit_tiny_patch16_224",
+        pretrained=False,
+        num_classes=10,
+        img_size=IMG,
+        patch_size=4,
+        embed_dim=16,
+        depth=1,
+        num_heads=2,
+        pretrained_cfg_overlay=dict(crop_pct=1.0),
+    )
     processor = ImageProcessor.from_model(model)
     assert processor.data_config["input_size"] == [3, IMG, IMG]
     prepared = transform_splits(splits, processor)
@@ -214,22 +249,50 @@ def _prepared(digits_splits, n=48):
 
     splits, _, _ = digits_splits
     small = {k: v.select(range(n)) for k, v in splits.items() if k in ("train", "validation")}
-    processor = ImageProcessor({"input_size": [3, IMG, IMG], "interpolation": "bicubic", "mean": [0.5] * 3,
-                                "std": [0.5] * 3, "crop_pct": 1.0, "crop_mode": "center"})
+    processor = ImageProcessor(
+        {
+            "input_size": [3, IMG, IMG],
+            "interpolation": "bicubic",
+            "mean": [0.5] * 3,
+            "std": [0.5] * 3,
+            "crop_pct": 1.0,
+            "crop_mode": "center",
+        }
+    )
     return transform_splits(small, processor)
 
 
 def _digits_vit(depth, dim, seed, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
     torch.manual_seed(seed)
-    return timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=10, img_size=IMG, patch_size=8,
-                             embed_dim=dim, depth=depth, num_heads=2,
-                             pretrained_cfg_overlay=dict(mean=mean, std=std, crop_pct=1.0, label_names=[str(i) for i in range(10)]))
+    return timm.create_model(
+        "vit_tiny_patch16_224",
+        pretrained=False,
+        num_classes=10,
+        img_size=IMG,
+        patch_size=8,
+        embed_dim=dim,
+        depth=depth,
+        num_heads=2,
+        pretrained_cfg_overlay=dict(mean=mean, std=std, crop_pct=1.0, label_names=[str(i) for i in range(10)]),
+    )
 
 
 def _config(tmp_path, **overrides):
-    values = dict(output_dir=str(tmp_path / "out"), max_steps=3, per_device_train_batch_size=8, per_device_eval_batch_size=16,
-                  logging_steps=1, report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, seed=0,
-                  remove_unused_columns=False, selection_samples=16, spectral_dynamics=False)
+    values = dict(
+        output_dir=str(tmp_path / "out"),
+        max_steps=3,
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=16,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+        remove_unused_columns=False,
+        selection_samples=16,
+        spectral_dynamics=False,
+    )
     values.update(overrides)
     return SpectralDistillationConfig(**values)
 
@@ -239,9 +302,14 @@ def test_trainer_steps_log_components_and_save_in_timm_format(tmp_path, digits_s
 
     prepared = _prepared(digits_splits)
     teacher, student = _digits_vit(4, 32, 0), _digits_vit(2, 16, 1)
-    trainer = SpectralDistillationTrainer(model=student, teacher_model=teacher, args=_config(tmp_path),
-                                          train_dataset=prepared["train"], eval_dataset=prepared["validation"],
-                                          data_collator=image_collator)
+    trainer = SpectralDistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=_config(tmp_path),
+        train_dataset=prepared["train"],
+        eval_dataset=prepared["validation"],
+        data_collator=image_collator,
+    )
     assert trainer.label_names == ["labels"]
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
@@ -269,8 +337,12 @@ def test_trainer_steps_log_components_and_save_in_timm_format(tmp_path, digits_s
         want = student(x)
         reloaded = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
         torch.testing.assert_close(reloaded(x), want, rtol=0, atol=0)
-        by_name = timm.create_model("vit_tiny_patch16_224", pretrained=True, **config["model_args"],
-                                    pretrained_cfg_overlay=dict(file=os.path.join(out, "model.safetensors"), num_classes=10)).eval()
+        by_name = timm.create_model(
+            "vit_tiny_patch16_224",
+            pretrained=True,
+            **config["model_args"],
+            pretrained_cfg_overlay=dict(file=os.path.join(out, "model.safetensors"), num_classes=10),
+        ).eval()
         torch.testing.assert_close(by_name(x), want, rtol=0, atol=0)
     assert get_adapter(reloaded).id2label(reloaded) == {i: str(i) for i in range(10)}
 
@@ -280,12 +352,16 @@ def test_teacher_renormalised_when_data_configs_differ(tmp_path, digits_splits):
     imagenet_mean, imagenet_std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     teacher = _digits_vit(2, 32, 0, mean=imagenet_mean, std=imagenet_std)
     student = _digits_vit(1, 16, 1)  # mean = std = 0.5: the pixels are prepared for the student
-    trainer = SpectralDistillationTrainer(model=student, teacher_model=teacher, args=_config(tmp_path),
-                                          train_dataset=prepared["train"])
+    trainer = SpectralDistillationTrainer(
+        model=student, teacher_model=teacher, args=_config(tmp_path), train_dataset=prepared["train"]
+    )
     adapter = trainer.teacher_adapter
     np.testing.assert_allclose(adapter.input_scale.flatten().numpy(), [0.5 / s for s in imagenet_std], rtol=1e-6)
-    np.testing.assert_allclose(adapter.input_shift.flatten().numpy(),
-                               [(0.5 - m) / s for m, s in zip(imagenet_mean, imagenet_std)], rtol=1e-6)
+    np.testing.assert_allclose(
+        adapter.input_shift.flatten().numpy(),
+        [(0.5 - m) / s for m, s in zip(imagenet_mean, imagenet_std, strict=True)],
+        rtol=1e-6,
+    )
     raw = torch.rand(2, 3, IMG, IMG)
     for_student = (raw - 0.5) / 0.5
     for_teacher = (raw - torch.tensor(imagenet_mean).view(1, 3, 1, 1)) / torch.tensor(imagenet_std).view(1, 3, 1, 1)
@@ -296,8 +372,12 @@ def test_teacher_renormalised_when_data_configs_differ(tmp_path, digits_splits):
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     assert (got - unnormalised).abs().max() > 1e-3  # the re-normalisation changed what the teacher saw
 
-    same = SpectralDistillationTrainer(model=_digits_vit(1, 16, 1), teacher_model=_digits_vit(2, 32, 0),
-                                       args=_config(tmp_path), train_dataset=prepared["train"])
+    same = SpectralDistillationTrainer(
+        model=_digits_vit(1, 16, 1),
+        teacher_model=_digits_vit(2, 32, 0),
+        args=_config(tmp_path),
+        train_dataset=prepared["train"],
+    )
     assert same.teacher_adapter.input_scale is None and same.teacher_adapter.input_shift is None
 
 
@@ -320,8 +400,12 @@ class LegacyTimmNet(torch.nn.Module):
 
     def __init__(self, num_classes=10):
         super().__init__()
-        self.pretrained_cfg = {"architecture": "legacy_net", "mean": (0.5,) * 3, "std": (0.5,) * 3,
-                               "input_size": (3, IMG, IMG)}
+        self.pretrained_cfg = {
+            "architecture": "legacy_net",
+            "mean": (0.5,) * 3,
+            "std": (0.5,) * 3,
+            "input_size": (3, IMG, IMG),
+        }
         self.num_classes = num_classes
         self.conv = torch.nn.Conv2d(3, 8, 4, stride=4)
         self.head = torch.nn.Linear(8, num_classes)
@@ -342,19 +426,35 @@ def test_clear_errors(tmp_path, digits_splits):
     legacy = LegacyTimmNet()
     assert isinstance(get_adapter(legacy), TimmAdapter)
     with pytest.raises(ValueError, match=r"legacy_net \(LegacyTimmNet\) has no forward_intermediates"):
-        SpectralDistillationTrainer(model=legacy, teacher_model=teacher, args=_config(tmp_path), train_dataset=prepared["train"])
+        SpectralDistillationTrainer(
+            model=legacy, teacher_model=teacher, args=_config(tmp_path), train_dataset=prepared["train"]
+        )
     with pytest.raises(ValueError, match=r"has no forward_intermediates"):
         get_adapter(legacy).forward(legacy, {"pixel_values": torch.randn(1, 3, IMG, IMG)})
     student = _digits_vit(2, 16, 1)
-    with pytest.raises(ValueError, match=r"teacher_layers \[4\] out of range: valid indices are 0..3 \(the teacher has 3 blocks"):
-        SpectralDistillationTrainer(model=student, teacher_model=teacher, train_dataset=prepared["train"],
-                                    args=_config(tmp_path, teacher_layers=[1, 4], student_layers=[1, 2]))
+    with pytest.raises(
+        ValueError, match=r"teacher_layers \[4\] out of range: valid indices are 0..3 \(the teacher has 3 blocks"
+    ):
+        SpectralDistillationTrainer(
+            model=student,
+            teacher_model=teacher,
+            train_dataset=prepared["train"],
+            args=_config(tmp_path, teacher_layers=[1, 4], student_layers=[1, 2]),
+        )
     with pytest.raises(ValueError, match=r"student_layers \[3\] out of range: .*the student has 2 blocks"):
-        SpectralDistillationTrainer(model=student, teacher_model=teacher, train_dataset=prepared["train"],
-                                    args=_config(tmp_path, teacher_layers=[1, 2], student_layers=[1, 3]))
+        SpectralDistillationTrainer(
+            model=student,
+            teacher_model=teacher,
+            train_dataset=prepared["train"],
+            args=_config(tmp_path, teacher_layers=[1, 2], student_layers=[1, 3]),
+        )
     with pytest.raises(ValueError, match=r"remove_unused_columns=True would drop them.*remove_unused_columns=False"):
-        SpectralDistillationTrainer(model=student, teacher_model=teacher, train_dataset=prepared["train"],
-                                    args=_config(tmp_path, remove_unused_columns=True))
+        SpectralDistillationTrainer(
+            model=student,
+            teacher_model=teacher,
+            train_dataset=prepared["train"],
+            args=_config(tmp_path, remove_unused_columns=True),
+        )
     with pytest.raises(ValueError, match=r"takes `pixel_values`; the batch has keys \['input_ids'\]"):
         get_adapter(student).forward(student, {"input_ids": torch.ones(1, 4, dtype=torch.long)})
     assert not os.path.exists(tmp_path / "out")  # nothing written before the errors
@@ -368,8 +468,21 @@ def test_evaluate_command_on_a_saved_timm_model(tmp_path, digits_splits):
     model = _digits_vit(1, 16, 3).eval()
     TimmAdapter().save_pretrained(model, str(tmp_path / "model"))
     out = tmp_path / "eval.json"
-    code = main(["evaluate", "--model", str(tmp_path / "model"), "--data", "sklearn:digits", "--task", "image-classification",
-                 "--max-samples", "40", "--output", str(out)])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path / "model"),
+            "--data",
+            "sklearn:digits",
+            "--task",
+            "image-classification",
+            "--max-samples",
+            "40",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     result = json.loads(out.read_text())
     # the same 40 test images, scored here directly
@@ -390,14 +503,38 @@ def test_compare_command_on_two_saved_timm_models(tmp_path, digits_splits):
     from hf_spectralkd.cli import main
     from hf_spectralkd.tasks.image import ImageProcessor, image_collator, transform_splits
 
-    teacher, student = _digits_vit(4, 32, 0).eval(), _digits_vit(2, 16, 1, mean=(0.4, 0.4, 0.4), std=(0.3, 0.3, 0.3)).eval()
+    teacher, student = (
+        _digits_vit(4, 32, 0).eval(),
+        _digits_vit(2, 16, 1, mean=(0.4, 0.4, 0.4), std=(0.3, 0.3, 0.3)).eval(),
+    )
     TimmAdapter().save_pretrained(teacher, str(tmp_path / "teacher"))
     TimmAdapter().save_pretrained(student, str(tmp_path / "student"))
     (tmp_path / "layer_map.json").write_text(json.dumps({"teacher_layers": [2, 4], "student_layers": [1, 2]}))
     out = tmp_path / "cmp"
-    assert main(["compare", "--teacher", str(tmp_path / "teacher"), "--student", str(tmp_path / "student"),
-                 "--data", "sklearn:digits", "--split", "validation", "--max-samples", "40", "--seed", "3",
-                 "--layer-map", str(tmp_path / "layer_map.json"), "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--teacher",
+                str(tmp_path / "teacher"),
+                "--student",
+                str(tmp_path / "student"),
+                "--data",
+                "sklearn:digits",
+                "--split",
+                "validation",
+                "--max-samples",
+                "40",
+                "--seed",
+                "3",
+                "--layer-map",
+                str(tmp_path / "layer_map.json"),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "compare.json").read_text())
     assert report["task"] == "image-classification" and report["num_samples"] == 40
     assert report["pairs"] == [[1, 2], [2, 4]] and (out / "compare.png").read_bytes()[:4] == b"\x89PNG"

@@ -24,7 +24,7 @@ Files: ``plan.py`` (plan, preflight, arguments, fingerprints), ``checks.py`` (th
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from ..constants import FINGERPRINT_FILENAME, RESULTS_FILENAME, STAGE_MARKER, SUMMARY_FILENAME
 from ..recipes import Recipe
@@ -33,8 +33,17 @@ from .evaluation import evaluate_model
 from .plan import RunPlan, preflight
 from .report import results_dict, summary_markdown
 from .runner import StageResult, run_stage, stage_done
-from .stages import (Run, analysis_stage, baseline_stage, evaluate_stage, load_layer_map,
-                     resolve_init_layers, student_stage, tag, teacher_stage)
+from .stages import (
+    Run,
+    analysis_stage,
+    baseline_stage,
+    evaluate_stage,
+    load_layer_map,
+    resolve_init_layers,
+    student_stage,
+    tag,
+    teacher_stage,
+)
 
 __all__ = ["run_pipeline", "preflight", "evaluate_model", "summary_markdown", "RunPlan", "run_stage", "stage_done",
            "StageResult", "check_single_process", "check_depths", "STAGE_MARKER", "FINGERPRINT_FILENAME",
@@ -75,9 +84,10 @@ def write_results(run: Run, results: dict, student_dir: str) -> None:
     import torch
 
     from ..cards import write_model_card
-    from ..results import RunResults
+    from ..results import RunResults, stage_records
 
     out = run.plan.out
+    results["stages"] = stage_records(out)  # card/push check that the run dir still holds these stages
     RunResults.from_dict(results).save(out)
     summary = summary_markdown(results)
     with open(os.path.join(out, SUMMARY_FILENAME), "w", encoding="utf-8") as handle:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from ..metrics import compute_metrics
 from .plan import EVAL_BATCH_SIZE, pin_memory
 
@@ -12,7 +10,7 @@ __all__ = ["evaluate_model"]
 
 
 def evaluate_model(model, dataset, collator, batch_size: int = EVAL_BATCH_SIZE,
-                   output_dir: Optional[str] = None, progress: bool = True, trainer_class=None) -> dict:
+                   output_dir: str | None = None, progress: bool = True, trainer_class=None) -> dict:
     """Accuracy, macro-F1 and inference throughput of ``model`` on a prepared ``dataset``."""
     import tempfile
 

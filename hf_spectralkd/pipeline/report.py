@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import time
-from typing import Optional
 
 __all__ = ["results_dict", "summary_markdown", "TIMING_KEYS", "DISTILLATION_KEYS", "TRAINING_KEYS"]
 
@@ -27,7 +26,7 @@ def _timings(run) -> dict:
     return timings
 
 
-def results_dict(run, models: dict, baseline: Optional[dict], layer_map, intensity: list) -> dict:
+def results_dict(run, models: dict, baseline: dict | None, layer_map, intensity: list) -> dict:
     """The results of a finished run: ``models`` holds the ``teacher`` and ``student`` sections."""
     from ..results import package_versions
 
@@ -62,7 +61,7 @@ def results_dict(run, models: dict, baseline: Optional[dict], layer_map, intensi
     }
 
 
-def quality_warnings(models: dict, baseline: Optional[dict], split: str) -> list:
+def quality_warnings(models: dict, baseline: dict | None, split: str) -> list:
     """Plain-language warnings when the run did not give what distillation is for: a teacher no better than the
     student trained without it, or a distilled student below that no-KD student."""
     if not baseline:
@@ -80,7 +79,8 @@ def quality_warnings(models: dict, baseline: Optional[dict], split: str) -> list
         warnings.append(
             f"the distilled student ({accuracy['student']:.2f}%) is {gap:.2f} pt below the no-KD student "
             f"({accuracy['baseline']:.2f}%) on the {split} split: lower distillation.alpha, set "
-            "distillation.gate_teacher_errors: true, or use the no-KD student (benchmarks/README.md says when KD pays)")
+            "distillation.gate_teacher_errors: true, or use the no-KD student (benchmarks/README.md says when KD "
+            "pays)")
     return warnings
 
 

@@ -24,7 +24,7 @@ class ImageProcessor:
     data_config: dict = field(default_factory=dict)
 
     @classmethod
-    def from_model(cls, model) -> "ImageProcessor":
+    def from_model(cls, model) -> ImageProcessor:
         from ...adapters.timm import timm_data_config
 
         config = timm_data_config(model)

@@ -3,12 +3,10 @@ tokenise through :func:`tokenize`, so the cache's fingerprint and the trainer's 
 
 from __future__ import annotations
 
-from typing import Optional
-
 __all__ = ["tokenize", "tokenize_splits", "text_collator", "check_text_columns"]
 
 
-def check_text_columns(column_names, text_column: str, text_pair_column: Optional[str] = None,
+def check_text_columns(column_names, text_column: str, text_pair_column: str | None = None,
                        where: str = "the data") -> None:
     """Raise ``ValueError`` naming the option of a text column that ``column_names`` lacks."""
     for option, column in (("--text-column", text_column), ("--text-pair-column", text_pair_column)):
@@ -16,8 +14,8 @@ def check_text_columns(column_names, text_column: str, text_pair_column: Optiona
             raise ValueError(f"{option} {column!r} not found in {where}: the columns are {list(column_names)}")
 
 
-def tokenize(dataset, tokenizer, text_column: str = "text", text_pair_column: Optional[str] = None,
-             max_length: Optional[int] = 128, keep=(), label_column: Optional[str] = None, desc: str = "tokenizing"):
+def tokenize(dataset, tokenizer, text_column: str = "text", text_pair_column: str | None = None,
+             max_length: int | None = 128, keep=(), label_column: str | None = None, desc: str = "tokenizing"):
     """``dataset`` tokenised (truncation at ``max_length``, no padding: a collator pads per batch).
 
     Every column is replaced by the tokenizer's outputs, except those in ``keep``; with ``label_column`` its

@@ -397,3 +397,25 @@ def test_no_block_written_twice():
         f"aside) written more than once in {PACKAGE}/:\n{message}\n"
         "Move the block into one helper (utils, or the module both callers already import) and call it from both.")
 
+
+
+def test_ci_lints_with_the_configured_ruff():
+    import configparser
+
+    # pyproject.toml read as text: tomllib is Python 3.11+, the package supports 3.10
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as handle:
+        pyproject = handle.read()
+    assert re.search(r"^\[tool\.ruff\]\nline-length = 119\ntarget-version = \"py310\"$", pyproject, re.M)
+    select = re.search(r"^select = \[(.*)\]$", pyproject, re.M).group(1)
+    assert {"E", "F", "W", "I", "B", "UP"} <= {rule.strip().strip('"') for rule in select.split(",")}
+    setup = configparser.ConfigParser()
+    setup.read(os.path.join(ROOT, "setup.cfg"))
+    assert any(line.strip().startswith("ruff") for line in setup["options.extras_require"]["dev"].splitlines()), (
+        "setup.cfg: the dev extra must install ruff (.ci/run runs it)")
+    with open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8") as handle:
+        steps = [line.strip() for line in handle if line.strip() and not line.lstrip().startswith("#")]
+    install = next(i for i, s in enumerate(steps) if "pip install" in s)
+    lint = [i for i, s in enumerate(steps) if s == "ruff check ."]
+    main_job = next(i for i, s in enumerate(steps) if s.startswith("hf-spectralkd distill"))
+    assert len(lint) == 1 and install < lint[0] < main_job, (
+        ".ci/run must run `ruff check .` once, after the install and before the main job")

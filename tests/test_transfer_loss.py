@@ -100,3 +100,37 @@ def test_gate_teacher_errors_trains_wrong_rows_on_labels_alone(tmp_path):
     assert float(loss) == pytest.approx(float(expected), rel=1e-4, abs=1e-8)
     ungated = (1 - alpha) * ce_rows.mean() + alpha * kd_rows.mean()
     assert abs(float(loss) - float(ungated)) > 1e-3
+
+
+@pytest.mark.parametrize("student_hidden", [16, 48])
+def test_width_pooling_in_both_directions_through_the_trainer(tmp_path, student_hidden):
+    """A narrower (16) and a wider (48) student than the 32-wide teacher: the wider tensor is pooled to the
+    narrower width, so the term is defined and trains either way."""
+    from hf_spectralkd.spectral import frequency_alignment_loss
+
+    rows = make_token_rows(16, seed=7)
+    trainer = SpectralDistillationTrainer(
+        model=tiny_bert(num_layers=2, hidden=student_hidden, seed=1, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0),
+        teacher_model=tiny_bert(num_layers=4, hidden=32, seed=0),
+        args=small_config(tmp_path, spectral_dynamics=False, teacher_layers=[2, 4], max_steps=2),
+        train_dataset=Dataset.from_list(rows), data_collator=pad_collate,
+    )
+    trainer.model.eval()
+    batch = pad_collate(rows[:8])
+    with torch.no_grad():
+        trainer.compute_loss(trainer.model, dict(batch))
+        s = trainer.model(**{k: batch[k] for k in ("input_ids", "attention_mask")}, output_hidden_states=True)
+        t = trainer.teacher(**{k: batch[k] for k in ("input_ids", "attention_mask")}, output_hidden_states=True)
+    pooled = F.adaptive_avg_pool1d  # the reference: pool the wider tensor's hidden axis to the narrower width
+    expected = []
+    for s_layer, t_layer in ((1, 2), (2, 4)):
+        hs, ht = s.hidden_states[s_layer], t.hidden_states[t_layer]
+        width = min(hs.shape[-1], ht.shape[-1])
+        hs, ht = pooled(hs, width), pooled(ht, width)
+        expected.append(float(frequency_alignment_loss(hs, ht, batch["attention_mask"])))
+    logged = trainer._reduce_metrics("eval")["freq_loss"]
+    assert logged == pytest.approx(sum(expected) / 2, rel=1e-5) and logged > 0
+    trainer.model.train()
+    trainer.train()
+    assert all(torch.isfinite(torch.tensor(e["freq_loss"])) for e in trainer.state.log_history if "freq_loss" in e)

@@ -134,3 +134,23 @@ def test_lowlabel_run_end_to_end(tiny):
     assert json.load(open(out / "teacher_cache" / "cache_meta.json"))["num_examples"] == 60
     assert isinstance(results["warnings"], list)
     assert json.load(open(out / "results.json"))["warnings"] == results["warnings"]
+
+
+def test_a_narrow_student_from_scratch_end_to_end(tiny):
+    """student.init: config — fewer, narrower blocks than the teacher (the teacher's tokenizer and vocabulary); the
+    alignment term pools the teacher's wider hidden states down to the student's width."""
+    from hf_spectralkd.pipeline import run_pipeline
+
+    path = recipe_file(tiny, "narrow", {}, training_extra={"max_steps": 4})
+    recipe = load_recipe(path, overrides=[
+        ("student", {"init": "config", "num_layers": 2,
+                     "config": {"hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 32}}),
+        ("teacher.finetune.max_steps", 2)])
+    results = run_pipeline(recipe, log=lambda line: None)
+    student = json.load(open(tiny / "run_narrow" / "student" / "config.json"))
+    assert (student["hidden_size"], student["num_hidden_layers"], student["vocab_size"]) == (16, 2, 30522)
+    assert results["student"]["hidden_size"] == 16 and results["teacher"]["hidden_size"] == 32
+    assert len(results["layer_map"]["student_layers"]) == 2
+    log = json.load(open(tiny / "run_narrow" / "student" / "training_log.json"))
+    freq = [entry["freq_loss"] for entry in log if "freq_loss" in entry and "eval_loss" not in entry]
+    assert freq and all(value > 0 for value in freq)

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import torch
 
 from .adapters import get_adapter
-from .constants import PLOT_FILENAME, PROFILE_FILENAME  # re-exported: older imports read them from here
-from .sampling import sample_indices  # re-exported: older imports read it from here
+from .constants import PLOT_FILENAME, PROFILE_FILENAME
+from .sampling import sample_indices
 from .spectral import SpectralProfile
 
-__all__ = ["collect_profile", "analyze", "plot_layer_intensity", "PROFILE_FILENAME", "PLOT_FILENAME", "sample_indices"]
+__all__ = ["collect_profile", "analyze", "plot_layer_intensity"]
 
 
 def _to_device(batch: dict, device) -> dict:

@@ -10,6 +10,7 @@ from conftest import make_token_rows, pad_collate, small_config, tiny_bert
 
 import hf_spectralkd.teacher_cache as tc
 from hf_spectralkd import SpectralDistillationTrainer
+from hf_spectralkd.constants import CACHE_META_FILENAME
 
 TEACHER_LAYERS = [2, 4]
 
@@ -49,7 +50,7 @@ def test_cache_layout_real_tokens_float16(tmp_path):
     assert cache.logits.shape == (40, 3) and cache.logits.dtype == np.float16
     assert isinstance(cache.hidden, np.memmap) and isinstance(cache.logits, np.memmap)
     assert len(cache) == 40 and cache.teacher_layers == TEACHER_LAYERS
-    with open(tmp_path / "cache" / tc.META_FILENAME, encoding="utf-8") as handle:
+    with open(tmp_path / "cache" / CACHE_META_FILENAME, encoding="utf-8") as handle:
         meta = json.load(handle)
     assert set(meta["fingerprint"]) == {"version", "teacher", "data", "teacher_layers", "id_column"}
     assert meta["num_tokens"] == real_tokens

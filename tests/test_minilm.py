@@ -68,7 +68,7 @@ def test_minilm_analysis_over_clinc150(minilm, clinc_rows, tmp_path):
 
 def test_analyze_reads_a_seeded_random_sample_not_the_first_rows(minilm, clinc_rows):
     """CLINC150's train file is sorted by intent: max_samples draws the same seeded sample the trainer uses."""
-    from hf_spectralkd.analysis import sample_indices
+    from hf_spectralkd.sampling import sample_indices
 
     model, tokenizer = minilm
     picked = sample_indices(len(clinc_rows), 48, seed=3)

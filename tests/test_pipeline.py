@@ -298,8 +298,8 @@ def test_compare_command_on_the_saved_recipe_outputs(workspace, first_run, tmp_p
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from hf_spectralkd import analyze
-    from hf_spectralkd.analysis import sample_indices
     from hf_spectralkd.cli import main
+    from hf_spectralkd.sampling import sample_indices
 
     results, _ = first_run
     out, run = tmp_path / "cmp", workspace["out"]
@@ -545,7 +545,8 @@ def test_teacher_cache_option_trains_from_the_cache(workspace, first_run, tmp_pa
     losses equal to the live teacher's within float16 tolerance, and a later run reuses the cache."""
     import shutil
 
-    from hf_spectralkd.teacher_cache import META_FILENAME, TeacherCache
+    from hf_spectralkd.constants import CACHE_META_FILENAME
+    from hf_spectralkd.teacher_cache import TeacherCache
 
     out, live_out = tmp_path / "run", tmp_path / "live"
     shutil.copytree(workspace["out"], out)
@@ -569,10 +570,10 @@ def test_teacher_cache_option_trains_from_the_cache(workspace, first_run, tmp_pa
     for a, b in zip(live, cached, strict=True):
         for key in ("kd_loss", "freq_loss", "ce_loss"):
             assert b[key] == pytest.approx(a[key], rel=2e-2, abs=1e-4), key
-    meta_mtime = os.path.getmtime(out / "teacher_cache" / META_FILENAME)
+    meta_mtime = os.path.getmtime(out / "teacher_cache" / CACHE_META_FILENAME)
     _run(workspace["recipe"], [f"output.dir={out}", "teacher.cache=true", "training.learning_rate=5e-4"])
     assert (
-        os.path.getmtime(out / "teacher_cache" / META_FILENAME) == meta_mtime
+        os.path.getmtime(out / "teacher_cache" / CACHE_META_FILENAME) == meta_mtime
     )  # same teacher, inputs, layers: reused
 
 

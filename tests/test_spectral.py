@@ -1,4 +1,4 @@
-"""The spectral math of hf_spectralkd against an independent numpy reference of DESIGN.md ("The math").
+"""The spectral math of hf_spectralkd against an independent numpy reference of docs/method.md (the normative math).
 
 The references below are written from the definitions, not from the implementation: the intensity uses
 the full DFT (``numpy.fft.fft``) over the hidden axis, the loss uses ``numpy.fft.rfft``/``rfftn``.
@@ -22,7 +22,7 @@ from hf_spectralkd import (
 
 # ---------------------------------------------------------------------------------------------- references
 def ref_spectrum(x, mask=None):
-    """S[k] = Σ_{n,t} M·|(1/D)·DFT_c(X)[n,t,k]| / Σ M, all D bins (DESIGN.md, intensity steps 1-2)."""
+    """S[k] = Σ_{n,t} M·|(1/D)·DFT_c(X)[n,t,k]| / Σ M, all D bins (docs/method.md, "Spectral intensity", steps 1-2)."""
     x = np.asarray(x, dtype=np.float64)
     n, length, d = x.shape
     m = np.ones((n, length)) if mask is None else np.asarray(mask, dtype=np.float64)
@@ -166,7 +166,7 @@ def test_loss_default_is_tokens_complex_and_counts_stacked_elements():
     xs, mask = padded_batch(n=2, length=6, d=4, seed=3)
     xt, _ = padded_batch(n=2, length=6, d=4, seed=4)
     got = frequency_alignment_loss(xs, xt, mask)
-    # N × (L//2+1) × D × 2 elements in the mean (DESIGN.md step 4)
+    # N × (L//2+1) × D × 2 elements in the mean (docs/method.md, "Frequency-alignment loss", step 4)
     m = mask.numpy()[..., None]
     fs = np.fft.rfft(xs.numpy() * m, axis=1, norm="ortho")
     ft = np.fft.rfft(xt.numpy() * m, axis=1, norm="ortho")

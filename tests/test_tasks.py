@@ -150,11 +150,10 @@ def test_load_split_from_plain_arguments(text_data):
 def test_timm_trainer_is_a_module_level_class():
     from transformers import Trainer
 
-    from hf_spectralkd.tasks.image import timm_trainer_class
     from hf_spectralkd.tasks.image.trainer import TimmClassifierTrainer
 
     task = get_task("image-classification")
-    assert task.trainer_class() is timm_trainer_class() is TimmClassifierTrainer
+    assert task.trainer_class() is TimmClassifierTrainer
     assert issubclass(TimmClassifierTrainer, Trainer) and TimmClassifierTrainer.__module__.endswith("image.trainer")
 
 

@@ -14,6 +14,7 @@ from datasets import Dataset
 import hf_spectralkd.distillation_trainer as trainer_module
 import hf_spectralkd.teacher_cache as tc
 from hf_spectralkd import LayerMap, SpectralDistillationTrainer
+from hf_spectralkd.constants import CACHE_META_FILENAME
 
 
 def id_collate(batch):
@@ -166,7 +167,7 @@ def test_teacher_cache_argument_adds_ids_builds_once_and_trains_from_it(tmp_path
     assert "example_id" in trainer.train_dataset.column_names and trainer.teacher_cache is None
     cache = trainer.setup_teacher_cache()
     assert trainer.teacher_cache is cache and len(cache) == 32 and cache.teacher_layers == [2, 4]
-    assert (directory / tc.META_FILENAME).is_file()
+    assert (directory / CACHE_META_FILENAME).is_file()
 
     def no_teacher(*args, **kwargs):
         raise AssertionError("the teacher ran during training although its outputs are cached")

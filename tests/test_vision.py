@@ -499,8 +499,8 @@ def test_compare_command_on_two_saved_timm_models(tmp_path, digits_splits):
     """`hf-spectralkd compare` detects timm directories, runs both models over the same seeded image sample (each with
     its own normalisation) and reports the curves the analysis functions give on those images."""
     from hf_spectralkd import collect_profile
-    from hf_spectralkd.analysis import sample_indices
     from hf_spectralkd.cli import main
+    from hf_spectralkd.sampling import sample_indices
     from hf_spectralkd.tasks.image import ImageProcessor, image_collator, transform_splits
 
     teacher, student = (

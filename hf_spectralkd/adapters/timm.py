@@ -36,12 +36,6 @@ from .base import AdapterOutput, ModelAdapter, register_adapter, unwrap_model
 __all__ = ["TimmAdapter", "is_timm_model", "load_timm_model", "timm_data_config"]
 
 
-def _base(model):
-    """The timm module itself: DDP/DeepSpeed/compile wrappers and a PEFT wrapper removed."""
-    base = unwrap_model(model, peft=True)
-    return base
-
-
 def is_timm_model(model) -> bool:
     """A timm classifier: built by ``timm.create_model`` (it carries a ``pretrained_cfg``) or a timm class."""
     if not isinstance(model, torch.nn.Module):
@@ -63,7 +57,7 @@ def timm_data_config(model) -> dict:
     model *as built* (a ViT created with ``img_size=32`` gives ``input_size=(3, 32, 32)``)."""
     import timm.data
 
-    model = _base(model)
+    model = unwrap_model(model, peft=True)
     resolve = getattr(timm.data, "resolve_input_data_config", None)
     if resolve is not None:  # timm >= 1.0.2x: reads the current input size from the model
         return dict(resolve(model))
@@ -84,12 +78,12 @@ class TimmAdapter(ModelAdapter):
 
     @classmethod
     def matches(cls, model) -> bool:
-        return is_timm_model(_base(model))
+        return is_timm_model(unwrap_model(model, peft=True))
 
     # ------------------------------------------------------------------ checks
     @staticmethod
     def _check_supported(model):
-        base = _base(model)
+        base = unwrap_model(model, peft=True)
         missing = [
             name for name in ("forward_intermediates", "forward_head") if not callable(getattr(base, name, None))
         ]
@@ -183,12 +177,12 @@ class TimmAdapter(ModelAdapter):
         sees ``(x_raw - mean_t) / std_t = x·(std_s/std_t) + (mean_s - mean_t)/std_t``.
         """
         self.input_scale = self.input_shift = None
-        student_base = _base(student)
+        student_base = unwrap_model(student, peft=True)
         if not is_timm_model(student_base):
             return
         teacher_cfg, student_cfg = timm_data_config(model), timm_data_config(student_base)
         t_size, s_size = tuple(teacher_cfg["input_size"]), tuple(student_cfg["input_size"])
-        if t_size != s_size and _fixed_input_size(_base(model)):
+        if t_size != s_size and _fixed_input_size(unwrap_model(model, peft=True)):
             raise ValueError(
                 f"teacher and student expect different input sizes (teacher {t_size}, student {s_size}) and the "
                 "teacher only accepts its own: create both at the same img_size (the pixels are prepared once, "
@@ -221,10 +215,10 @@ class TimmAdapter(ModelAdapter):
         raise ValueError(f"cannot tell how many blocks {type(base).__name__} has (no feature_info / blocks / layers)")
 
     def num_labels(self, model) -> int | None:
-        return getattr(_base(model), "num_classes", None)
+        return getattr(unwrap_model(model, peft=True), "num_classes", None)
 
     def id2label(self, model) -> dict | None:
-        cfg = getattr(_base(model), "pretrained_cfg", None) or {}
+        cfg = getattr(unwrap_model(model, peft=True), "pretrained_cfg", None) or {}
         names = cfg.get("label_names")
         if not names:
             return None
@@ -234,7 +228,7 @@ class TimmAdapter(ModelAdapter):
         return mapping if num_classes is None or len(mapping) == num_classes else None
 
     def describe(self, model) -> dict:
-        base = _base(model)
+        base = unwrap_model(model, peft=True)
         cfg = getattr(base, "pretrained_cfg", None) or {}
         return {
             "num_layers": self.num_layers(base),
@@ -250,7 +244,7 @@ class TimmAdapter(ModelAdapter):
         import safetensors.torch
         from timm.models._hub import save_config_for_hf
 
-        base = _base(model)
+        base = unwrap_model(model, peft=True)
         os.makedirs(directory, exist_ok=True)
         model_config = {}
         id2label = self.id2label(base)

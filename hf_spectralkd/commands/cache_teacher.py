@@ -73,8 +73,9 @@ def run(args) -> int:
     import time
 
     from ..adapters import get_adapter
+    from ..constants import CACHE_META_FILENAME
     from ..tasks import get_task
-    from ..teacher_cache import META_FILENAME, TeacherCache, build_teacher_cache, cache_fingerprint
+    from ..teacher_cache import TeacherCache, build_teacher_cache, cache_fingerprint
 
     check_at_least_one(args, "batch_size", "max_length")
     task = get_task("text-classification")
@@ -90,7 +91,7 @@ def run(args) -> int:
     dataset = tokenize_split(tokenizer, rows, args.text_column, args.text_pair_column, args.max_length, args.id_column)
     fingerprint = cache_fingerprint(teacher, dataset, layers, args.id_column)
     output = os.path.expanduser(args.output)
-    if os.path.isfile(os.path.join(output, META_FILENAME)) and TeacherCache(output).fingerprint == fingerprint:
+    if os.path.isfile(os.path.join(output, CACHE_META_FILENAME)) and TeacherCache(output).fingerprint == fingerprint:
         cache, seconds, state = TeacherCache(output), 0.0, "up to date"
     else:
         start = time.time()

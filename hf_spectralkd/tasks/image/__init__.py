@@ -43,14 +43,7 @@ from .models import (
 from .processing import DATA_CONFIG_FILENAME, ImageProcessor, image_collator, pixel_collator, transform_splits
 
 __all__ = ["ImageClassificationTask", "ImageProcessor", "load_image_data", "copy_timm_blocks", "DIGITS_SOURCE",
-           "is_timm_directory", "check_timm_reference", "transform_splits", "image_collator", "timm_trainer_class"]
-
-
-def timm_trainer_class():
-    """The ``transformers.Trainer`` subclass for plain (no-KD) training and evaluation of timm classifiers."""
-    from .trainer import TimmClassifierTrainer
-
-    return TimmClassifierTrainer
+           "is_timm_directory", "check_timm_reference", "transform_splits", "image_collator"]
 
 
 def _model_kwargs(recipe) -> dict:
@@ -158,7 +151,10 @@ class ImageClassificationTask(Task):
         get_adapter(model).save_pretrained(model, directory)
 
     def trainer_class(self):
-        return timm_trainer_class()
+        """The ``transformers.Trainer`` subclass for plain (no-KD) training and evaluation of timm classifiers."""
+        from .trainer import TimmClassifierTrainer
+
+        return TimmClassifierTrainer
 
     def check_references(self, recipe, teacher_ref) -> None:
         teacher = recipe.teacher

@@ -412,12 +412,14 @@ class SpectralDistillationTrainer(Trainer):
             return LayerMap([], [], "none"), profile  # no alignment term: nothing to select
         if profile is None:
             with preserve_rng_state(self.accelerator.device):
+                loader = self._selection_dataloader()
                 profile = collect_profile(
                     self.teacher,
-                    self._selection_dataloader(),
+                    loader,
                     adapter=self.teacher_adapter,
                     device=self.accelerator.device,
-                    max_samples=args.selection_samples,
+                    # the sample actually drawn: a training set smaller than selection_samples ends the bar at 100 %
+                    max_samples=min(args.selection_samples, len(loader.dataset)),
                     progress=not args.disable_tqdm and self.is_world_process_zero(),
                     description="spectral layer selection",
                 )
@@ -629,6 +631,10 @@ class SpectralDistillationTrainer(Trainer):
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         for key, value in self._reduce_metrics("eval").items():
             output.metrics[f"{metric_key_prefix}_{key}"] = value
+        if description == "Evaluation":  # evaluate(), not predict(): the dynamics keys join this one log entry
+            for callback in self.callback_handler.callbacks:
+                if isinstance(callback, SpectralDynamicsCallback):
+                    output.metrics.update(callback.evaluation_metrics(self.state))
         return output
 
     # ------------------------------------------------------------------ saving

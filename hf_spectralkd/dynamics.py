@@ -357,10 +357,29 @@ class SpectralDynamicsCallback(TrainerCallback):
         return batch
 
     # ---------------------------------------------------------------- measuring
-    def measure(self, state, event: str) -> dict:
-        """Measure the student now, log the result and keep its summary (without touching the run's RNG)."""
+    def measure(self, state, event: str, log: bool = True) -> dict:
+        """Measure the student now, log the result (unless ``log=False``) and keep its summary (without touching
+        the run's RNG)."""
         with preserve_rng_state(self.trainer.accelerator.device):
-            return self._measure(state, event)
+            record = self._measure(state, event)
+        if log:
+            self.trainer.log(self.log_values(record))
+        return record
+
+    def evaluation_metrics(self, state) -> dict:
+        """The dynamics log keys of this step, measured now unless already measured at this step. The trainer adds
+        them to the evaluation's metrics, so each evaluation logs (and prints) one dictionary, not two."""
+        record = self.measure(state, "evaluate", log=False) if self._stale(state) else self.records[-1]
+        return self.log_values(record)
+
+    @staticmethod
+    def log_values(record: dict) -> dict:
+        """``dynamics/student_intensity_l{i}``, the agreement keys and ``dynamics/freq_loss`` of one measurement."""
+        logs = {f"{LOG_PREFIX}student_intensity_l{i}": value for i, value in enumerate(record["student_intensity"])}
+        for key in (*AGREEMENT_KEYS, "freq_loss"):
+            if record[key] is not None:
+                logs[f"{LOG_PREFIX}{key}"] = record[key]
+        return logs
 
     def _measure(self, state, event: str) -> dict:
         start = time.perf_counter()
@@ -395,11 +414,6 @@ class SpectralDynamicsCallback(TrainerCallback):
             "seconds": elapsed,
         }
         self.records.append(record)
-        logs = {f"{LOG_PREFIX}student_intensity_l{i}": value for i, value in enumerate(student)}
-        for key in (*AGREEMENT_KEYS, "freq_loss"):
-            if record[key] is not None:
-                logs[f"{LOG_PREFIX}{key}"] = record[key]
-        trainer.log(logs)
         return record
 
     def _stale(self, state) -> bool:
@@ -482,7 +496,10 @@ class SpectralDynamicsCallback(TrainerCallback):
 
 
 def _spread(records: list, count: int) -> list:
-    """Up to ``count`` records evenly spread over the list, first and last included."""
+    """Up to ``count`` records evenly spread over the list, first and last included; of several records at one
+    step (the last evaluation and the end of training) the latest, so no step is listed twice."""
+    latest = {record["step"]: record for record in records}
+    records = sorted(latest.values(), key=lambda record: record["step"])
     if len(records) <= count:
         return list(records)
     picks = sorted({round(i * (len(records) - 1) / (count - 1)) for i in range(count)})

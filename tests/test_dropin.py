@@ -286,3 +286,47 @@ def test_packaged_mpnet_is_a_model_reference(monkeypatch, tmp_path):
     monkeypatch.setattr(packaged_mpnet, "packaged_mpnet_path", lambda: str(tmp_path))
     assert loading.resolve_model_reference("packaged:mpnet") == str(tmp_path)
     assert loading.PACKAGED_SOURCES["packaged:mpnet"] == "sentence-transformers/all-mpnet-base-v2"
+
+
+# ---------------------------------------------------------------- 8. small things
+def test_selection_progress_bar_ends_at_the_sample_size(tmp_path, capsys):
+    from datasets import Dataset
+
+    small = Dataset.from_list(make_token_rows(10, seed=5))
+    trainer = _trainer(tmp_path, small, max_steps=1, disable_tqdm=False, selection_samples=512)
+    trainer.setup_layer_map()
+    err = capsys.readouterr().err
+    bar = [line for line in err.replace("\r", "\n").splitlines() if "spectral layer selection" in line]
+    assert bar and "100%" in bar[-1] and "10/10" in bar[-1]
+
+
+def test_evaluation_prints_one_dict_and_the_plot_lists_each_step_once(tmp_path, token_dataset, capsys, monkeypatch):
+    from hf_spectralkd import dynamics
+
+    labels = []
+    real_plot = dynamics.plot_intensity_curves
+
+    def recording_plot(path, teacher, curves, **kwargs):
+        labels.extend(label for label, _ in curves)
+        return real_plot(path, teacher, curves, **kwargs)
+
+    monkeypatch.setattr(dynamics, "plot_intensity_curves", recording_plot)
+    args = small_config(tmp_path, max_steps=2, eval_strategy="steps", eval_steps=1, save_strategy="steps",
+                        save_steps=1, load_best_model_at_end=True, dynamics_samples=8)
+    trainer = SpectralDistillationTrainer(
+        model=tiny_bert(num_layers=2, hidden=32, seed=1), teacher_model=tiny_bert(num_layers=4, hidden=32, seed=0),
+        args=args, train_dataset=token_dataset, eval_dataset=token_dataset, data_collator=pad_collate,
+    )
+    trainer.train()
+    capsys.readouterr()
+    metrics = trainer.evaluate()
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert len(printed) == 1 and "eval_loss" in printed[0] and "dynamics/pearson_all" in printed[0]
+    assert "dynamics/pearson_all" in metrics
+    evaluations = [e for e in trainer.state.log_history if "eval_loss" in e]
+    assert len(evaluations) == 3 and all("dynamics/pearson_all" in e for e in evaluations)
+    # entries of their own only where no evaluation runs: the start of training and the best model loaded at the end
+    alone = [e["step"] for e in trainer.state.log_history if "dynamics/pearson_all" in e and "eval_loss" not in e]
+    assert alone == [0, 2]
+    # measured at steps 0 (train begin), 1, 2 and again at 2 (best model loaded at the end): step 2 listed once
+    assert labels == ["student @ step 0", "student @ step 1", "student @ step 2"]

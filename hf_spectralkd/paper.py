@@ -2,6 +2,13 @@
 
 TAG_NAMES = ["hf_spectralkd", "distillation", "spectralkd"]
 METHOD_NAME = "SpectralKD"
+LOGIT_KD_NAME = "logit KD"  # beta = 0: no frequency term, no spectral selection; what ran is plain soft-logit KD
+
+
+def method_name(distillation: dict | None) -> str:
+    """The method a run used, from its ``distillation`` values: SpectralKD, or logit KD when ``beta`` is 0."""
+    beta = (distillation or {}).get("beta")
+    return LOGIT_KD_NAME if beta is not None and float(beta) == 0.0 else METHOD_NAME
 PAPER = {
     "title": (
         "SpectralKD: A Unified Framework for Interpreting and Distilling Vision Transformers via Spectral Analysis"

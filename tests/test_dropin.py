@@ -330,3 +330,27 @@ def test_evaluation_prints_one_dict_and_the_plot_lists_each_step_once(tmp_path, 
     assert alone == [0, 2]
     # measured at steps 0 (train begin), 1, 2 and again at 2 (best model loaded at the end): step 2 listed once
     assert labels == ["student @ step 0", "student @ step 1", "student @ step 2"]
+
+
+def test_logit_kd_run_is_named_logit_kd_in_card_summary_and_results():
+    import copy
+
+    from test_results import RUN_RESULTS
+
+    from hf_spectralkd.cards import build_model_card
+    from hf_spectralkd.pipeline.report import summary_markdown
+
+    spectral = copy.deepcopy(RUN_RESULTS)
+    spectral["distillation"]["beta"] = 0.2
+    text = str(build_model_card(spectral))
+    assert "**SpectralKD student (this model)**" in text and "model distilled with\n[SpectralKD]" in text
+
+    logit = copy.deepcopy(RUN_RESULTS)
+    logit["distillation"]["beta"] = 0.0
+    text = str(build_model_card(logit))
+    assert "SpectralKD student" not in text and "**logit KD student (this model)**" in text
+    assert "distilled with logit KD (with the\n`hf_spectralkd` library)" in text
+    assert "The frequency-alignment term of SpectralKD was off (`beta` = 0)" in text
+    summary = summary_markdown(logit)
+    assert "| logit KD student (init " in summary and "SpectralKD student" not in summary
+    assert "| SpectralKD student (init " in summary_markdown(spectral)

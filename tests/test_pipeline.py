@@ -163,7 +163,7 @@ def test_pipeline_writes_the_layout_and_results(workspace, first_run):
     assert saved["layer_map"]["student_layers"] == [1, 2] and len(saved["layer_map"]["teacher_layers"]) == 2
     assert len(saved["layer_map"]["teacher_intensity"]) == 5
     assert set(saved["timings_s"]) >= {"teacher_finetune", "analysis", "distill", "baseline", "evaluate", "total"}
-    assert saved["distillation"]["beta"] == pytest.approx(0.2)
+    assert saved["distillation"]["beta"] == pytest.approx(0.2) and saved["method"] == "SpectralKD"
     assert saved["training"]["max_steps"] == 3
     # the accuracies in results.json are the ones in the per-model evaluation files
     with open(os.path.join(out, "evaluation", "student.json")) as handle:

@@ -7,7 +7,7 @@ import json
 import os
 
 from ..loading import PACKAGED_SOURCES, hub_model_id, is_hub_id
-from ..paper import PAPER
+from ..paper import PAPER, method_name
 from ..results import package_versions, read_log_history
 
 __all__ = ["KNOWN_HUB_DATASETS", "METRIC_INFO", "card_values", "dataset_hub_id", "display_path", "metrics_of"]
@@ -259,6 +259,7 @@ def card_values(results: dict, model_name: str, *, repo_id=None, plot=None, dyna
         "has_baseline": bool(baseline),
         "dataset": dataset_values(results),
         # a packaged teacher is a copy of a Hub model, named in base_model like a Hub teacher
+        "method": method_name(results.get("distillation")),
         "teacher_not_hub": not (hub_model_id(teacher.get("source"), vision)
                                 or PACKAGED_SOURCES.get(str(teacher.get("source")))),
         "smoke": bool(results.get("smoke")),

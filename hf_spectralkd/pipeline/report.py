@@ -6,6 +6,8 @@ import dataclasses
 import datetime
 import time
 
+from ..paper import method_name
+
 __all__ = ["results_dict", "summary_markdown", "TIMING_KEYS", "DISTILLATION_KEYS", "TRAINING_KEYS"]
 
 # results.json's timings_s key of each stage that is run or reused
@@ -47,6 +49,7 @@ def results_dict(run, models: dict, baseline: dict | None, layer_map, intensity:
         "layer_map": {"teacher_layers": layer_map.teacher_layers, "student_layers": layer_map.student_layers,
                       "strategy": layer_map.strategy, "teacher_intensity": layer_map.teacher_intensity or intensity},
         "distillation": {k: getattr(args, k) for k in DISTILLATION_KEYS},
+        "method": method_name({"beta": args.beta}),  # the method that ran: logit KD when beta is 0
         "training": {
             **{k: getattr(args, k) for k in TRAINING_KEYS},
             "teacher_finetune": dataclasses.asdict(recipe.teacher.finetune) if recipe.teacher.finetune else None,
@@ -105,7 +108,7 @@ def summary_markdown(results: dict) -> str:
     ]
     student = results["student"]
     init = f"{student['init']} {student.get('init_layers') or ''}".rstrip()
-    student_label = f"SpectralKD student (init {init})"
+    student_label = f"{method_name(results.get('distillation'))} student (init {init})"
     for role, section in (("teacher", results["teacher"]), ("no-KD student (baseline)", results.get("baseline")),
                           (student_label, student)):
         line = row(role, section)

@@ -270,13 +270,17 @@ def test_import_graph_has_no_cycle():
         "paper, results, loading), or by making the lower-level module stop importing the higher-level one.")
 
 
+def is_cli(module: str) -> bool:
+    return any(module == cli or module.startswith(cli + ".") for cli in CLI_MODULES)
+
+
 def test_library_code_never_imports_the_cli():
     offenders = []
     for module, imports in IMPORTS.items():
-        if module.startswith(CLI_MODULES):
+        if is_cli(module):
             continue
         for statement in imports:
-            cli_targets = [t for t in statement.targets if t.startswith(CLI_MODULES)]
+            cli_targets = [t for t in statement.targets if is_cli(t)]
             if cli_targets:
                 offenders.append(f"{os.path.relpath(MODULES[module], ROOT)}:{statement.line} imports "
                                  f"{', '.join(cli_targets)}")

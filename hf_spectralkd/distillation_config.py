@@ -8,6 +8,7 @@ from typing import Optional, Union
 from transformers import TrainingArguments
 
 from .config_coercion import coerce_numeric_strings, parse_init_kwargs
+from .numbers import check_training_arguments
 from .spectral import FFT_AXES, LOSS_NORMALIZATIONS, LOSS_VARIANTS, SELECTION_STRATEGIES, check_loss_normalize
 
 
@@ -128,6 +129,8 @@ class SpectralDistillationConfig(TrainingArguments):
 
     def __post_init__(self):
         coerce_numeric_strings(self)  # before TrainingArguments checks its own numbers
+        # every float finite (temperature=inf trains a NaN model), sizes and learning rate in range
+        check_training_arguments(self)
         self.teacher_model_init_kwargs = parse_init_kwargs(self.teacher_model_init_kwargs)
         super().__post_init__()
         if not 0.0 <= self.alpha <= 1.0:

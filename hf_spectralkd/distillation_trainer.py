@@ -32,6 +32,7 @@ from .cards import write_trainer_model_card
 from .constants import LAYER_MAP_FILENAME, PLOT_FILENAME, PROFILE_FILENAME
 from .distillation_config import SpectralDistillationConfig
 from .distributed import prepare_teacher, preserve_rng_state
+from .guards import check_finite_loss
 from .dynamics import SpectralDynamicsCallback
 from .hub import trainer_push_to_hub
 from .loading import load_classifier
@@ -617,6 +618,16 @@ class SpectralDistillationTrainer(Trainer):
         metrics.clear()
         weights.clear()
         return {k: total / weight for k, (total, weight) in zip(keys, local.tolist(), strict=True) if weight > 0}
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self._check_finite_loss(loss)
+        return loss
+
+    def _check_finite_loss(self, loss) -> None:
+        """Stop at the first non-finite loss, naming the step and the term (no NaN student is ever saved)."""
+        last = {name: values[-1] for name, values in self._metrics["train"].items() if values}
+        check_finite_loss(loss, self.state.global_step, last)
 
     def log(self, logs: dict, start_time=None) -> None:
         if "loss" in logs and self._metrics["train"]:

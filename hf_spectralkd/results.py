@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from typing import Any
 
-from .constants import RESULTS_FILENAME, TRAINING_LOG_FILENAME
-from .utils import write_json
+from .constants import RESULTS_FILENAME, STAGE_MARKER, TRAINING_LOG_FILENAME
+from .utils import read_json, write_json
 
 __all__ = [
     "RESULTS_FORMAT_VERSION",
@@ -35,10 +35,11 @@ __all__ = [
 
 RESULTS_FORMAT_VERSION = 1
 STUDENT_DIRNAME = "student"  # a run dir's student, beside results.json
+RUN_STAGES = ("teacher", "analysis", "student", "baseline")  # the stage folders results.json describes
 # eval_* keys of a Trainer log entry that are not metrics of the model
 _EVAL_SKIP = ("loss", "runtime", "samples_per_second", "steps_per_second", "epoch", "ce_loss", "kd_loss", "freq_loss")
 # written only when set: the trainer's results carry them, a recipe run's do not
-_OPTIONAL = ("log_history", "usage_example")
+_OPTIONAL = ("log_history", "usage_example", "stages")
 
 
 @dataclass
@@ -61,6 +62,7 @@ class RunResults:
     training: dict | None = None  # learning_rate, max_steps, seed, teacher_finetune, ...
     timings_s: dict | None = None  # stage -> seconds, and "total"
     reused_stages: list | None = None
+    stages: dict | None = None  # stage -> fingerprint and finish time of its stage_done.json when this was written
     versions: dict | None = None  # package -> version
     output_dir: str | None = None
     hub: dict | None = None  # the recipe's hub section
@@ -117,6 +119,36 @@ class RunResults:
         return cls.from_dict(data)
 
 
+def stage_records(run_dir) -> dict:
+    """Each finished stage folder of ``run_dir``: the fingerprint and finish time of its ``stage_done.json``."""
+    records = {}
+    for name in RUN_STAGES:
+        marker = read_json(os.path.join(os.fspath(run_dir), name, STAGE_MARKER))
+        if isinstance(marker, dict):
+            records[name] = {"fingerprint": marker.get("fingerprint"), "finished": marker.get("finished")}
+    return records
+
+
+def check_results_current(results: RunResults, run_dir) -> None:
+    """Raise ``ValueError`` when ``results`` describes other models than the ones in ``run_dir`` (a run stopped
+    between stages has replaced a stage since the results were written). Results without stage records (written
+    before they existed, or by the trainer) are not checked."""
+    if not results.stages:
+        return
+    current = stage_records(run_dir)
+    for name, record in results.stages.items():
+        now = current.get(name)
+        if now != record:
+            state = (f"now holds the one finished at {now.get('finished')}" if now
+                     else "no longer holds a finished stage")
+            raise ValueError(
+                f"{os.path.join(os.fspath(run_dir), RESULTS_FILENAME)} describes the {name} finished at "
+                f"{record.get('finished')}, but {os.path.join(os.fspath(run_dir), name)} {state} (a run stopped "
+                "between stages?): its numbers would be wrong. Run the recipe again "
+                "(`hf-spectralkd distill --config ...`): it reuses the finished stages and rewrites results.json"
+            )
+
+
 def find_run_results(model_dir, option: str = "--model-dir") -> tuple:
     """``(results, student_dir)`` for a run dir (``<run>/results.json`` + ``<run>/student/``) or a student dir
     (``results.json`` in it or in its parent). ``results`` is a :class:`RunResults`, or None when no
@@ -126,10 +158,14 @@ def find_run_results(model_dir, option: str = "--model-dir") -> tuple:
         raise ValueError(f"{option} {model_dir!r} does not exist or is not a directory")
     own = os.path.join(model_dir, RESULTS_FILENAME)
     if os.path.isfile(own) and os.path.isdir(os.path.join(model_dir, STUDENT_DIRNAME)):
-        return RunResults.load(own), os.path.join(model_dir, STUDENT_DIRNAME)
+        results = RunResults.load(own)
+        check_results_current(results, model_dir)
+        return results, os.path.join(model_dir, STUDENT_DIRNAME)
     for candidate in (own, os.path.join(os.path.dirname(model_dir), RESULTS_FILENAME)):
         if os.path.isfile(candidate):
-            return RunResults.load(candidate), model_dir
+            results = RunResults.load(candidate)
+            check_results_current(results, os.path.dirname(candidate))
+            return results, model_dir
     return None, model_dir
 
 

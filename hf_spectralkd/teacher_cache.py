@@ -20,6 +20,7 @@ next.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import time
@@ -33,6 +34,7 @@ from .constants import CACHE_META_FILENAME
 from .utils import read_json, write_json
 
 __all__ = [
+    "DamagedCacheError",
     "TeacherCache",
     "build_teacher_cache",
     "open_teacher_cache",
@@ -41,13 +43,12 @@ __all__ = [
     "cache_fingerprint",
     "check_fixed_inputs",
     "DEFAULT_ID_COLUMN",
-    "META_FILENAME",
 ]
 
 DEFAULT_ID_COLUMN = "example_id"
-META_FILENAME = CACHE_META_FILENAME  # the name other modules import from here
 FORMAT_VERSION = 1
 _MOD = (1 << 61) - 1
+logger = logging.getLogger(__name__)
 
 
 def add_example_ids(dataset, column: str = DEFAULT_ID_COLUMN):
@@ -137,26 +138,64 @@ def check_fixed_inputs(dataset, id_column: str = DEFAULT_ID_COLUMN) -> None:
 
 
 # ---------------------------------------------------------------- the cache
+class DamagedCacheError(ValueError):
+    """A file of the teacher cache is missing, truncated or inconsistent (the message names it)."""
+
+
+def _load_array(directory: str, name: str):
+    path = os.path.join(directory, name)
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError, EOFError) as exc:
+        raise DamagedCacheError(f"the teacher cache file {path} is damaged or missing ({exc}); rebuild the cache") \
+            from exc
+
+
+def _check_shapes(directory: str, logits, hidden, offsets, checksums, ids) -> None:
+    """The arrays agree with each other (a file cut short or from another build is caught here, not mid-training)."""
+    n = len(ids)
+    problems = [(name, got, want) for name, got, want in (
+        ("logits.npy rows", len(logits), n), ("checksums.npy rows", len(checksums), n),
+        ("offsets.npy rows", len(offsets), n + 1),
+        ("hidden.npy rows", len(hidden), int(offsets[-1]) if len(offsets) else 0))
+        if got != want]
+    if problems:
+        name, got, want = problems[0]
+        raise DamagedCacheError(f"the teacher cache in {directory} is inconsistent: {name} = {got}, expected {want} "
+                                "(a damaged or mixed build); rebuild the cache")
+
+
+def _check_finite(values: torch.Tensor, directory: str, name: str, ids) -> None:
+    if not torch.isfinite(values).all():
+        raise ValueError(
+            f"the teacher cache {os.path.join(directory, name)} holds non-finite values for the examples "
+            f"{torch.as_tensor(ids).reshape(-1)[:5].tolist()} (a float16 overflow or a damaged file): training "
+            "stopped; rebuild the cache (delete the folder) or train without it"
+        )
+
+
 class TeacherCache:
     """A built cache, memory-mapped read-only. ``teacher_outputs(inputs)`` replaces the teacher's forward."""
 
     def __init__(self, directory: str):
-        meta_path = os.path.join(directory, META_FILENAME)
+        meta_path = os.path.join(directory, CACHE_META_FILENAME)
         if not os.path.isfile(meta_path):
             raise ValueError(
-                f"{directory} is not a teacher cache (no {META_FILENAME}); build one with hf-spectralkd cache-teacher"
+                f"{directory} is not a teacher cache (no {CACHE_META_FILENAME}); build one with "
+                "hf-spectralkd cache-teacher"
             )
         self.meta = read_json(meta_path)
-        if not isinstance(self.meta, dict):
-            raise ValueError(f"{meta_path} is not valid JSON: rebuild the teacher cache")
+        if not isinstance(self.meta, dict) or not isinstance(self.meta.get("fingerprint"), dict):
+            raise DamagedCacheError(f"{meta_path} is not valid JSON (damaged): rebuild the teacher cache")
         self.directory = directory
         self.fingerprint = self.meta["fingerprint"]
         self.id_column = self.fingerprint["id_column"]
         self.teacher_layers = list(self.fingerprint["teacher_layers"])
-        load = lambda name: np.load(os.path.join(directory, name), mmap_mode="r")  # noqa: E731
+        load = lambda name: _load_array(directory, name)  # noqa: E731
         self.logits, self.hidden = load("logits.npy"), load("hidden.npy")
         self.offsets, self.checksums = load("offsets.npy"), load("checksums.npy")
         ids = np.asarray(load("ids.npy"))
+        _check_shapes(directory, self.logits, self.hidden, self.offsets, self.checksums, ids)
         self._order = np.argsort(ids, kind="stable")
         self._sorted_ids = ids[self._order]
 
@@ -183,7 +222,9 @@ class TeacherCache:
         mask = inputs["attention_mask"]
         device = mask.device
         slots = self.slots(ids)
-        logits = torch.from_numpy(np.asarray(self.logits[slots], dtype=np.float32)).to(device)
+        logits = torch.from_numpy(np.asarray(self.logits[slots], dtype=np.float32))
+        _check_finite(logits, self.directory, "logits.npy", ids)
+        logits = logits.to(device)
         hidden = None
         if need_hidden:
             batch, length = mask.shape
@@ -203,6 +244,7 @@ class TeacherCache:
                 spans.append(np.arange(start, end))
             # one gather from the memory map; real tokens in row-major order are exactly the mask's True positions
             flat = torch.from_numpy(np.asarray(self.hidden[np.concatenate(spans)], dtype=np.float32))
+            _check_finite(flat, self.directory, "hidden.npy", ids)
             out = torch.zeros(batch, length, k, width, dtype=torch.float32)
             out[mask_cpu] = flat
             out = out.to(device)
@@ -214,7 +256,7 @@ class TeacherCache:
 def _check_target(directory: str) -> None:
     if os.path.exists(directory) and not (
         os.path.isdir(directory)
-        and (not os.listdir(directory) or os.path.isfile(os.path.join(directory, META_FILENAME)))
+        and (not os.listdir(directory) or os.path.isfile(os.path.join(directory, CACHE_META_FILENAME)))
     ):
         raise ValueError(
             f"refusing to write the teacher cache to {directory}: it exists and is not a teacher cache "
@@ -317,7 +359,7 @@ def build_teacher_cache(
             "dtype": "float16",
             "build_seconds": round(time.time() - start_time, 3),
         }
-        write_json(os.path.join(tmp, META_FILENAME), meta, indent=1)
+        write_json(os.path.join(tmp, CACHE_META_FILENAME), meta, indent=1)
         shutil.rmtree(directory, ignore_errors=True)
         os.replace(tmp, directory)
     except BaseException:
@@ -344,8 +386,15 @@ def open_teacher_cache(
     :func:`build_teacher_cache` (batch_size, device, adapter, progress)."""
     check_fixed_inputs(dataset, id_column)
     fingerprint = cache_fingerprint(teacher, dataset, teacher_layers, id_column)
-    if os.path.isfile(os.path.join(directory, META_FILENAME)):
-        existing = TeacherCache(directory)
+    if os.path.isfile(os.path.join(directory, CACHE_META_FILENAME)):
+        try:
+            existing = TeacherCache(directory)
+        except DamagedCacheError as exc:
+            if not rebuild:
+                raise
+            logger.warning("%s; rebuilding it", exc)  # a damaged cache heals: it is rebuilt, not read
+            return build_teacher_cache(teacher, dataset, collator, teacher_layers, directory, id_column,
+                                       fingerprint=fingerprint, **build_kwargs)
         if existing.fingerprint == fingerprint:
             return existing
         if not rebuild:

@@ -158,7 +158,7 @@ def test_student_without_hidden_states(tmp_path):
         ("temperature", 0.0, "temperature must be > 0, got 0.0"),
         ("temperature", -2.0, "temperature must be > 0, got -2.0"),
         ("beta", -0.5, "beta must be >= 0, got -0.5"),
-        ("beta", float("nan"), "beta must be >= 0, got nan"),
+        ("beta", float("nan"), "beta must be a finite number, got nan"),
     ],
 )
 def test_config_values_out_of_range(tmp_path, field, value, message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..guards import check_attention_mask
 from .base import AdapterOutput, ModelAdapter, register_adapter, unwrap_model
 
 
@@ -33,7 +34,10 @@ class TransformersAdapter(ModelAdapter):
                 f"{type(unwrap_model(model)).__name__} did not return hidden_states with output_hidden_states=True; "
                 "SpectralKD needs a model that exposes its per-layer hidden states"
             )
-        return AdapterOutput(logits=outputs.logits, hidden_states=hidden, attention_mask=inputs.get("attention_mask"))
+        mask = inputs.get("attention_mask")
+        if hidden is not None:  # a mask of another shape would be broadcast by the alignment loss, not fail
+            check_attention_mask(mask, hidden[-1], type(unwrap_model(model)).__name__)
+        return AdapterOutput(logits=outputs.logits, hidden_states=hidden, attention_mask=mask)
 
     def num_layers(self, model) -> int:
         config = _config(model)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from ..recipes import Recipe
 
@@ -33,7 +32,7 @@ def check_output_dir(recipe: Recipe) -> str:
     return out
 
 
-def aligned_count(recipe: Recipe, student_layers_total: Optional[int]) -> Optional[int]:
+def aligned_count(recipe: Recipe, student_layers_total: int | None) -> int | None:
     """How many layer pairs the distillation aligns (None when the student's depth is not known yet)."""
     d = recipe.distillation
     if d.get("teacher_layers"):
@@ -45,7 +44,7 @@ def aligned_count(recipe: Recipe, student_layers_total: Optional[int]) -> Option
     return student_layers_total
 
 
-def student_depth(recipe: Recipe) -> Optional[int]:
+def student_depth(recipe: Recipe) -> int | None:
     """The student's number of blocks from the recipe (or a pretrained student's configuration), if known."""
     s = recipe.student
     if s.num_layers is not None:
@@ -70,7 +69,7 @@ def _selects_layers(recipe: Recipe) -> bool:
     return recipe.distillation_value("beta") != 0 and recipe.distillation_value("layer_selection") != "manual"
 
 
-def check_depths(recipe: Recipe, teacher_depth: int, k_aligned: Optional[int]) -> None:
+def check_depths(recipe: Recipe, teacher_depth: int, k_aligned: int | None) -> None:
     """Student depth, copied blocks and aligned-layer count against the teacher's depth, naming the recipe key."""
     s, d = recipe.student, recipe.distillation
     if s.init == "teacher_layers":
@@ -124,3 +123,19 @@ def check_hub(recipe: Recipe, out: str) -> None:
             f"push later with `hf-spectralkd push --model-dir {out} --repo-id {recipe.hub.hub_model_id}` where the "
             "Hub is reachable"
         )
+
+
+def check_model_dir(location: str, what: str) -> None:
+    """A local folder named as a model holds a configuration and weights; say what is missing (a Hub id passes)."""
+    from .state import MODEL_WEIGHTS
+
+    if not os.path.isdir(location):
+        return
+    names = sorted(os.listdir(location))
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "") if names else "nothing"
+    if "config.json" not in names:
+        raise ValueError(f"{what}: {location} is not a model directory: it has no config.json (it holds {shown}); "
+                         "point it at a folder written by save_pretrained")
+    if not any(name in MODEL_WEIGHTS or name.endswith(".safetensors") for name in names):
+        raise ValueError(f"{what}: {location} is not a model directory: it has a config.json but no weights "
+                         f"(model.safetensors or pytorch_model.bin; it holds {shown})")

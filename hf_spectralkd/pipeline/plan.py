@@ -14,21 +14,34 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
+from ..numbers import check_training_arguments
 from ..recipes import Recipe
 from ..utils import file_digest, hash_object
-from .checks import (aligned_count, check_depths, check_hub, check_output_dir, check_single_process,
-                     check_teacher_cache, student_depth)
+from .checks import (
+    aligned_count,
+    check_depths,
+    check_hub,
+    check_model_dir,
+    check_output_dir,
+    check_single_process,
+    check_teacher_cache,
+    student_depth,
+)
 from .runner import stage_tmp_dir
+from .state import check_stage_folders, model_content_fingerprint
 
 __all__ = ["RunPlan", "Fingerprints", "preflight", "student_training_values", "teacher_training_args",
            "distillation_args", "baseline_args", "pin_memory"]
 
 EVAL_BATCH_SIZE = 128
 # every Trainer the pipeline builds starts from these (a recipe's training: section overrides any of them)
-COMMON_TRAINING_DEFAULTS = dict(report_to="none", save_strategy="no", logging_steps=50,
-                                per_device_eval_batch_size=EVAL_BATCH_SIZE, dataloader_num_workers=0)
+# checkpoints: the last one of a training stage is kept in <out>/.<stage>.tmp while it runs, so that a killed run
+# resumes from it (run_stage removes them once the stage completes)
+COMMON_TRAINING_DEFAULTS = dict(report_to="none", save_strategy="steps", save_steps=500, save_total_limit=1,
+                                logging_steps=50, per_device_eval_batch_size=EVAL_BATCH_SIZE,
+                                dataloader_num_workers=0)
 # the distilled student and the no-KD baseline (same budget): the pipeline's choices where TrainingArguments differ
 STUDENT_TRAINING_DEFAULTS = dict(eval_strategy="epoch", learning_rate=1e-4, num_train_epochs=2,
                                  per_device_train_batch_size=32, seed=42)
@@ -61,6 +74,9 @@ def teacher_training_args(recipe: Recipe, output_dir: str, task):
                   learning_rate=ft.learning_rate, per_device_train_batch_size=ft.batch_size,
                   weight_decay=ft.weight_decay, warmup_steps=ft.warmup_steps, max_steps=ft.max_steps,
                   gradient_accumulation_steps=ft.gradient_accumulation_steps, seed=ft.seed)
+    if ft.select_best:  # the epoch count is a budget: evaluate each epoch, keep the best (see stages.teacher_trainer)
+        values.update(eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True,
+                      metric_for_best_model="accuracy", greater_is_better=True, save_total_limit=1)
     values.update(ft.args)
     values.update(task.training_overrides(recipe))
     return TrainingArguments(output_dir=output_dir, **values)
@@ -94,6 +110,7 @@ def _build_arguments(recipe: Recipe, out: str, task) -> dict:
         built["distill_args"] = distillation_args(recipe, stage_tmp_dir(out, "student"), values)
         if recipe.evaluation.baseline:
             built["baseline_args"] = baseline_args(stage_tmp_dir(out, "baseline"), values)
+            check_training_arguments(built["baseline_args"])
     except ValueError as exc:
         hint = (" (this machine has no GPU for bf16/fp16: add the override training.bf16=false / training.fp16=false)"
                 if "bf16" in str(exc) or "fp16" in str(exc) else "")
@@ -102,6 +119,7 @@ def _build_arguments(recipe: Recipe, out: str, task) -> dict:
         scratch = os.path.join(stage_tmp_dir(out, "teacher"), TEACHER_TRAINER_DIRNAME)
         try:
             built["teacher_args"] = teacher_training_args(recipe, scratch, task)
+            check_training_arguments(built["teacher_args"])
         except ValueError as exc:
             raise ValueError(f"invalid setting in teacher.finetune: {exc}") from exc
     return built
@@ -131,17 +149,21 @@ class Fingerprints:
     teacher: str
     profile: str  # what downstream stages depend on: the teacher's profile, not the selection settings
     analysis: str  # the profile plus the selection settings (the stage's graph highlights the selected layers)
-    student: Optional[str] = None  # known once the init layers are
-    baseline: Optional[str] = None
+    student: str | None = None  # known once the init layers are
+    baseline: str | None = None
 
 
-def _fingerprints(recipe: Recipe, label_names: list, distill_args, k_aligned: Optional[int]) -> Fingerprints:
+def _fingerprints(recipe: Recipe, label_names: list, distill_args, k_aligned: int | None,
+                  teacher_ref: str) -> Fingerprints:
     data_fp = data_fingerprint(recipe)
+    # a given model is fingerprinted by its files' content (sizes, mtimes, safetensors headers), not its path
+    content = model_content_fingerprint(teacher_ref)
     if recipe.teacher.base:
         inputs = {"base": recipe.teacher.base, "finetune": dataclasses.asdict(recipe.teacher.finetune),
-                  "data": data_fp, "labels": label_names, "task": recipe.task, "smoke": recipe.smoke}
+                  "data": data_fp, "labels": label_names, "task": recipe.task, "smoke": recipe.smoke,
+                  "base_content": content}
     else:
-        inputs = {"model": recipe.teacher.model, "labels": label_names}
+        inputs = {"model": recipe.teacher.model, "labels": label_names, "content": content}
     teacher_fp = hash_object(inputs)
     # the analysis reads the seeded sample the trainer's own automatic selection would read
     profile_fp = hash_object({"teacher": teacher_fp, "samples": distill_args.selection_samples, "data": data_fp,
@@ -167,9 +189,9 @@ class RunPlan:
     distill_args: Any  # SpectralDistillationConfig of the student stage
     baseline_args: Any  # TrainingArguments of the baseline stage (None without evaluation.baseline)
     teacher_args: Any  # TrainingArguments of the teacher fine-tuning (None for teacher.model)
-    aligned_layers: Optional[int]  # how many layer pairs are aligned (None until the student's depth is known)
+    aligned_layers: int | None  # how many layer pairs are aligned (None until the student's depth is known)
     fingerprints: Fingerprints
-    init_layers: Optional[list] = None  # teacher blocks copied into the student, once the profile is known
+    init_layers: list | None = None  # teacher blocks copied into the student, once the profile is known
 
     @property
     def label_names(self) -> list:
@@ -186,11 +208,14 @@ class RunPlan:
     def stage_dir(self, name: str) -> str:
         return os.path.join(self.out, name)
 
-    def with_init_layers(self, init_layers: Optional[list]) -> "RunPlan":
+    def with_init_layers(self, init_layers: list | None) -> RunPlan:
         """The plan completed with the student's init layers, and the student's and baseline's fingerprints."""
         recipe, fps = self.recipe, self.fingerprints
         inputs = {"teacher": fps.teacher, "analysis": fps.profile, "student": dataclasses.asdict(recipe.student),
                   "init_layers": init_layers, "training": recipe.training, "smoke": recipe.smoke}
+        if recipe.student.init == "pretrained":  # a pretrained student is fingerprinted by its files, too
+            inputs["student_content"] = model_content_fingerprint(
+                self.task.resolve_reference(recipe.student.model, "student.model"))
         student_fp = hash_object({**inputs, "distillation": recipe.distillation,
                                   **({"teacher_cache": True} if recipe.teacher.cache else {})})
         baseline_fp = hash_object({**inputs, "baseline": True})
@@ -207,10 +232,12 @@ def preflight(recipe: Recipe) -> RunPlan:
     check_single_process()
     task = get_task(recipe.task)
     out = check_output_dir(recipe)
+    check_stage_folders(out)
     teacher_what = "teacher.base" if recipe.teacher.base else "teacher.model"
     teacher_ref = task.resolve_reference(recipe.teacher.base or recipe.teacher.model, teacher_what)
+    check_model_dir(teacher_ref, teacher_what)
     if recipe.student.init == "pretrained":
-        task.resolve_reference(recipe.student.model, "student.model")
+        check_model_dir(task.resolve_reference(recipe.student.model, "student.model"), "student.model")
     task.check_references(recipe, teacher_ref)
     k_aligned = aligned_count(recipe, student_depth(recipe))
     teacher_depth = task.reference_depth(recipe, teacher_ref)
@@ -227,5 +254,5 @@ def preflight(recipe: Recipe) -> RunPlan:
     check_hub(recipe, out)
     return RunPlan(recipe=recipe, task=task, out=out, teacher_ref=teacher_ref, data=data, processor=processor,
                    aligned_layers=k_aligned, fingerprints=_fingerprints(recipe, data.label_names,
-                                                                        built["distill_args"], k_aligned),
+                                                                        built["distill_args"], k_aligned, teacher_ref),
                    **built)

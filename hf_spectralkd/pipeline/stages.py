@@ -8,17 +8,26 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
-from ..constants import (EVALUATION_DIRNAME, FINGERPRINT_FILENAME, LAYER_MAP_FILENAME, PLOT_FILENAME,
-                         PROFILE_FILENAME, TEACHER_CACHE_DIRNAME, TRAINING_LOG_FILENAME)
+from ..constants import (
+    EVALUATION_DIRNAME,
+    FINGERPRINT_FILENAME,
+    LAYER_MAP_FILENAME,
+    PLOT_FILENAME,
+    PROFILE_FILENAME,
+    TEACHER_CACHE_DIRNAME,
+    TRAINING_LOG_FILENAME,
+)
 from ..metrics import compute_metrics
+from ..sampling import count_labelled, labelled_only
 from ..utils import hash_object, read_json, write_json
 from .checks import check_depths
 from .evaluation import evaluate_model
 from .plan import TEACHER_TRAINER_DIRNAME, RunPlan
-from .runner import StageResult, run_stage
+from .runner import StageResult, resume_checkpoint, run_stage
 
 __all__ = ["Run", "Teacher", "STAGE_NUMBERS", "teacher_stage", "analysis_stage", "resolve_init_layers",
            "student_stage", "evaluate_stage", "baseline_stage"]
@@ -71,9 +80,8 @@ def teacher_stage(run: Run) -> Teacher:
 
             set_seed(recipe.teacher.finetune.seed)
             model = task.load_base(recipe, plan.teacher_ref, plan.label_names)
-            trainer = task.trainer_class()(model=model, args=plan.teacher_args, train_dataset=run.datasets["train"],
-                                           data_collator=run.collator)
-            trainer.train()
+            trainer = teacher_trainer(run, model)
+            trainer.train(resume_from_checkpoint=resume_checkpoint(directory))
             task.save_model(model, directory)
             task.save_processor(plan.processor, directory)
             shutil.rmtree(os.path.join(directory, TEACHER_TRAINER_DIRNAME), ignore_errors=True)
@@ -82,10 +90,12 @@ def teacher_stage(run: Run) -> Teacher:
 
         ft = recipe.teacher.finetune
         budget = f"{ft.max_steps} steps" if ft.max_steps and ft.max_steps > 0 else f"{ft.epochs:g} epochs"
+        if ft.select_best:
+            budget += f" at most, best epoch by validation accuracy, early stopping after {ft.patience} worse epochs"
         where = plan.stage_dir("teacher")
         done = run.stage("teacher", fps.teacher, finetune,
                          reusing=f"reusing the fine-tuned teacher in {where} (inputs unchanged)",
-                         running=f"fine-tuning {recipe.teacher.base} on {len(run.datasets['train'])} training "
+                         running=f"fine-tuning {recipe.teacher.base} on {count_labelled(run.datasets['train'])} labelled "
                                  f"examples ({budget}, lr {ft.learning_rate:g}) -> {where}")
         model = task.load_classifier(recipe, done.directory, plan.label_names, what="fine-tuned teacher")
         teacher = Teacher(model, done.directory, recipe.teacher.base)
@@ -94,8 +104,24 @@ def teacher_stage(run: Run) -> Teacher:
     return teacher
 
 
+def teacher_trainer(run: Run, model):
+    """The teacher fine-tuning's Trainer, on the labelled training rows (a transfer set has no labels). With
+    ``teacher.finetune.select_best`` it evaluates every epoch, keeps the best checkpoint by validation accuracy
+    and stops after ``patience`` epochs without improvement: the epoch count is a budget, not a setting."""
+    from transformers import EarlyStoppingCallback
+
+    plan = run.plan
+    ft = plan.recipe.teacher.finetune
+    extra = {}
+    if ft.select_best:
+        extra = dict(eval_dataset=run.datasets["validation"], compute_metrics=compute_metrics,
+                     callbacks=[EarlyStoppingCallback(early_stopping_patience=ft.patience)])
+    return plan.task.trainer_class()(model=model, args=plan.teacher_args, train_dataset=labelled_only(run.datasets["train"]),
+                                     data_collator=run.collator, **extra)
+
+
 # ---------------------------------------------------------------------------------------------- 2. analysis
-def alignment_layers(plan: RunPlan, profile, k: Optional[int]) -> list:
+def alignment_layers(plan: RunPlan, profile, k: int | None) -> list:
     """The teacher layers the distillation aligns, chosen from ``profile`` as the trainer would choose them."""
     from ..spectral import select_layers
 
@@ -140,7 +166,7 @@ def analysis_stage(run: Run, teacher: Teacher):
     return SpectralProfile.load(os.path.join(done.directory, PROFILE_FILENAME))
 
 
-def resolve_init_layers(plan: RunPlan, profile) -> Optional[list]:
+def resolve_init_layers(plan: RunPlan, profile) -> list | None:
     """The teacher blocks copied into the student (``student.init: teacher_layers``), from the recipe's rule."""
     from ..spectral import select_layers
 
@@ -204,7 +230,7 @@ def student_stage(run: Run, teacher: Teacher, profile) -> str:
             train_dataset=run.datasets["train"], eval_dataset=run.datasets["validation"], data_collator=run.collator,
             compute_metrics=compute_metrics,
         )
-        trainer.train()
+        trainer.train(resume_from_checkpoint=resume_checkpoint(directory))
         if trainer.teacher_cache is not None:
             cache = trainer.teacher_cache
             run.log(f"{tag('student')} teacher cache: {cache_dir} ({len(cache)} examples, "
@@ -237,7 +263,9 @@ def evaluate_role(run: Run, role: str, model_fingerprint: str, model) -> dict:
     plan = run.plan
     dataset = run.datasets[plan.eval_split]
     path = os.path.join(plan.out, EVALUATION_DIRNAME, f"{role}.json")
-    fingerprint = hash_object({"model": model_fingerprint, "split": plan.eval_split, "n": len(dataset)})
+    # keyed by the data's content too: a changed evaluation file is evaluated again
+    fingerprint = hash_object({"model": model_fingerprint, "split": plan.eval_split, "n": len(dataset),
+                               "data": plan.fingerprints.data})
     cached = read_json(path)
     if isinstance(cached, dict) and cached.get("fingerprint") == fingerprint:
         return cached
@@ -268,19 +296,22 @@ def evaluate_stage(run: Run, teacher: Teacher, student_dir: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- 5. baseline
-def baseline_stage(run: Run, teacher: Teacher) -> Optional[dict]:
+def baseline_stage(run: Run, teacher: Teacher) -> dict | None:
     """The no-KD baseline (same student, same budget) trained and evaluated: its results.json section, or None."""
     plan, recipe = run.plan, run.plan.recipe
     if not recipe.evaluation.baseline:
         run.log(f"{tag('baseline')} skipped (evaluation.baseline: false)")
         return None
 
+    train_rows = labelled_only(run.datasets["train"])  # no-KD: only the rows that have a label
+
     def train(directory: str) -> None:
         trainer = plan.task.trainer_class()(
-            model=build_student(plan, teacher), args=plan.baseline_args, train_dataset=run.datasets["train"],
-            eval_dataset=run.datasets["validation"], data_collator=run.collator, compute_metrics=compute_metrics,
+            model=build_student(plan, teacher), args=baseline_arguments(plan, run.datasets["train"], train_rows),
+            train_dataset=train_rows, eval_dataset=run.datasets["validation"], data_collator=run.collator,
+            compute_metrics=compute_metrics,
         )
-        trainer.train()
+        trainer.train(resume_from_checkpoint=resume_checkpoint(directory))
         save_trained(plan, trainer, directory)
 
     where = plan.stage_dir("baseline")
@@ -290,6 +321,22 @@ def baseline_stage(run: Run, teacher: Teacher) -> Optional[dict]:
     evaluation = evaluate_role(run, "baseline", plan.fingerprints.baseline, model)
     return {**model_section(plan, model, recipe.student.model or teacher.source, done.directory, evaluation),
             "init": recipe.student.init, "init_layers": plan.init_layers}
+
+
+def baseline_arguments(plan: RunPlan, distill_rows, baseline_rows):
+    """The baseline's TrainingArguments: the student's budget. When a transfer set makes the student's training
+    split larger than the labelled rows, the baseline gets the student's number of optimizer steps (more epochs
+    over fewer rows), so both take the same number of updates."""
+    import dataclasses
+    import math
+
+    args = plan.baseline_args
+    if len(baseline_rows) == len(distill_rows) or args.max_steps > 0:
+        return args
+    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    steps = math.ceil(math.ceil(len(distill_rows) / args.per_device_train_batch_size) / args.gradient_accumulation_steps)
+    steps = max(1, int(steps * args.num_train_epochs)) if per_step else 1
+    return dataclasses.replace(args, max_steps=steps)
 
 
 def load_layer_map(student_dir: str):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Optional
+
+from .validation import check_text_file
 
 __all__ = ["SPLITS", "BUILDERS", "builder_for", "read_data_file", "find_split_file", "read_rows", "sample_rows"]
 
@@ -33,6 +34,7 @@ def read_data_file(path: str, what: str = "--data"):
     import datasets
 
     builder = builder_for(path, what)
+    check_text_file(path, what)  # not UTF-8 / a malformed JSON line: named by byte offset / line number
     verbosity = datasets.logging.get_verbosity()
     # a parse failure is reported once, below, not logged too
     datasets.logging.set_verbosity(datasets.logging.CRITICAL)
@@ -51,7 +53,7 @@ def read_data_file(path: str, what: str = "--data"):
     return rows
 
 
-def find_split_file(directory: str, split: str) -> Optional[str]:
+def find_split_file(directory: str, split: str) -> str | None:
     """``<directory>/<split>.<ext>`` for the first supported extension that exists, else None."""
     for ext in BUILDERS:
         matches = sorted(glob.glob(os.path.join(directory, f"{split}{ext}")))
@@ -103,7 +105,7 @@ def read_rows(source: str, split: str = "train", what: str = "--data"):
     return rows
 
 
-def sample_rows(rows, n: Optional[int], seed: int = 42, in_order: bool = False):
+def sample_rows(rows, n: int | None, seed: int = 42, in_order: bool = False):
     """``n`` rows of ``rows``: the seeded sample every spectral measurement reads (:func:`sample_dataset`), or the
     first ``n`` with ``in_order``; all rows when ``n`` is None."""
     from ..sampling import sample_dataset

@@ -88,6 +88,14 @@ class TextClassificationTask(Task):
                                 desc="tokenizing for analysis")
         return DataLoader(encoded, batch_size=batch_size, shuffle=False, collate_fn=text_collator(processor))
 
+    def check_references(self, recipe, teacher_ref) -> None:
+        """Before any work: max_length within the models' positions, the student's vocabulary and tokenizer."""
+        from .checks import check_text_models
+
+        student = self.resolve_reference(recipe.student.model, "student.model") \
+            if recipe.student.init == "pretrained" else None
+        check_text_models(recipe, teacher_ref, student, self.load_processor(recipe, teacher_ref))
+
     def check_rows(self, rows, text_column: str = "text", text_pair_column=None, where: str = "the data") -> None:
         """The text columns exist in ``rows`` (checked before any model is loaded)."""
         check_text_columns(rows.column_names, text_column, text_pair_column, where)

@@ -12,6 +12,7 @@ import os
 
 from ...loading import is_offline
 from ..sources import builder_for, carve_validation, find_split_file, limit_splits
+from ..validation import check_labelled_rows, check_text_file
 
 __all__ = ["load_text_data", "is_local_source"]
 
@@ -42,6 +43,9 @@ def _local_files(section) -> dict:
         builder_for(path, f"data: the {split} file")
         if _is_blank(path):
             raise ValueError(f"data: the {split} split ({path}) is empty")
+        # UTF-8, one JSON object per line, labels and texts: named by file and line before datasets reads it
+        check_text_file(path, f"data: the {split} file", section.label_column,
+                        (section.text_column, section.text_pair_column))
     return files
 
 
@@ -170,6 +174,10 @@ def load_text_data(section, need_test: bool = True):
         raise ValueError(f"data {section.source or section.train_file!r} has no training split "
                          f"(found {', '.join(raw) or 'none'})")
     _check_columns(raw, files, section)
+    for split, rows in raw.items():  # the labelled splits (a transfer set is added later, without labels)
+        check_labelled_rows(rows, files.get(split, f"the {split} split of {section.source}"), section.label_column,
+                            (section.text_column, section.text_pair_column),
+                            require_classes=2 if split == "train" else 0)
     reference = "train" if "train" in raw else next(iter(raw))
     feature = raw[reference].features[section.label_column]
     to_name = dict(enumerate(feature.names)) if isinstance(feature, datasets.ClassLabel) else None

@@ -58,21 +58,22 @@ def apply_peft(model, spec: dict):
         raise ValueError(f"{_WHERE}: {exc}. Module names in this student include: {', '.join(names)}") from None
 
 
-def save_peft_base(model, adapter_dir: str) -> str | None:
+def save_peft_base(model, adapter_dir: str, final_adapter_dir: str | None = None) -> str | None:
     """Save the base model a PEFT ``model`` wraps into ``<adapter_dir>/base_model/`` and point the adapter there.
 
     A student built from the teacher (blocks copied, or ``num_hidden_layers=3``) still carries the teacher's
     ``name_or_path``, so the adapter config PEFT writes names the *teacher*: reloaded through
     ``AutoPeftModelForSequenceClassification`` the adapter would land on the wrong model. The base saved here is the
     student without its adapters (LoRA leaves the base weights frozen), and ``base_model_name_or_path`` becomes its
-    absolute path. Returns that path, or None for a base that has no ``save_pretrained`` (timm)."""
+    absolute path (under ``final_adapter_dir`` when the folder is written elsewhere and renamed later, as the
+    pipeline's stages are). Returns that path, or None for a base that has no ``save_pretrained`` (timm)."""
     import copy
 
     base = copy.deepcopy(model).unload()  # a copy: the trained PEFT model stays wrapped
     if not hasattr(base, "save_pretrained"):
         return None
-    base_dir = os.path.abspath(os.path.join(adapter_dir, PEFT_BASE_DIRNAME))
-    base.save_pretrained(base_dir)
+    base.save_pretrained(os.path.join(adapter_dir, PEFT_BASE_DIRNAME))
+    base_dir = os.path.abspath(os.path.join(final_adapter_dir or adapter_dir, PEFT_BASE_DIRNAME))
     config_path = os.path.join(adapter_dir, "adapter_config.json")
     config = read_json(config_path)
     if isinstance(config, dict):
@@ -80,7 +81,7 @@ def save_peft_base(model, adapter_dir: str) -> str | None:
     return base_dir
 
 
-def save_peft_student(trainer, directory: str) -> None:
+def save_peft_student(trainer, directory: str, final_directory: str | None = None) -> None:
     """Save a trained PEFT student for the pipeline.
 
     ``<directory>/adapter/`` gets the PEFT adapter (``adapter_config.json`` + ``adapter_model.safetensors``) and
@@ -97,7 +98,7 @@ def save_peft_student(trainer, directory: str) -> None:
         return
     adapter_dir = os.path.join(directory, ADAPTER_DIRNAME)
     model.save_pretrained(adapter_dir)
-    save_peft_base(model, adapter_dir)
+    save_peft_base(model, adapter_dir, os.path.join(final_directory, ADAPTER_DIRNAME) if final_directory else None)
     layer_map = getattr(trainer, "layer_map", None)
     merged = model.merge_and_unload()
     merged.save_pretrained(directory)

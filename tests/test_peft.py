@@ -221,9 +221,13 @@ def test_recipe_student_peft_trains_a_lora_student(peft_recipe):
     )
     base.config.num_hidden_layers = 2
     reloaded = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
+    from peft import AutoPeftModelForSequenceClassification
+
+    auto = AutoPeftModelForSequenceClassification.from_pretrained(str(adapter_dir)).eval()  # onto adapter/base_model
     inputs = {"input_ids": torch.randint(1000, 2000, (4, 12)), "attention_mask": torch.ones(4, 12, dtype=torch.long)}
     with torch.no_grad():
         torch.testing.assert_close(reloaded(**inputs).logits, merged(**inputs).logits, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(auto(**inputs).logits, merged(**inputs).logits, rtol=1e-4, atol=1e-5)
 
 
 def test_bad_student_peft_field_fails_before_any_work(peft_recipe, tmp_path):

@@ -200,12 +200,14 @@ def build_student(plan: RunPlan, teacher: Teacher):
     return model
 
 
-def save_trained(plan: RunPlan, trainer, directory: str) -> None:
-    """A trained student (or baseline), its processor and its log history in ``directory``."""
+def save_trained(plan: RunPlan, trainer, directory: str, stage: str) -> None:
+    """A trained student (or baseline), its processor and its log history in ``directory`` (the running folder of
+    ``stage``)."""
     if plan.recipe.student.peft:  # merged model in <dir>/, the PEFT adapter in <dir>/adapter/
         from ..peft_students import save_peft_student
 
-        save_peft_student(trainer, directory)
+        # the adapter config names its base by the path the stage folder will have once complete
+        save_peft_student(trainer, directory, plan.stage_dir(stage))
     else:
         trainer.save_model(directory)
     plan.task.save_processor(plan.processor, directory)
@@ -235,7 +237,7 @@ def student_stage(run: Run, teacher: Teacher, profile) -> str:
             cache = trainer.teacher_cache
             run.log(f"{tag('student')} teacher cache: {cache_dir} ({len(cache)} examples, "
                     f"{cache.disk_bytes() / 2**20:.1f} MiB); training read the teacher's outputs from it")
-        save_trained(plan, trainer, directory)
+        save_trained(plan, trainer, directory, "student")
         analysis_dir = plan.stage_dir("analysis")
         for name in (PROFILE_FILENAME, PLOT_FILENAME):
             if not os.path.exists(os.path.join(directory, name)):
@@ -312,7 +314,7 @@ def baseline_stage(run: Run, teacher: Teacher) -> dict | None:
             compute_metrics=compute_metrics,
         )
         trainer.train(resume_from_checkpoint=resume_checkpoint(directory))
-        save_trained(plan, trainer, directory)
+        save_trained(plan, trainer, directory, "baseline")
 
     where = plan.stage_dir("baseline")
     done = run.stage("baseline", plan.fingerprints.baseline, train, reusing=f"reusing the no-KD baseline in {where}",

@@ -1,0 +1,32 @@
+"""The shipped regime recipes (R1 low-label, R3 narrow scratch student) run end to end in --smoke form."""
+
+import json
+import os
+
+import pytest
+
+from hf_spectralkd.pipeline import run_pipeline
+from hf_spectralkd.recipes import load_recipe
+
+RECIPES = os.path.join(os.path.dirname(__file__), "..", "recipes")
+
+
+@pytest.mark.parametrize(
+    "name, overrides, check",
+    [
+        # smoke keeps 256 training rows: 1 labelled row per intent leaves the rest as the transfer set
+        ("clinc150_lowlabel", [("data.labels_per_class", 1)],
+         lambda r: r["dataset"]["labelled_train_rows"] < 256 and r["dataset"]["transfer_rows"] > 0),
+        ("clinc150_scratch", [],
+         lambda r: r["dataset"]["augmented_rows"] > 0 and r["student"]["hidden_size"] == 256
+         and r["student"]["num_layers"] == 4),
+    ],
+)
+def test_regime_recipe_smoke(tmp_path, name, overrides, check):
+    recipe = load_recipe(os.path.join(RECIPES, f"{name}.yaml"),
+                         overrides=[*overrides, ("output.dir", str(tmp_path / "run"))], smoke_run=True)
+    results = run_pipeline(recipe, log=lambda line: None)
+    assert check(results), results["dataset"]
+    saved = json.load(open(tmp_path / "run" / "results.json"))
+    assert saved["baseline"] is not None and os.path.isfile(tmp_path / "run" / "student" / "README.md")
+    assert os.path.isfile(tmp_path / "run" / "teacher_cache" / "cache_meta.json")

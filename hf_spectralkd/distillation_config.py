@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Union
 
 from transformers import TrainingArguments
 
@@ -69,48 +69,67 @@ class SpectralDistillationConfig(TrainingArguments):
     Numbers given as strings (YAML 1.1 reads `1e-4` as a string) are converted for every `float` / `int` field.
     """
 
-    alpha: float = field(default=0.9, metadata={"help": "Weight of the soft-logit KD term, in [0, 1]; 1-alpha weighs CE."})
+    alpha: float = field(
+        default=0.9, metadata={"help": "Weight of the soft-logit KD term, in [0, 1]; 1-alpha weighs CE."}
+    )
     temperature: float = field(default=1.0, metadata={"help": "Softmax temperature of the KD term (> 0)."})
     beta: float = field(default=0.2, metadata={"help": "Weight of the frequency-alignment term (>= 0; 0 = off)."})
     layer_selection: str = field(
         default="topk",
-        metadata={"help": "Teacher layer selection: topk, ends, uniform or manual.", "choices": [*SELECTION_STRATEGIES, "manual"]},
+        metadata={
+            "help": "Teacher layer selection: topk, ends, uniform or manual.",
+            "choices": [*SELECTION_STRATEGIES, "manual"],
+        },
     )
-    teacher_layers: Optional[list[int]] = field(
+    teacher_layers: list[int] | None = field(
         default=None, metadata={"help": "Teacher layers to align (hidden_states indices: 0 = embeddings)."}
     )
-    student_layers: Optional[list[int]] = field(
-        default=None, metadata={"help": "Student layers paired in order with the teacher layers (default: all blocks)."}
+    student_layers: list[int] | None = field(
+        default=None,
+        metadata={"help": "Student layers paired in order with the teacher layers (default: all blocks)."},
     )
-    num_aligned_layers: Optional[int] = field(
-        default=None, metadata={"help": "Number of layer pairs when student_layers is not given (default: all blocks)."}
+    num_aligned_layers: int | None = field(
+        default=None,
+        metadata={"help": "Number of layer pairs when student_layers is not given (default: all blocks)."},
     )
     include_embeddings: bool = field(
         default=False, metadata={"help": "Allow the automatic selection to pick the embedding output (index 0)."}
     )
     selection_samples: int = field(
-        default=512, metadata={"help": "Training examples read by the automatic spectral analysis (a random sample drawn with `seed`)."}
+        default=512,
+        metadata={
+            "help": "Training examples read by the automatic spectral analysis (a random sample drawn with `seed`)."
+        },
     )
     fft_axis: str = field(
-        default="tokens", metadata={"help": "Alignment FFT axis: tokens, hidden or tokens+hidden.", "choices": list(FFT_AXES)}
+        default="tokens",
+        metadata={"help": "Alignment FFT axis: tokens, hidden or tokens+hidden.", "choices": list(FFT_AXES)},
     )
     freq_loss_variant: str = field(
-        default="complex", metadata={"help": "Alignment loss variant: complex or magnitude.", "choices": list(LOSS_VARIANTS)}
+        default="complex",
+        metadata={"help": "Alignment loss variant: complex or magnitude.", "choices": list(LOSS_VARIANTS)},
     )
-    freq_loss_normalize: Optional[Union[bool, str]] = field(
+    # typing.Union on purpose: HfArgumentParser cannot build an argument from `bool | str | None`
+    freq_loss_normalize: Union[bool, str, None] = field(  # noqa: UP007
         default=None,
-        metadata={"help": "Scale-free frequency term: 'teacher_energy' (or true) divides each pair's loss by the teacher's "
-                          "spectral energy of that layer (mean |F(teacher)|^2 over the kept bins, detached); None/false = off."},
+        metadata={
+            "help": "Scale-free frequency term: 'teacher_energy' (or true) divides each pair's loss by the teacher's "
+            "spectral energy of that layer (mean |F(teacher)|^2 over the kept bins, detached); None/false = off."
+        },
     )
-    freq_bins: Optional[int] = field(
+    freq_bins: int | None = field(
         default=None,
-        metadata={"help": "Band-limited frequency term: keep only the first K rfft bins (lowest frequencies) along fft_axis "
-                          "(tokens or hidden; token models only). None = every bin."},
+        metadata={
+            "help": "Band-limited frequency term: keep only the first K rfft bins (lowest frequencies) along "
+            "fft_axis (tokens or hidden; token models only). None = every bin."
+        },
     )
     gate_teacher_errors: bool = field(
         default=False,
-        metadata={"help": "On a labelled row whose teacher prediction is wrong, drop the KD term and train on the label "
-                          "alone (alpha=0 for that row), so a weak teacher cannot override the labels it gets wrong."},
+        metadata={
+            "help": "On a labelled row whose teacher prediction is wrong, drop the KD term and train on the label "
+            "alone (alpha=0 for that row), so a weak teacher cannot override the labels it gets wrong."
+        },
     )
     spectral_dynamics: bool = field(
         default=True, metadata={"help": "Measure the student's spectral profile at each evaluation."}
@@ -118,10 +137,11 @@ class SpectralDistillationConfig(TrainingArguments):
     dynamics_samples: int = field(
         default=128, metadata={"help": "Examples of the fixed evaluation sample used by the dynamics callback."}
     )
-    teacher_model_name_or_path: Optional[str] = field(
-        default=None, metadata={"help": "The teacher (local directory or Hub id) when the trainer gets no teacher_model."}
+    teacher_model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "The teacher (local directory or Hub id) when the trainer gets no teacher_model."},
     )
-    teacher_model_init_kwargs: Optional[Union[dict, str]] = field(
+    teacher_model_init_kwargs: dict | str | None = field(
         default=None,
         metadata={"help": "Keyword arguments (dict or JSON string) of the teacher's from_pretrained, e.g. "
                           '{"dtype": "bfloat16", "revision": "main", "trust_remote_code": true}.'},
@@ -141,7 +161,8 @@ class SpectralDistillationConfig(TrainingArguments):
             raise ValueError(f"beta must be >= 0, got {self.beta}")
         if self.layer_selection not in (*SELECTION_STRATEGIES, "manual"):
             raise ValueError(
-                f"layer_selection must be one of {', '.join(SELECTION_STRATEGIES)} or manual, got {self.layer_selection!r}"
+                f"layer_selection must be one of {', '.join(SELECTION_STRATEGIES)} or manual, "
+                f"got {self.layer_selection!r}"
             )
         if self.layer_selection == "manual" and not self.teacher_layers:
             raise ValueError("layer_selection='manual' needs teacher_layers (a list of teacher hidden_states indices)")
@@ -152,10 +173,11 @@ class SpectralDistillationConfig(TrainingArguments):
                     raise ValueError(f"{name} must be a non-empty list of non-negative layer indices, got {layers}")
                 if len(set(layers)) != len(layers):
                     raise ValueError(f"{name} contains duplicate layers: {layers}")
-        if self.teacher_layers is not None and self.student_layers is not None and len(self.teacher_layers) != len(self.student_layers):
+        both = self.teacher_layers is not None and self.student_layers is not None
+        if both and len(self.teacher_layers) != len(self.student_layers):
             raise ValueError(
-                f"teacher_layers has {len(self.teacher_layers)} entries and student_layers has {len(self.student_layers)}: "
-                "they are paired one to one and must have the same length"
+                f"teacher_layers has {len(self.teacher_layers)} entries and student_layers has "
+                f"{len(self.student_layers)}: they are paired one to one and must have the same length"
             )
         if self.num_aligned_layers is not None and self.num_aligned_layers < 1:
             raise ValueError(f"num_aligned_layers must be >= 1, got {self.num_aligned_layers}")
@@ -166,7 +188,9 @@ class SpectralDistillationConfig(TrainingArguments):
         if self.fft_axis not in FFT_AXES:
             raise ValueError(f"fft_axis must be one of {', '.join(FFT_AXES)}, got {self.fft_axis!r}")
         if self.freq_loss_variant not in LOSS_VARIANTS:
-            raise ValueError(f"freq_loss_variant must be one of {', '.join(LOSS_VARIANTS)}, got {self.freq_loss_variant!r}")
+            raise ValueError(
+                f"freq_loss_variant must be one of {', '.join(LOSS_VARIANTS)}, got {self.freq_loss_variant!r}"
+            )
         try:
             self.freq_loss_normalize = check_loss_normalize(self.freq_loss_normalize)
         except ValueError:
@@ -178,4 +202,6 @@ class SpectralDistillationConfig(TrainingArguments):
             if isinstance(self.freq_bins, bool) or not isinstance(self.freq_bins, int) or self.freq_bins < 1:
                 raise ValueError(f"freq_bins must be a positive integer or None, got {self.freq_bins!r}")
             if self.fft_axis == "tokens+hidden":
-                raise ValueError("freq_bins needs fft_axis 'tokens' or 'hidden' (the band of a 2-D transform is not defined)")
+                raise ValueError(
+                    "freq_bins needs fft_axis 'tokens' or 'hidden' (the band of a 2-D transform is not defined)"
+                )

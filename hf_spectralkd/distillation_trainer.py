@@ -512,7 +512,8 @@ class SpectralDistillationTrainer(Trainer):
 
     def ce_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of each row (float32); rows labelled ``-100`` (transfer-set rows without a label) give 0.
-        ``args.label_smoothing_factor`` ε smooths it as Trainer's ``LabelSmoother``: ``(1-ε)·NLL + ε·mean_c(-log p_c)``."""
+        ``args.label_smoothing_factor`` ε smooths it as Trainer's ``LabelSmoother``:
+        ``(1-ε)·NLL + ε·mean_c(-log p_c)``."""
         return F.cross_entropy(
             logits.float(),
             labels,

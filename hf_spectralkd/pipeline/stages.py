@@ -95,8 +95,8 @@ def teacher_stage(run: Run) -> Teacher:
         where = plan.stage_dir("teacher")
         done = run.stage("teacher", fps.teacher, finetune,
                          reusing=f"reusing the fine-tuned teacher in {where} (inputs unchanged)",
-                         running=f"fine-tuning {recipe.teacher.base} on {count_labelled(run.datasets['train'])} labelled "
-                                 f"examples ({budget}, lr {ft.learning_rate:g}) -> {where}")
+                         running=f"fine-tuning {recipe.teacher.base} on {count_labelled(run.datasets['train'])} "
+                                 f"labelled examples ({budget}, lr {ft.learning_rate:g}) -> {where}")
         model = task.load_classifier(recipe, done.directory, plan.label_names, what="fine-tuned teacher")
         teacher = Teacher(model, done.directory, recipe.teacher.base)
     teacher.model.eval()
@@ -116,7 +116,8 @@ def teacher_trainer(run: Run, model):
     if ft.select_best:
         extra = dict(eval_dataset=run.datasets["validation"], compute_metrics=compute_metrics,
                      callbacks=[EarlyStoppingCallback(early_stopping_patience=ft.patience)])
-    return plan.task.trainer_class()(model=model, args=plan.teacher_args, train_dataset=labelled_only(run.datasets["train"]),
+    train_dataset = labelled_only(run.datasets["train"])
+    return plan.task.trainer_class()(model=model, args=plan.teacher_args, train_dataset=train_dataset,
                                      data_collator=run.collator, **extra)
 
 
@@ -336,7 +337,8 @@ def baseline_arguments(plan: RunPlan, distill_rows, baseline_rows):
     if len(baseline_rows) == len(distill_rows) or args.max_steps > 0:
         return args
     per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
-    steps = math.ceil(math.ceil(len(distill_rows) / args.per_device_train_batch_size) / args.gradient_accumulation_steps)
+    batches = math.ceil(len(distill_rows) / args.per_device_train_batch_size)
+    steps = math.ceil(batches / args.gradient_accumulation_steps)
     steps = max(1, int(steps * args.num_train_epochs)) if per_step else 1
     return dataclasses.replace(args, max_steps=steps)
 

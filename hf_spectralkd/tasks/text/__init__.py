@@ -60,7 +60,8 @@ class TextClassificationTask(Task):
         if recipe.data.augment is not None:
             splits = type(splits)(splits)
             before = len(splits["train"])
-            splits["train"] = transfer.augmented_rows(splits["train"], recipe.data, getattr(processor, "mask_token", None))
+            mask_token = getattr(processor, "mask_token", None)
+            splits["train"] = transfer.augmented_rows(splits["train"], recipe.data, mask_token)
             data.info["augmented_rows"] = len(splits["train"]) - before
         return self.prepare_splits(splits, processor, recipe.data)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["NonFiniteLossError", "check_finite_loss", "check_attention_mask"]
+__all__ = ["NonFiniteLossError", "check_attention_mask", "check_finite_loss", "check_finite_parameters"]
 
 
 class NonFiniteLossError(ValueError):
@@ -41,3 +41,16 @@ def check_attention_mask(mask, hidden, what: str = "model") -> None:
             f"{what}: attention_mask has shape {tuple(mask.shape)} but the hidden states are {tuple(hidden.shape)}; "
             f"the mask must be (batch, tokens) = {tuple(hidden.shape[:2])} (one 0/1 per token)"
         )
+
+
+def check_finite_parameters(model, what: str) -> None:
+    """Raise :class:`NonFiniteLossError` when a trained ``model`` has a NaN or infinite weight: it is not saved (the
+    plain Trainer of the teacher fine-tuning and the baseline hides a NaN loss from its logs)."""
+    import torch
+
+    for name, parameter in model.named_parameters():
+        if not torch.isfinite(parameter.detach()).all():
+            raise NonFiniteLossError(
+                f"the trained {what} has non-finite weights (e.g. {name}): training diverged, so it was not saved. "
+                "Lower the learning rate, or check fp16 overflow and the data"
+            )

@@ -184,6 +184,29 @@ def test_a_nan_loss_stops_training_naming_step_and_term_and_saves_nothing(space,
     assert sorted(os.listdir(out)) == ["analysis"]  # no student, no results.json, no card
 
 
+def test_a_diverged_baseline_is_not_saved(space, tmp_path, monkeypatch):
+    from transformers import Trainer
+
+    from hf_spectralkd.guards import NonFiniteLossError
+
+    real = Trainer.train
+
+    def diverging(self, *args, **kwargs):  # the plain Trainer hides a NaN loss from its logs: the weights tell
+        output = real(self, *args, **kwargs)
+        if type(self) is Trainer:
+            with torch.no_grad():
+                self.model.classifier.weight.fill_(float("nan"))
+        return output
+
+    monkeypatch.setattr(Trainer, "train", diverging)
+    out = tmp_path / "run"
+    with pytest.raises(NonFiniteLossError, match=r"the trained baseline has non-finite weights \(e.g. "
+                                                 r"classifier.weight\): training diverged, so it was not saved"):
+        _run(space, out, "evaluation.baseline=true")
+    assert (out / "student" / STAGE_MARKER).exists() and not (out / "baseline").exists()
+    assert not (out / ".baseline.tmp").exists() and not (out / RESULTS_FILENAME).exists()
+
+
 def test_non_finite_teacher_outputs_in_the_cache_stop_training(tmp_path):
     import numpy as np
     from test_cache import _dataset, _trainer

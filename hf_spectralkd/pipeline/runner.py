@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..constants import STAGE_MARKER
+from ..guards import NonFiniteLossError
 from ..utils import read_json, write_json
 from .state import (
     check_own_folder,
@@ -89,9 +90,10 @@ def run_stage(plan, name: str, fingerprint: str, fn: Callable[[str], None], *, l
         finished = datetime.datetime.now(datetime.timezone.utc).isoformat()
         write_json(os.path.join(tmp, STAGE_MARKER), {"stage": name, "fingerprint": fingerprint, "seconds": seconds,
                                                      "finished": finished, "files": stage_manifest(tmp)})
-    except BaseException:
-        # never leave a half-written stage behind; complete training checkpoints stay for the next run to resume
-        if last_complete_checkpoint(tmp) is None:
+    except BaseException as exc:
+        # never leave a half-written stage behind; complete training checkpoints stay for the next run to resume,
+        # unless training diverged (its checkpoints may hold the non-finite weights)
+        if last_complete_checkpoint(tmp) is None or isinstance(exc, NonFiniteLossError):
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     if os.path.exists(final):

@@ -21,6 +21,7 @@ from ..constants import (
     TEACHER_CACHE_DIRNAME,
     TRAINING_LOG_FILENAME,
 )
+from ..guards import check_finite_parameters
 from ..metrics import compute_metrics
 from ..sampling import count_labelled, labelled_only
 from ..utils import hash_object, read_json, write_json
@@ -82,6 +83,7 @@ def teacher_stage(run: Run) -> Teacher:
             model = task.load_base(recipe, plan.teacher_ref, plan.label_names)
             trainer = teacher_trainer(run, model)
             trainer.train(resume_from_checkpoint=resume_checkpoint(directory))
+            check_finite_parameters(model, "teacher")  # never save (and distil from) a diverged teacher
             task.save_model(model, directory)
             task.save_processor(plan.processor, directory)
             shutil.rmtree(os.path.join(directory, TEACHER_TRAINER_DIRNAME), ignore_errors=True)
@@ -204,6 +206,7 @@ def build_student(plan: RunPlan, teacher: Teacher):
 def save_trained(plan: RunPlan, trainer, directory: str, stage: str) -> None:
     """A trained student (or baseline), its processor and its log history in ``directory`` (the running folder of
     ``stage``)."""
+    check_finite_parameters(trainer.model, stage)  # a diverged model is never saved, evaluated or carded
     if plan.recipe.student.peft:  # merged model in <dir>/, the PEFT adapter in <dir>/adapter/
         from ..peft_students import save_peft_student
 

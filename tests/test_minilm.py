@@ -175,7 +175,7 @@ def test_analyze_cli_bad_files_and_output_are_one_line_errors(tmp_path, capsys, 
     cases = [
         (
             ["--data", str(malformed), "--output", str(tmp_path / "a")],
-            r"--data: could not read '.*malformed.jsonl' as json",
+            r"--data: .*malformed.jsonl, line 2: malformed JSON \(Invalid control character at column 17\)",
         ),
         (
             ["--data", str(empty), "--output", str(tmp_path / "b")],

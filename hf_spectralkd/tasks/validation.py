@@ -74,7 +74,7 @@ def _check_json_line(path: str, what: str, number: int, text: str) -> dict:
         row = json.loads(text)
     except ValueError as exc:
         raise ValueError(
-            f"{what}: {path}, line {number}: malformed JSON ({exc.msg} at column {exc.colno}): "
+            f"{what}: {path}, line {number}: malformed JSON ({exc.msg.removesuffix(' at')} at column {exc.colno}): "
             f"{text.strip()[:MAX_SHOWN]!r}; every line of a .jsonl file is one JSON object"
         ) from None
     if not isinstance(row, dict):

@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +48,7 @@ SELECTION_STRATEGIES = ("topk", "ends", "uniform")
 # --------------------------------------------------------------------------------------------------
 # Spectral intensity
 # --------------------------------------------------------------------------------------------------
-def to_token_layout(hidden: torch.Tensor, attention_mask: Optional[torch.Tensor] = None):
+def to_token_layout(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None):
     """Return ``(X, M)`` with ``X`` of shape ``(N, L, D)`` in float32 and ``M`` of shape ``(N, L)``.
 
     A 3-D tensor is read as ``(N, L, D)`` (tokens, hidden last, as in HF ``hidden_states``). A 4-D tensor
@@ -78,7 +78,7 @@ def to_token_layout(hidden: torch.Tensor, attention_mask: Optional[torch.Tensor]
     return x, mask
 
 
-def layer_spectrum_sums(hidden: torch.Tensor, attention_mask: Optional[torch.Tensor] = None):
+def layer_spectrum_sums(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None):
     """Un-normalised per-bin sums of one layer: ``(Σ_{n,t} M·|F[n,t,k]|  for k in 0..D-1,  Σ M)``.
 
     These are the streaming sufficient statistics of step 2 of the definition; :class:`SpectralProfile`
@@ -95,7 +95,7 @@ def layer_spectrum_sums(hidden: torch.Tensor, attention_mask: Optional[torch.Ten
     return full, mask.sum()
 
 
-def spectral_spectrum(hidden_states, attention_mask: Optional[torch.Tensor] = None) -> list:
+def spectral_spectrum(hidden_states, attention_mask: torch.Tensor | None = None) -> list:
     """Per-bin spectrum ``S[k]`` (length ``D`` each, float32) of every tensor in ``hidden_states``."""
     tensors = _as_sequence(hidden_states)
     out = []
@@ -107,7 +107,7 @@ def spectral_spectrum(hidden_states, attention_mask: Optional[torch.Tensor] = No
     return out
 
 
-def spectral_intensity(hidden_states, attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+def spectral_intensity(hidden_states, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """One spectral intensity per tensor of ``hidden_states`` (``n+1`` values for an HF output).
 
     ``I = mean_k S[k]`` with ``S[k] = Σ_{n,t} M·|DFT_c(X)[n,t,k] / D| / Σ M``. Returns a float32 tensor on
@@ -120,7 +120,9 @@ def _as_sequence(hidden_states) -> list:
     if isinstance(hidden_states, torch.Tensor):
         if hidden_states.dim() in (3, 4):
             return [hidden_states]
-        raise ValueError(f"expected a sequence of hidden-state tensors, got one tensor of shape {tuple(hidden_states.shape)}")
+        raise ValueError(
+            f"expected a sequence of hidden-state tensors, got one tensor of shape {tuple(hidden_states.shape)}"
+        )
     tensors = list(hidden_states)
     if not tensors:
         raise ValueError("hidden_states is empty")
@@ -142,11 +144,12 @@ class SpectralProfile:
     metadata: dict = field(default_factory=dict)
 
     @torch.no_grad()
-    def update(self, hidden_states, attention_mask: Optional[torch.Tensor] = None) -> "SpectralProfile":
+    def update(self, hidden_states, attention_mask: torch.Tensor | None = None) -> SpectralProfile:
         tensors = _as_sequence(hidden_states)
         if self.spectrum_sums and len(tensors) != len(self.spectrum_sums):
             raise ValueError(
-                f"this profile has {len(self.spectrum_sums)} layers but the batch has {len(tensors)} hidden-state tensors"
+                f"this profile has {len(self.spectrum_sums)} layers but the batch has {len(tensors)} "
+                "hidden-state tensors"
             )
         for index, hidden in enumerate(tensors):
             sums, count = layer_spectrum_sums(hidden, attention_mask)
@@ -172,7 +175,7 @@ class SpectralProfile:
     @property
     def spectra(self) -> list:
         self._check_nonempty()
-        return [(s / c).float() for s, c in zip(self.spectrum_sums, self.token_counts)]
+        return [(s / c).float() for s, c in zip(self.spectrum_sums, self.token_counts, strict=True)]
 
     @property
     def intensity(self) -> torch.Tensor:
@@ -197,7 +200,7 @@ class SpectralProfile:
             "metadata": self.metadata,
         }
 
-    def save(self, path: Union[str, os.PathLike]) -> str:
+    def save(self, path: str | os.PathLike) -> str:
         path = os.fspath(path)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tmp = path + ".tmp"
@@ -207,7 +210,7 @@ class SpectralProfile:
         return path
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike]) -> "SpectralProfile":
+    def load(cls, path: str | os.PathLike) -> SpectralProfile:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
         if data.get("format") != "hf_spectralkd.SpectralProfile/1":
@@ -223,9 +226,7 @@ class SpectralProfile:
 # --------------------------------------------------------------------------------------------------
 # Layer selection
 # --------------------------------------------------------------------------------------------------
-def select_layers(
-    intensity, k: int, strategy: Union[str, Sequence[int]] = "topk", include_embeddings: bool = False
-) -> list:
+def select_layers(intensity, k: int, strategy: str | Sequence[int] = "topk", include_embeddings: bool = False) -> list:
     """Choose ``k`` layers from an intensity vector indexed like ``hidden_states`` (index 0 = embeddings).
 
     Strategies: ``"topk"`` (the ``k`` most intense, in ascending layer order), ``"ends"`` (the best
@@ -271,7 +272,9 @@ def select_layers(
     if strategy == "uniform":
         n = len(candidates)
         return [candidates[math.ceil((j + 1) * n / k) - 1] for j in range(k)]
-    raise ValueError(f"unknown selection strategy {strategy!r}: valid are {', '.join(SELECTION_STRATEGIES)} or a list of indices")
+    raise ValueError(
+        f"unknown selection strategy {strategy!r}: valid are {', '.join(SELECTION_STRATEGIES)} or a list of indices"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -290,11 +293,11 @@ def _pool_width(x: torch.Tensor, width: int, axis: int) -> torch.Tensor:
 def frequency_alignment_loss(
     student_hidden: torch.Tensor,
     teacher_hidden: torch.Tensor,
-    attention_mask: Optional[torch.Tensor] = None,
+    attention_mask: torch.Tensor | None = None,
     fft_axis: str = "tokens",
     variant: str = "complex",
-    bins: Optional[int] = None,
-    normalize: Union[bool, str, None] = None,
+    bins: int | None = None,
+    normalize: bool | str | None = None,
 ) -> torch.Tensor:
     """Frequency-domain alignment loss of one student/teacher layer pair (float32 scalar).
 
@@ -315,6 +318,32 @@ def frequency_alignment_loss(
     of the pair, ``mean |F(teacher)|²`` over the same kept elements (detached, no gradient), so ``beta``
     means the same whatever the scale of the model's activations. ``None``/``False`` leaves the loss as is.
     """
+    normalize = _check_alignment_options(student_hidden, teacher_hidden, fft_axis, variant, bins, normalize)
+    if student_hidden.dim() == 3:
+        xs, xt, dims = _token_inputs(student_hidden.float(), teacher_hidden.float(), attention_mask, fft_axis)
+    else:
+        if attention_mask is not None:
+            raise ValueError("attention_mask is only valid for (N, L, D) token tensors, not NCHW feature maps")
+        xs, xt, dims = _map_inputs(student_hidden.float(), teacher_hidden.float(), fft_axis)
+
+    fs = torch.fft.rfftn(xs, dim=dims, norm="ortho")
+    ft = torch.fft.rfftn(xt, dim=dims, norm="ortho")
+    if bins is not None:
+        axis = dims[-1]
+        keep = min(bins, fs.shape[axis])
+        fs, ft = fs.narrow(axis, 0, keep), ft.narrow(axis, 0, keep)
+    if variant == "magnitude":
+        loss = F.mse_loss(fs.abs(), ft.abs())
+    else:
+        loss = F.mse_loss(torch.view_as_real(fs), torch.view_as_real(ft))
+    if normalize == "teacher_energy":
+        energy = ft.detach().abs().pow(2).mean()
+        loss = loss / energy.clamp_min(torch.finfo(energy.dtype).tiny)
+    return loss
+
+
+def _check_alignment_options(student_hidden, teacher_hidden, fft_axis, variant, bins, normalize):
+    """Validate :func:`frequency_alignment_loss`'s options and shapes; returns ``normalize`` resolved."""
     if fft_axis not in FFT_AXES:
         raise ValueError(f"fft_axis={fft_axis!r} is not valid: choose one of {', '.join(FFT_AXES)}")
     if variant not in LOSS_VARIANTS:
@@ -335,46 +364,34 @@ def frequency_alignment_loss(
         )
     if student_hidden.shape[0] != teacher_hidden.shape[0]:
         raise ValueError(f"batch sizes differ: student {student_hidden.shape[0]}, teacher {teacher_hidden.shape[0]}")
-    xs, xt = student_hidden.float(), teacher_hidden.float()
+    return normalize
 
-    if xs.dim() == 3:
-        if xs.shape[1] != xt.shape[1]:
-            raise ValueError(
-                f"sequence lengths differ (student {xs.shape[1]}, teacher {xt.shape[1]}): the token-axis alignment "
-                "needs the same tokenization for teacher and student"
-            )
-        width = min(xs.shape[2], xt.shape[2])
-        xs, xt = _pool_width(xs, width, 2), _pool_width(xt, width, 2)
-        if attention_mask is not None:
-            mask = attention_mask.to(device=xs.device, dtype=xs.dtype).unsqueeze(-1)
-            xs, xt = xs * mask, xt * mask
-        dims = {"tokens": (1,), "hidden": (2,), "tokens+hidden": (1, 2)}[fft_axis]
-    else:
-        if attention_mask is not None:
-            raise ValueError("attention_mask is only valid for (N, L, D) token tensors, not NCHW feature maps")
-        channels = min(xs.shape[1], xt.shape[1])
-        xs, xt = _pool_width(xs, channels, 1), _pool_width(xt, channels, 1)
-        grid = (min(xs.shape[2], xt.shape[2]), min(xs.shape[3], xt.shape[3]))
-        if tuple(xs.shape[2:]) != grid:
-            xs = F.adaptive_avg_pool2d(xs, grid)
-        if tuple(xt.shape[2:]) != grid:
-            xt = F.adaptive_avg_pool2d(xt, grid)
-        dims = {"tokens": (2, 3), "hidden": (1,), "tokens+hidden": (1, 2, 3)}[fft_axis]
 
-    fs = torch.fft.rfftn(xs, dim=dims, norm="ortho")
-    ft = torch.fft.rfftn(xt, dim=dims, norm="ortho")
-    if bins is not None:
-        axis = dims[-1]
-        keep = min(bins, fs.shape[axis])
-        fs, ft = fs.narrow(axis, 0, keep), ft.narrow(axis, 0, keep)
-    if variant == "magnitude":
-        loss = F.mse_loss(fs.abs(), ft.abs())
-    else:
-        loss = F.mse_loss(torch.view_as_real(fs), torch.view_as_real(ft))
-    if normalize == "teacher_energy":
-        energy = ft.detach().abs().pow(2).mean()
-        loss = loss / energy.clamp_min(torch.finfo(energy.dtype).tiny)
-    return loss
+def _token_inputs(xs, xt, attention_mask, fft_axis):
+    """(N, L, D) pair: widths pooled to the narrower, padding zeroed; returns the tensors and the FFT dims."""
+    if xs.shape[1] != xt.shape[1]:
+        raise ValueError(
+            f"sequence lengths differ (student {xs.shape[1]}, teacher {xt.shape[1]}): the token-axis alignment "
+            "needs the same tokenization for teacher and student"
+        )
+    width = min(xs.shape[2], xt.shape[2])
+    xs, xt = _pool_width(xs, width, 2), _pool_width(xt, width, 2)
+    if attention_mask is not None:
+        mask = attention_mask.to(device=xs.device, dtype=xs.dtype).unsqueeze(-1)
+        xs, xt = xs * mask, xt * mask
+    return xs, xt, {"tokens": (1,), "hidden": (2,), "tokens+hidden": (1, 2)}[fft_axis]
+
+
+def _map_inputs(xs, xt, fft_axis):
+    """(N, C, H, W) pair: channels pooled to the fewer, grids pooled to the smaller; returns tensors and dims."""
+    channels = min(xs.shape[1], xt.shape[1])
+    xs, xt = _pool_width(xs, channels, 1), _pool_width(xt, channels, 1)
+    grid = (min(xs.shape[2], xt.shape[2]), min(xs.shape[3], xt.shape[3]))
+    if tuple(xs.shape[2:]) != grid:
+        xs = F.adaptive_avg_pool2d(xs, grid)
+    if tuple(xt.shape[2:]) != grid:
+        xt = F.adaptive_avg_pool2d(xt, grid)
+    return xs, xt, {"tokens": (2, 3), "hidden": (1,), "tokens+hidden": (1, 2, 3)}[fft_axis]
 
 
 def check_loss_normalize(normalize):
@@ -386,5 +403,6 @@ def check_loss_normalize(normalize):
     if isinstance(normalize, str) and normalize in LOSS_NORMALIZATIONS:
         return normalize
     raise ValueError(
-        f"normalize={normalize!r} is not valid: choose None/False (off), True or one of {', '.join(LOSS_NORMALIZATIONS)}"
+        f"normalize={normalize!r} is not valid: choose None/False (off), True or one of "
+        f"{', '.join(LOSS_NORMALIZATIONS)}"
     )

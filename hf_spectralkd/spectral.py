@@ -377,6 +377,11 @@ def _token_inputs(xs, xt, attention_mask, fft_axis):
     width = min(xs.shape[2], xt.shape[2])
     xs, xt = _pool_width(xs, width, 2), _pool_width(xt, width, 2)
     if attention_mask is not None:
+        if tuple(attention_mask.shape) != tuple(xs.shape[:2]):  # a wrong shape would broadcast silently
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)} but the hidden states are "
+                f"{tuple(xs.shape)}: it must be (batch, tokens) = {tuple(xs.shape[:2])}"
+            )
         mask = attention_mask.to(device=xs.device, dtype=xs.dtype).unsqueeze(-1)
         xs, xt = xs * mask, xt * mask
     return xs, xt, {"tokens": (1,), "hidden": (2,), "tokens+hidden": (1, 2)}[fft_axis]

@@ -557,3 +557,11 @@ def test_config_fields_for_band_limited_and_scale_free(tmp_path):
     ]:
         with pytest.raises(ValueError, match=match):
             make(**bad)
+
+
+def test_attention_mask_of_the_wrong_shape_is_an_error():
+    hidden = torch.randn(2, 5, 4)
+    with pytest.raises(ValueError, match=r"attention_mask has shape \(2, 5, 5\).*must be \(batch, tokens\) = \(2, 5\)"):
+        frequency_alignment_loss(hidden, hidden, torch.ones(2, 5, 5))
+    with pytest.raises(ValueError, match=r"attention_mask has shape \(5,\)"):
+        frequency_alignment_loss(hidden, hidden, torch.ones(5))

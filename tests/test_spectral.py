@@ -561,7 +561,8 @@ def test_config_fields_for_band_limited_and_scale_free(tmp_path):
 
 def test_attention_mask_of_the_wrong_shape_is_an_error():
     hidden = torch.randn(2, 5, 4)
-    with pytest.raises(ValueError, match=r"attention_mask has shape \(2, 5, 5\).*must be \(batch, tokens\) = \(2, 5\)"):
+    expected = r"attention_mask has shape \(2, 5, 5\).*must be \(batch, tokens\) = \(2, 5\)"
+    with pytest.raises(ValueError, match=expected):
         frequency_alignment_loss(hidden, hidden, torch.ones(2, 5, 5))
     with pytest.raises(ValueError, match=r"attention_mask has shape \(5,\)"):
         frequency_alignment_loss(hidden, hidden, torch.ones(5))

@@ -423,3 +423,19 @@ def test_ci_lints_with_the_configured_ruff():
     main_job = next(i for i, s in enumerate(steps) if s.startswith("hf-spectralkd distill"))
     assert len(lint) == 1 and install < lint[0] < main_job, (
         ".ci/run must run `ruff check .` once, after the install and before the main job")
+
+
+def test_code_cites_the_method_page_in_the_repository():
+    # the normative math is docs/method.md; the old name pointed at a file that was never in the repository
+    old_name = "DESIGN" + ".md"
+    offenders = []
+    for folder in ("hf_spectralkd", "tests", "benchmarks", "recipes", "examples"):
+        for directory, _, names in os.walk(os.path.join(ROOT, folder)):
+            for name in names:
+                if name.endswith((".py", ".md", ".yaml", ".jinja")):
+                    path = os.path.join(directory, name)
+                    with open(path, encoding="utf-8") as handle:
+                        offenders += [f"{os.path.relpath(path, ROOT)}:{number}"
+                                      for number, line in enumerate(handle, start=1) if old_name in line]
+    assert os.path.isfile(os.path.join(ROOT, "docs", "method.md"))
+    assert not offenders, f"cite docs/method.md instead of {old_name} at:\n  " + "\n  ".join(offenders)

@@ -1,7 +1,7 @@
 """Pure spectral math of SpectralKD.
 
 SpectralKD: "A Unified Framework for Interpreting and Distilling Vision Transformers via Spectral Analysis"
-(Tian, Xu, Li, Pan; arXiv 2412.19055). The definitions here follow the project's DESIGN.md exactly:
+(Tian, Xu, Li, Pan; arXiv 2412.19055). The definitions here follow docs/method.md exactly:
 
 * spectral intensity of a layer: full DFT over the hidden (channel) axis divided by ``D``, magnitude,
   masked mean over the real tokens of all samples, mean over the ``D`` bins;

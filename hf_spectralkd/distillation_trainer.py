@@ -32,12 +32,12 @@ from .cards import write_trainer_model_card
 from .constants import LAYER_MAP_FILENAME, PLOT_FILENAME, PROFILE_FILENAME
 from .distillation_config import SpectralDistillationConfig
 from .distributed import prepare_teacher, preserve_rng_state
-from .guards import check_finite_loss
 from .dynamics import SpectralDynamicsCallback
+from .guards import check_finite_loss
 from .hub import trainer_push_to_hub
 from .loading import load_classifier
 from .peft_students import save_peft_base
-from .sampling import sample_dataset
+from .sampling import IGNORE_INDEX, sample_dataset
 from .selection_report import SelectionReportCallback, log_layer_selection
 from .spectral import SpectralProfile, frequency_alignment_loss, select_layers
 from .teacher_cache import DEFAULT_ID_COLUMN, TeacherCache, add_example_ids, check_fixed_inputs, open_teacher_cache
@@ -50,9 +50,6 @@ from .trainer_options import (
 from .utils import check_layer_range, read_json, write_json
 
 __all__ = ["SpectralDistillationTrainer", "LayerMap", "LAYER_MAP_FILENAME", "IGNORE_INDEX"]
-
-# the label of a transfer-set row that has none (the Hugging Face convention): CE skips it, KD and L_freq use it
-IGNORE_INDEX = -100
 
 
 @dataclass

@@ -30,3 +30,14 @@ def test_regime_recipe_smoke(tmp_path, name, overrides, check):
     saved = json.load(open(tmp_path / "run" / "results.json"))
     assert saved["baseline"] is not None and os.path.isfile(tmp_path / "run" / "student" / "README.md")
     assert os.path.isfile(tmp_path / "run" / "teacher_cache" / "cache_meta.json")
+
+
+def test_every_shipped_recipe_validates():
+    """Every recipe under recipes/ (the MPNet one included: validation does not resolve packaged models)."""
+    names = sorted(f for f in os.listdir(RECIPES) if f.endswith(".yaml"))
+    assert {"clinc150_lowlabel.yaml", "clinc150_scratch.yaml", "clinc150_mpnet.yaml"} <= set(names)
+    for name in names:
+        recipe = load_recipe(os.path.join(RECIPES, name))
+        assert recipe.name == name[: -len(".yaml")]
+    mpnet = load_recipe(os.path.join(RECIPES, "clinc150_mpnet.yaml"))
+    assert mpnet.teacher.base == "packaged:mpnet" and mpnet.data.transfer.max_samples == 3000

@@ -339,11 +339,10 @@ def baseline_arguments(plan: RunPlan, distill_rows, baseline_rows):
     args = plan.baseline_args
     if len(baseline_rows) == len(distill_rows) or args.max_steps > 0:
         return args
-    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    # the Trainer's own count for the student: update steps per epoch times epochs (fractional epochs round up)
     batches = math.ceil(len(distill_rows) / args.per_device_train_batch_size)
-    steps = math.ceil(batches / args.gradient_accumulation_steps)
-    steps = max(1, int(steps * args.num_train_epochs)) if per_step else 1
-    return dataclasses.replace(args, max_steps=steps)
+    steps_per_epoch = max(1, math.ceil(batches / args.gradient_accumulation_steps))
+    return dataclasses.replace(args, max_steps=math.ceil(steps_per_epoch * args.num_train_epochs))
 
 
 def load_layer_map(student_dir: str):

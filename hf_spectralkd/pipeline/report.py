@@ -81,8 +81,8 @@ def quality_warnings(models: dict, baseline: dict | None, split: str) -> list:
     if gap > STUDENT_BELOW_BASELINE_PT:
         warnings.append(
             f"the distilled student ({accuracy['student']:.2f}%) is {gap:.2f} pt below the no-KD student "
-            f"({accuracy['baseline']:.2f}%) on the {split} split: train a stronger teacher, lower distillation.alpha, or use "
-            "the no-KD student (benchmarks/README.md says when KD pays)")
+            f"({accuracy['baseline']:.2f}%) on the {split} split: train a stronger teacher, lower "
+            "distillation.alpha, or use the no-KD student (benchmarks/README.md says when KD pays)")
     return warnings
 
 

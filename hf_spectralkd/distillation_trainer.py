@@ -110,7 +110,8 @@ class SpectralDistillationTrainer(Trainer):
         teacher_cache (`str` or `TeacherCache`, *optional*): a teacher-cache directory. The trainer adds the
             example-id column to ``train_dataset``, builds the cache there (or reuses it while teacher,
             inputs and aligned layers are unchanged) after layer selection, before the first step, and reads
-            the teacher's training-time outputs from it (evaluation keeps the live teacher).
+            the teacher's training-time outputs from it (evaluation keeps the live teacher). With ``beta == 0``
+            (logit KD) it stores the teacher's logits only.
         Everything else is passed to ``transformers.Trainer``.
     """
 
@@ -303,14 +304,13 @@ class SpectralDistillationTrainer(Trainer):
 
     def setup_teacher_cache(self, rebuild: bool = True) -> TeacherCache | None:
         """Load the teacher cache, or (re)build it when its fingerprint (teacher weights, training inputs, aligned
-        layers) does not match. Runs after layer selection; returns ``None`` when no cache was asked for."""
+        layers) does not match. Runs after layer selection; returns ``None`` when no cache was asked for. Without
+        an alignment term (``beta == 0`` or no aligned layers) the cache stores the teacher's logits only."""
         if self.teacher_cache is not None or self.teacher_cache_dir is None:
             return self.teacher_cache
         layer_map = self.setup_layer_map()
-        if not layer_map.teacher_layers:
-            raise ValueError(
-                "the teacher cache stores the aligned layers' hidden states: it needs beta > 0 and aligned layers"
-            )
+        # the layers compute_loss reads hidden states of: none for logit KD
+        teacher_layers = list(layer_map.teacher_layers) if self.args.beta > 0 else []
         device = self.accelerator.device
         with self.accelerator.main_process_first(), preserve_rng_state(device):
             # the teacher pass iterates a DataLoader, which draws from the global RNG: keep the run's random numbers
@@ -318,7 +318,7 @@ class SpectralDistillationTrainer(Trainer):
                 self.accelerator.unwrap_model(self.teacher),
                 self.train_dataset,
                 self.data_collator,
-                layer_map.teacher_layers,
+                teacher_layers,
                 self.teacher_cache_dir,
                 id_column=self.cache_id_column,
                 rebuild=rebuild,

@@ -5,16 +5,17 @@ Layout of a cache directory (all arrays are ``numpy`` ``.npy`` files opened memo
 * ``logits.npy``   ``(N, C)`` teacher logits, one row per example;
 * ``hidden.npy``   ``(T, K, D)`` hidden states of the ``K`` aligned teacher layers, **real tokens only**
   (``T`` = total number of non-padding tokens), example ``i`` owning rows ``offsets[i]:offsets[i+1]``;
+  absent from a logits-only cache (no aligned layers: logit KD, ``beta = 0``), whose fingerprint lists no layers;
 * ``offsets.npy``  ``(N + 1,)`` int64, ``ids.npy`` ``(N,)`` int64 example ids (the dataset's id column);
 * ``checksums.npy`` ``(N,)`` int64 checksum of each example's real input ids (catches inputs that change);
 * ``cache_meta.json``  the fingerprint (teacher weights hash, data hash, layer map), layers, shapes.
 
 Examples are found by their id (an integer column, ``example_id`` by default; :func:`add_example_ids` adds
-one). The fingerprint covers the teacher's weights, the training inputs and the aligned layers: when any
-of them changes, the trainer (``SpectralDistillationTrainer(..., teacher_cache=directory)``) rebuilds the
-cache. Pipelines whose inputs change from epoch to epoch (``set_transform`` / ``with_transform``
-augmentation, iterable datasets) are refused: a cache of one epoch's inputs would silently be wrong for the
-next.
+one). The fingerprint covers the teacher's weights, the training inputs and the stored layers: when the teacher
+or the inputs change, or a run needs a layer the cache does not store, the trainer
+(``SpectralDistillationTrainer(..., teacher_cache=directory)``) rebuilds the cache. Pipelines whose inputs
+change from epoch to epoch (``set_transform`` / ``with_transform`` augmentation, iterable datasets) are
+refused: a cache of one epoch's inputs would silently be wrong for the next.
 """
 
 from __future__ import annotations
@@ -152,13 +153,14 @@ def _load_array(directory: str, name: str):
 
 
 def _check_shapes(directory: str, logits, hidden, offsets, checksums, ids) -> None:
-    """The arrays agree with each other (a file cut short or from another build is caught here, not mid-training)."""
+    """The arrays agree with each other (a file cut short or from another build is caught here, not mid-training);
+    ``hidden`` is ``None`` for a logits-only cache."""
     n = len(ids)
-    problems = [(name, got, want) for name, got, want in (
-        ("logits.npy rows", len(logits), n), ("checksums.npy rows", len(checksums), n),
-        ("offsets.npy rows", len(offsets), n + 1),
-        ("hidden.npy rows", len(hidden), int(offsets[-1]) if len(offsets) else 0))
-        if got != want]
+    expected = [("logits.npy rows", len(logits), n), ("checksums.npy rows", len(checksums), n),
+                ("offsets.npy rows", len(offsets), n + 1)]
+    if hidden is not None:
+        expected.append(("hidden.npy rows", len(hidden), int(offsets[-1]) if len(offsets) else 0))
+    problems = [(name, got, want) for name, got, want in expected if got != want]
     if problems:
         name, got, want = problems[0]
         raise DamagedCacheError(f"the teacher cache in {directory} is inconsistent: {name} = {got}, expected {want} "
@@ -192,7 +194,8 @@ class TeacherCache:
         self.id_column = self.fingerprint["id_column"]
         self.teacher_layers = list(self.fingerprint["teacher_layers"])
         load = lambda name: _load_array(directory, name)  # noqa: E731
-        self.logits, self.hidden = load("logits.npy"), load("hidden.npy")
+        # a logits-only cache (no layers: logit KD) has no hidden.npy
+        self.logits, self.hidden = load("logits.npy"), (load("hidden.npy") if self.teacher_layers else None)
         self.offsets, self.checksums = load("offsets.npy"), load("checksums.npy")
         ids = np.asarray(load("ids.npy"))
         _check_shapes(directory, self.logits, self.hidden, self.offsets, self.checksums, ids)
@@ -216,40 +219,57 @@ class TeacherCache:
             )
         return self._order[pos]
 
-    def teacher_outputs(self, inputs: dict, need_hidden: bool = True) -> AdapterOutput:
-        """The teacher's outputs for a batch, read from the cache (float32 on the batch's device)."""
+    def _token_rows(self, inputs: dict, slots) -> np.ndarray:
+        """The rows of each example's real tokens in ``hidden.npy``, in batch order, after checking that the inputs
+        are the ones the cache was built from (token count and checksum of the real input ids)."""
+        ids = inputs[self.id_column]
+        mask_cpu = inputs["attention_mask"].detach().cpu().bool()
+        input_ids = inputs["input_ids"].detach().cpu()
+        spans = []
+        for row, slot in enumerate(slots):
+            start, end = int(self.offsets[slot]), int(self.offsets[slot + 1])
+            real = mask_cpu[row]
+            if int(real.sum()) != end - start or _checksum(input_ids[row][real]) != int(self.checksums[slot]):
+                raise ValueError(
+                    f"the inputs of example {int(torch.as_tensor(ids)[row])} differ from the ones the teacher "
+                    "cache was built from (an augmenting or re-tokenizing pipeline?): cached teacher outputs "
+                    "would be wrong. Rebuild the cache or train without it"
+                )
+            spans.append(np.arange(start, end))
+        return np.concatenate(spans) if spans else np.zeros(0, dtype=np.int64)
+
+    def _hidden_states(self, inputs: dict, rows: np.ndarray) -> dict:
+        """``{teacher layer: (B, L, D) float32}`` gathered from ``hidden.npy`` (padding positions are zero)."""
+        mask = inputs["attention_mask"]
+        batch, length = mask.shape
+        k, width = self.hidden.shape[1], self.hidden.shape[2]
+        # one gather from the memory map; real tokens in row-major order are exactly the mask's True positions
+        flat = torch.from_numpy(np.asarray(self.hidden[rows], dtype=np.float32))
+        _check_finite(flat, self.directory, "hidden.npy", inputs[self.id_column])
+        out = torch.zeros(batch, length, k, width, dtype=torch.float32)
+        out[mask.detach().cpu().bool()] = flat
+        out = out.to(mask.device)
+        return {layer: out[:, :, i] for i, layer in enumerate(self.teacher_layers)}
+
+    def teacher_outputs(self, inputs: dict, need_hidden: bool | None = None) -> AdapterOutput:
+        """The teacher's outputs for a batch, read from the cache (float32 on the batch's device). ``need_hidden``
+        (default: whether the cache stores layers) also returns the stored layers' hidden states; asking a
+        logits-only cache for them is an error."""
+        if need_hidden is None:
+            need_hidden = bool(self.teacher_layers)
+        if need_hidden and not self.teacher_layers:
+            raise ValueError(
+                f"the teacher cache in {self.directory} stores the teacher's logits only (built without aligned "
+                "layers, beta = 0) but hidden states were asked for: rebuild it with the aligned layers"
+            )
         ids = inputs[self.id_column]
         mask = inputs["attention_mask"]
-        device = mask.device
         slots = self.slots(ids)
         logits = torch.from_numpy(np.asarray(self.logits[slots], dtype=np.float32))
         _check_finite(logits, self.directory, "logits.npy", ids)
-        logits = logits.to(device)
-        hidden = None
-        if need_hidden:
-            batch, length = mask.shape
-            k, width = self.hidden.shape[1], self.hidden.shape[2]
-            mask_cpu = mask.detach().cpu().bool()
-            input_ids = inputs["input_ids"].detach().cpu()
-            spans = []
-            for row, slot in enumerate(slots):
-                start, end = int(self.offsets[slot]), int(self.offsets[slot + 1])
-                real = mask_cpu[row]
-                if int(real.sum()) != end - start or _checksum(input_ids[row][real]) != int(self.checksums[slot]):
-                    raise ValueError(
-                        f"the inputs of example {int(torch.as_tensor(ids)[row])} differ from the ones the teacher "
-                        "cache was built from (an augmenting or re-tokenizing pipeline?): cached teacher outputs "
-                        "would be wrong. Rebuild the cache or train without it"
-                    )
-                spans.append(np.arange(start, end))
-            # one gather from the memory map; real tokens in row-major order are exactly the mask's True positions
-            flat = torch.from_numpy(np.asarray(self.hidden[np.concatenate(spans)], dtype=np.float32))
-            _check_finite(flat, self.directory, "hidden.npy", ids)
-            out = torch.zeros(batch, length, k, width, dtype=torch.float32)
-            out[mask_cpu] = flat
-            out = out.to(device)
-            hidden = {layer: out[:, :, i] for i, layer in enumerate(self.teacher_layers)}
-        return AdapterOutput(logits=logits, hidden_states=hidden, attention_mask=mask)
+        rows = self._token_rows(inputs, slots)  # checked on every batch, hidden states read or not
+        hidden = self._hidden_states(inputs, rows) if need_hidden else None
+        return AdapterOutput(logits=logits.to(mask.device), hidden_states=hidden, attention_mask=mask)
 
 
 # ---------------------------------------------------------------- building
@@ -272,8 +292,25 @@ def _token_offsets(rows) -> tuple:
     return lengths, offsets
 
 
+def _open_outputs(directory: str, out: AdapterOutput, teacher_layers, n: int, num_tokens: int) -> tuple:
+    """``(logits, hidden)`` memory maps sized from the first batch's outputs; ``hidden`` is ``None`` without layers
+    (a logits-only cache)."""
+    num_labels = out.logits.shape[-1]
+    logits_mm = np.lib.format.open_memmap(os.path.join(directory, "logits.npy"), "w+", np.float16, (n, num_labels))
+    if not teacher_layers:
+        return logits_mm, None
+    if out.hidden_states[0].dim() != 3:
+        raise ValueError("the teacher cache stores (N, L, D) token hidden states; this teacher returns feature maps")
+    width = out.hidden_states[teacher_layers[0]].shape[-1]
+    hidden_mm = np.lib.format.open_memmap(
+        os.path.join(directory, "hidden.npy"), "w+", np.float16, (num_tokens, len(teacher_layers), width)
+    )
+    return logits_mm, hidden_mm
+
+
 def _write_arrays(directory, teacher, adapter, loader, teacher_layers, id_column, lengths, offsets, device) -> None:
-    """Run the teacher over ``loader`` and write the five arrays of the cache layout into ``directory``."""
+    """Run the teacher over ``loader`` and write the arrays of the cache layout into ``directory`` (no
+    ``hidden.npy`` when ``teacher_layers`` is empty: the teacher then runs without hidden states)."""
     n = len(lengths)
     logits_mm = hidden_mm = None
     ids_out, checksums = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
@@ -281,21 +318,13 @@ def _write_arrays(directory, teacher, adapter, loader, teacher_layers, id_column
     for batch in loader:
         ids = batch.pop(id_column)
         batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
-        out = adapter.forward(teacher, batch, output_hidden_states=True)
-        if out.hidden_states[0].dim() != 3:
-            raise ValueError(
-                "the teacher cache stores (N, L, D) token hidden states; this teacher returns feature maps"
-            )
+        out = adapter.forward(teacher, batch, output_hidden_states=bool(teacher_layers))
         if logits_mm is None:
-            num_labels, width = out.logits.shape[-1], out.hidden_states[teacher_layers[0]].shape[-1]
-            logits_mm = np.lib.format.open_memmap(
-                os.path.join(directory, "logits.npy"), "w+", np.float16, (n, num_labels)
-            )
-            hidden_mm = np.lib.format.open_memmap(
-                os.path.join(directory, "hidden.npy"), "w+", np.float16, (int(offsets[-1]), len(teacher_layers), width)
-            )
+            logits_mm, hidden_mm = _open_outputs(directory, out, teacher_layers, n, int(offsets[-1]))
         mask = batch["attention_mask"].bool().cpu()
-        stacked = torch.stack([out.hidden_states[t] for t in teacher_layers], dim=2).float().cpu()  # (B, L, K, D)
+        stacked = None
+        if hidden_mm is not None:
+            stacked = torch.stack([out.hidden_states[t] for t in teacher_layers], dim=2).float().cpu()  # (B, L, K, D)
         logits_mm[cursor : cursor + len(ids)] = out.logits.float().cpu().numpy().astype(np.float16)
         for row in range(len(ids)):
             i = cursor + row
@@ -304,12 +333,14 @@ def _write_arrays(directory, teacher, adapter, loader, teacher_layers, id_column
                 raise ValueError(
                     f"the collator changed the length of example {int(ids[row])}; the cache needs fixed inputs"
                 )
-            hidden_mm[offsets[i] : offsets[i + 1]] = stacked[row][real].numpy().astype(np.float16)
+            if stacked is not None:
+                hidden_mm[offsets[i] : offsets[i + 1]] = stacked[row][real].numpy().astype(np.float16)
             checksums[i] = _checksum(batch["input_ids"][row].cpu()[real])
         ids_out[cursor : cursor + len(ids)] = np.asarray(ids, dtype=np.int64)
         cursor += len(ids)
-    logits_mm.flush()
-    hidden_mm.flush()
+    for array in (logits_mm, hidden_mm):
+        if array is not None:
+            array.flush()
     del logits_mm, hidden_mm
     np.save(os.path.join(directory, "ids.npy"), ids_out)
     np.save(os.path.join(directory, "offsets.npy"), offsets)
@@ -330,7 +361,8 @@ def build_teacher_cache(
     fingerprint: dict | None = None,
     progress: bool = False,
 ) -> TeacherCache:
-    """Run ``teacher`` once over ``dataset`` and write its logits and ``teacher_layers`` hidden states."""
+    """Run ``teacher`` once over ``dataset`` and write its logits and ``teacher_layers`` hidden states (an empty
+    ``teacher_layers``: the logits only, for logit KD)."""
     check_fixed_inputs(dataset, id_column)
     _check_target(directory)
     adapter = adapter or get_adapter(teacher)
@@ -370,6 +402,25 @@ def build_teacher_cache(
     return TeacherCache(directory)
 
 
+def _serves(stored: dict, wanted: dict) -> bool:
+    """Whether a cache with fingerprint ``stored`` holds what a run with fingerprint ``wanted`` reads: the same
+    teacher, inputs and id column, and every wanted layer stored (a cache with hidden states serves logit KD; a
+    logits-only cache serves no run that aligns layers)."""
+    same = all(stored.get(k) == v for k, v in wanted.items() if k != "teacher_layers")
+    return same and set(wanted["teacher_layers"]) <= set(stored.get("teacher_layers") or [])
+
+
+def _stale_message(directory: str, stored: dict, wanted: dict) -> str:
+    changed = [k for k in wanted if stored.get(k) != wanted[k]]
+    message = f"the teacher cache in {directory} is stale ({', '.join(changed)} changed)"
+    missing = sorted(set(wanted["teacher_layers"]) - set(stored.get("teacher_layers") or []))
+    if missing:
+        kept = stored.get("teacher_layers") or []
+        held = f"the hidden states of layers {kept}" if kept else "the teacher's logits only"
+        message += f"; it holds {held}, and the run needs the hidden states of layers {missing}"
+    return message + "; rebuild it"
+
+
 def open_teacher_cache(
     teacher,
     dataset,
@@ -381,9 +432,10 @@ def open_teacher_cache(
     rebuild: bool = True,
     **build_kwargs,
 ) -> TeacherCache:
-    """The cache in ``directory`` when its fingerprint (teacher weights, training inputs, aligned layers) matches,
-    else a fresh one built there (``rebuild=False``: a stale cache is an error instead). ``build_kwargs`` go to
-    :func:`build_teacher_cache` (batch_size, device, adapter, progress)."""
+    """The cache in ``directory`` when its fingerprint (teacher weights, training inputs) matches and it stores every
+    layer in ``teacher_layers`` (empty: logits only), else a fresh one built there (``rebuild=False``: a stale
+    cache is an error instead). ``build_kwargs`` go to :func:`build_teacher_cache` (batch_size, device, adapter,
+    progress)."""
     check_fixed_inputs(dataset, id_column)
     fingerprint = cache_fingerprint(teacher, dataset, teacher_layers, id_column)
     if os.path.isfile(os.path.join(directory, CACHE_META_FILENAME)):
@@ -395,11 +447,10 @@ def open_teacher_cache(
             logger.warning("%s; rebuilding it", exc)  # a damaged cache heals: it is rebuilt, not read
             return build_teacher_cache(teacher, dataset, collator, teacher_layers, directory, id_column,
                                        fingerprint=fingerprint, **build_kwargs)
-        if existing.fingerprint == fingerprint:
+        if _serves(existing.fingerprint, fingerprint):
             return existing
         if not rebuild:
-            changed = [k for k in fingerprint if existing.fingerprint.get(k) != fingerprint[k]]
-            raise ValueError(f"the teacher cache in {directory} is stale ({', '.join(changed)} changed); rebuild it")
+            raise ValueError(_stale_message(directory, existing.fingerprint, fingerprint))
     return build_teacher_cache(
         teacher, dataset, collator, teacher_layers, directory, id_column, fingerprint=fingerprint, **build_kwargs
     )

@@ -86,11 +86,13 @@ def test_cached_losses_match_the_live_teacher(tmp_path):
     assert terms["cached"]["kd_loss"] == pytest.approx(terms["live"]["kd_loss"], rel=2e-2, abs=1e-6)
 
 
-def test_training_reads_the_cache_instead_of_the_teacher(tmp_path):
+def train_live_and_cached(tmp_path, make_trainer) -> tuple:
+    """``(live, cached)`` training logs of two trainers from ``make_trainer(folder, dataset)``, the second reading
+    the teacher cache (its teacher may not run)."""
     dataset = _dataset()
-    reference = _trainer(tmp_path / "live", dataset)
+    reference = make_trainer(tmp_path / "live", dataset)
     reference.train()
-    trainer = _trainer(tmp_path / "cached", dataset)
+    trainer = make_trainer(tmp_path / "cached", dataset)
     tc.enable_teacher_cache(trainer, str(tmp_path / "cache"))
 
     def no_teacher(*args, **kwargs):
@@ -101,6 +103,11 @@ def test_training_reads_the_cache_instead_of_the_teacher(tmp_path):
     live_logs = [e for e in reference.state.log_history if "loss" in e]
     cached_logs = [e for e in trainer.state.log_history if "loss" in e]
     assert len(cached_logs) == len(live_logs) == 3
+    return live_logs, cached_logs
+
+
+def test_training_reads_the_cache_instead_of_the_teacher(tmp_path):
+    live_logs, cached_logs = train_live_and_cached(tmp_path, _trainer)
     for live, cached in zip(live_logs, cached_logs, strict=True):
         for key in ("loss", "ce_loss", "freq_loss"):
             assert cached[key] == pytest.approx(live[key], rel=5e-3), key

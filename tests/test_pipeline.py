@@ -577,14 +577,18 @@ def test_teacher_cache_option_trains_from_the_cache(workspace, first_run, tmp_pa
     )  # same teacher, inputs, layers: reused
 
 
-def test_teacher_cache_option_is_checked_before_any_work(workspace, tmp_path, monkeypatch):
+def test_teacher_cache_option_with_logit_kd_caches_the_logits_only(workspace, tmp_path, monkeypatch):
+    """`teacher.cache: true` with `distillation.beta: 0`: the student stage trains from a logits-only cache."""
+    from hf_spectralkd.teacher_cache import TeacherCache
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    recipe, overrides, out = _error_case(workspace, tmp_path, None, ["teacher.cache=true", "distillation.beta=0"])
-    with pytest.raises(
-        ValueError, match=r"teacher.cache stores the aligned layers' hidden states: it needs distillation.beta > 0"
-    ):
-        _run(recipe, overrides)
-    assert not os.path.exists(out)
+    out = tmp_path / "out"
+    results, lines = _run(workspace["recipe"], [f"output.dir={out}", "teacher.cache=true", "distillation.beta=0"])
+    assert any("teacher cache:" in line and "training read the teacher's outputs from it" in line for line in lines)
+    cache = TeacherCache(str(out / "teacher_cache"))
+    assert len(cache) == 72 and cache.teacher_layers == [] and cache.hidden is None
+    assert not os.path.exists(out / "teacher_cache" / "hidden.npy")
+    assert results["layer_map"]["teacher_layers"] == []
 
 
 def test_preflight_resolves_a_frozen_plan_once(workspace, tmp_path):

@@ -1,4 +1,5 @@
-"""``hf-spectralkd cache-teacher``: precompute a teacher's logits and aligned hidden states for training.
+"""``hf-spectralkd cache-teacher``: precompute a teacher's logits and aligned hidden states for training
+(``--logits-only``: the logits alone, for logit KD).
 
 The cache (float16, real tokens only, memory-mapped ``.npy`` files) is keyed by example id (row index of
 the split) and fingerprinted by teacher weights, tokenized data and layers; a second run with the same
@@ -19,8 +20,9 @@ def register(subparsers) -> None:
         help="Precompute the teacher's logits and aligned hidden states (float16, memory-mapped).",
         description=(
             "Run the frozen teacher once over a tokenized text split and store its logits and the hidden states of "
-            "the aligned layers (real tokens only, float16, memory-mapped). Later epochs read the cache instead of "
-            "running the teacher. The cache is rebuilt when the teacher weights, the data or the layers change."
+            "the aligned layers (real tokens only, float16, memory-mapped; --logits-only: the logits alone, for "
+            "logit KD). Later epochs read the cache instead of running the teacher. The cache is rebuilt when the "
+            "teacher weights, the data or the layers change."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -38,7 +40,10 @@ def register(subparsers) -> None:
     layers.add_argument("--layers", type=int, nargs="+", default=None,
                         help="Teacher hidden_states indices to store (0 = embeddings, l = block l).")
     layers.add_argument("--layer-map", default=None,
-                        help="A layer_map.json (or a directory holding one) to take them from.")
+                        help="A layer_map.json (or a directory holding one) to take them from (one that aligns no "
+                             "layers, beta = 0, caches the logits only).")
+    layers.add_argument("--logits-only", action="store_true",
+                        help="Store the teacher's logits only (logit KD, distillation beta = 0).")
     parser.add_argument("--output", required=True, default=argparse.SUPPRESS, help="Cache directory.")
     parser.add_argument("--batch-size", type=int, default=64, help="Examples per teacher forward pass.")
     parser.add_argument("--id-column", default="example_id", help="Name of the example-id column (the row index).")
@@ -46,14 +51,14 @@ def register(subparsers) -> None:
 
 
 def teacher_layers(args) -> list:
-    """The teacher layers to store: ``--layers``, or the teacher layers of ``--layer-map``."""
+    """The teacher layers to store: ``--layers``, the teacher layers of ``--layer-map`` (none when it aligns no
+    layers), or none with ``--logits-only`` (a cache of the logits only, for logit KD)."""
+    if getattr(args, "logits_only", False):
+        return []
     if args.layers is not None:
         layers = list(args.layers)
     else:
-        layers = read_layer_map("--layer-map", args.layer_map).teacher_layers
-        if not layers:
-            raise ValueError(f"--layer-map {args.layer_map}: it aligns no teacher layers (beta = 0?); "
-                             "nothing to cache")
+        layers = list(read_layer_map("--layer-map", args.layer_map).teacher_layers)
     if any(i < 0 for i in layers) or len(set(layers)) != len(layers):
         raise ValueError(f"--layers must be distinct non-negative hidden_states indices, got {layers}")
     return layers
@@ -100,7 +105,8 @@ def run(args) -> int:
         seconds, state = time.time() - start, "built"
     size = cache.disk_bytes()
     mib = size / 2**20
-    print(f"teacher cache {state}: {len(cache)} examples, {cache.meta['num_tokens']} real tokens, layers {layers} "
+    stored = f"layers {layers}" if layers else "logits only"
+    print(f"teacher cache {state}: {len(cache)} examples, {cache.meta['num_tokens']} real tokens, {stored} "
           f"-> {output}")
     print(f"  disk {mib:.1f} MiB ({mib / len(cache) * 1000:.1f} MiB per 1,000 examples), {seconds:.1f} s")
     return 0

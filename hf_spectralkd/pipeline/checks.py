@@ -101,16 +101,18 @@ def check_depths(recipe: Recipe, teacher_depth: int, k_aligned: int | None) -> N
 
 
 def check_teacher_cache(recipe: Recipe) -> None:
-    """``teacher.cache`` needs fixed inputs (text) and aligned layers to store."""
+    """``teacher.cache`` needs fixed inputs (text) and, with an alignment term (beta > 0), layers to store; with
+    ``distillation.beta: 0`` (logit KD) it stores the teacher's logits only."""
     if not recipe.teacher.cache:
         return
     if recipe.task != "text-classification":
         raise ValueError(f"teacher.cache: the teacher cache needs fixed, tokenized inputs (text-classification); the "
                          f"{recipe.task} pipeline transforms its inputs on the fly. Set teacher.cache: false")
     manual = recipe.distillation_value("layer_selection") == "manual"
-    if recipe.distillation_value("beta") == 0 or (manual and not recipe.distillation.get("teacher_layers")):
-        raise ValueError("teacher.cache stores the aligned layers' hidden states: it needs distillation.beta > 0 and "
-                         "aligned layers. Set teacher.cache: false")
+    if recipe.distillation_value("beta") != 0 and manual and not recipe.distillation.get("teacher_layers"):
+        raise ValueError("teacher.cache stores the aligned layers' hidden states, and distillation.layer_selection: "
+                         "manual names no distillation.teacher_layers: set distillation.teacher_layers (or "
+                         "distillation.beta: 0 to cache the teacher's logits only), or set teacher.cache: false")
 
 
 def check_hub(recipe: Recipe, out: str) -> None:

@@ -223,59 +223,111 @@ def finetune_teacher(epochs=3.0, lr=1e-4, batch_size=32, seed=0, log=print):
 
 
 @torch.no_grad()
-def cache_teacher_outputs(log=print):
-    """Teacher logits for train/validation/test and hidden states of every block on train (float16)."""
+def teacher_pass(teacher, ids, with_hidden, profile=None):
+    """The teacher's logits on token-id rows and, ``with_hidden``, every block's states on the real tokens
+    (float16, rows concatenated: row i is ``hidden[layer][offsets[i]:offsets[i + 1]]``)."""
+    lengths = np.array([len(x) for x in ids])
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    n_layers = teacher.config.num_hidden_layers
+    width = teacher.config.hidden_size
+    hidden = [np.zeros((offsets[-1], width), dtype=np.float16) for _ in range(n_layers + 1)] if with_hidden else None
+    logits = np.zeros((len(ids), teacher.config.num_labels), dtype=np.float32)
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(ids), 128):
+        rows = order[start : start + 128]
+        input_ids, mask = pad(ids, rows)
+        o = teacher(input_ids=input_ids, attention_mask=mask, output_hidden_states=with_hidden)
+        logits[rows] = o.logits.numpy()
+        if with_hidden:
+            if profile is not None:
+                profile.update(o.hidden_states, mask)
+            for layer in range(n_layers + 1):
+                h = o.hidden_states[layer].numpy()
+                for j, i in enumerate(rows):
+                    hidden[layer][offsets[i] : offsets[i + 1]] = h[j, : lengths[i]]
+    return logits, offsets, hidden
+
+
+def _load_teacher():
     from transformers import AutoModelForSequenceClassification
 
-    teacher = AutoModelForSequenceClassification.from_pretrained(TEACHER_DIR, dtype=torch.float32).eval()
+    return AutoModelForSequenceClassification.from_pretrained(TEACHER_DIR, dtype=torch.float32).eval()
+
+
+def cache_teacher_outputs(log=print):
+    """Teacher logits for train/validation/test and hidden states of every block on train (float16)."""
+    teacher = _load_teacher()
     tokenizer = _tokenizer()
     out = {}
     for split in ("train", "validation", "test"):
         ids, y = encode_split(tokenizer, split)
-        order = np.argsort([len(x) for x in ids], kind="stable")
-        logits = np.zeros((len(ids), 150), dtype=np.float32)
-        lengths = np.array([len(x) for x in ids])
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
-        n_layers = teacher.config.num_hidden_layers
-        hidden = (
-            [np.zeros((offsets[-1], teacher.config.hidden_size), dtype=np.float16) for _ in range(n_layers + 1)]
-            if split == "train"
-            else None
-        )
         profile = SpectralProfile()
         t0 = time.time()
-        for start in range(0, len(ids), 128):
-            rows = order[start : start + 128]
-            input_ids, mask = pad(ids, rows)
-            o = teacher(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
-            logits[rows] = o.logits.numpy()
-            if split == "train":
-                profile.update(o.hidden_states, mask)
-                for layer in range(n_layers + 1):
-                    h = o.hidden_states[layer].numpy()
-                    for j, i in enumerate(rows):
-                        hidden[layer][offsets[i] : offsets[i + 1]] = h[j, : lengths[i]]
+        logits, offsets, hidden = teacher_pass(teacher, ids, with_hidden=split == "train", profile=profile)
         acc = float((logits.argmax(-1) == y).mean())
         out[split] = {"accuracy": acc, "macro_f1": macro_f1(logits.argmax(-1), y, 150), "seconds": time.time() - t0}
         log(f"teacher {split}: {out[split]}")
         np.save(os.path.join(CACHE, f"{split}_logits.npy"), logits)
         if split == "train":
             np.save(os.path.join(CACHE, "train_offsets.npy"), offsets)
-            for layer in range(n_layers + 1):
-                np.save(os.path.join(CACHE, f"train_hidden_{layer}.npy"), hidden[layer])
+            for layer, values in enumerate(hidden):
+                np.save(os.path.join(CACHE, f"train_hidden_{layer}.npy"), values)
             out["intensity"] = [float(v) for v in profile.intensity]
     with open(os.path.join(CACHE, "teacher_outputs.json"), "w") as handle:
         json.dump(out, handle, indent=1)
     return out
 
 
+def augmented_texts(n_per_example):
+    """The augmented transfer set of R2 (and R3 with ``--augment``): ``n_per_example`` copies of every training
+    text made by the library's own ``augment_texts`` (Tang et al. 2019 masking + n-gram sampling, the recipe
+    defaults), one fixed set (augmentation seed 0) for every method and seed; copies equal to a training text
+    are dropped."""
+    from hf_spectralkd.augment import AugmentConfig, augment_texts
+
+    texts = [r["text"] for r in load_clinc("train")]
+    config = AugmentConfig(n_per_example=n_per_example, seed=0)
+    return augment_texts(texts, config, mask_token=_tokenizer().mask_token, exclude=set(texts))
+
+
+def cache_augmented_outputs(n_per_example, log=print):
+    """Teacher logits and block outputs (float16) on the augmented texts: ``aug<n>_*.npy`` beside the train
+    cache."""
+    prefix = f"aug{n_per_example}"
+    if os.path.exists(os.path.join(CACHE, f"{prefix}_offsets.npy")):
+        return
+    encoded = _tokenizer()(augmented_texts(n_per_example), truncation=True, max_length=MAX_LENGTH)
+    ids = [list(x) for x in encoded["input_ids"]]
+    t0 = time.time()
+    logits, offsets, hidden = teacher_pass(_load_teacher(), ids, with_hidden=True)
+    for layer, values in enumerate(hidden):
+        np.save(os.path.join(CACHE, f"{prefix}_hidden_{layer}.npy"), values)
+    np.save(os.path.join(CACHE, f"{prefix}_logits.npy"), logits)
+    with open(os.path.join(CACHE, f"{prefix}_ids.json"), "w") as handle:
+        json.dump(ids, handle)
+    np.save(os.path.join(CACHE, f"{prefix}_offsets.npy"), offsets)  # written last: marks the cache complete
+    log(f"teacher labelled {len(ids)} augmented texts in {time.time() - t0:.0f}s")
+
+
 class TeacherCache:
-    def __init__(self, layers):
+    def __init__(self, layers, augment=0):
         self.logits = torch.from_numpy(np.load(os.path.join(CACHE, "train_logits.npy")))
         self.offsets = np.load(os.path.join(CACHE, "train_offsets.npy"))
         self.hidden = {
             layer: np.load(os.path.join(CACHE, f"train_hidden_{layer}.npy"), mmap_mode=None) for layer in layers
         }
+        self.augmented_ids = []
+        if augment:  # augmented rows follow the train rows: row index len(train) + j
+            prefix = f"aug{augment}"
+            extra_logits = np.load(os.path.join(CACHE, f"{prefix}_logits.npy"))
+            self.logits = torch.cat([self.logits, torch.from_numpy(extra_logits)])
+            extra = np.load(os.path.join(CACHE, f"{prefix}_offsets.npy"))
+            self.offsets = np.concatenate([self.offsets, self.offsets[-1] + extra[1:]])
+            for layer in layers:
+                part = np.load(os.path.join(CACHE, f"{prefix}_hidden_{layer}.npy"))
+                self.hidden[layer] = np.concatenate([self.hidden[layer], part])
+            with open(os.path.join(CACHE, f"{prefix}_ids.json")) as handle:
+                self.augmented_ids = json.load(handle)
         with open(os.path.join(CACHE, "teacher_outputs.json")) as handle:
             self.info = json.load(handle)
 
@@ -292,7 +344,7 @@ class TeacherCache:
 # students and loss
 # --------------------------------------------------------------------------------------------------
 def build_student(regime, teacher, seed):
-    if regime == "r1":
+    if regime in ("r1", "r2"):
         return student_from_teacher(teacher, uniform_layers(teacher.config.num_hidden_layers, 3), seed=seed)
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -401,12 +453,16 @@ def run_one(regime, label, spec, seed, args, teacher, cache, data, pairs_for, lo
         labels[labelled] = train_y[labelled]
         pool = labelled if spec["labelled_only"] else np.concatenate([labelled, rest])
         kd_pool_size = len(labelled) + len(rest)
-    else:
+    else:  # R2 / R3: every training row labelled, plus the augmented rows (label -100) when --augment
         labels = train_y.copy()
-        pool = (
-            np.arange(n) if args.train_limit is None else np.sort(rng.choice(n, size=args.train_limit, replace=False))
-        )
-        kd_pool_size = len(pool)
+        originals = np.flatnonzero(train_y >= 0)
+        if args.train_limit is not None:
+            originals = np.sort(rng.choice(originals, size=args.train_limit, replace=False))
+        augmented = np.flatnonzero(train_y < 0)
+        if args.transfer_limit is not None and args.transfer_limit < len(augmented):
+            augmented = np.sort(np.random.default_rng(1000 + seed).choice(augmented, args.transfer_limit, False))
+        pool = originals if spec["labelled_only"] else np.concatenate([originals, augmented])
+        kd_pool_size = len(originals) + len(augmented)
     steps_per_epoch = math.ceil(kd_pool_size / args.batch_size)
     total = int(round(args.epochs * steps_per_epoch))  # the same number of optimizer steps for every method
     student = build_student(regime, teacher, seed)
@@ -429,7 +485,7 @@ def run_one(regime, label, spec, seed, args, teacher, cache, data, pairs_for, lo
     pairs = pairs_for(spec)
     need_hidden = spec["beta"] > 0 and spec["align"] != "none"
     opt = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.0)
-    sched = linear_schedule(opt, total)
+    sched = linear_schedule(opt, total, args.warmup)
     lengths = [len(x) for x in train_ids]
     eval_every = max(1, int(round(total / args.evals))) if args.evals else None
     curve, step, t0, losses = [], 0, time.time(), []
@@ -499,6 +555,8 @@ def _model_key(regime, spec, seed, args):
     import hashlib
 
     budget = [args.epochs, args.lr, args.batch_size, args.per_intent, args.transfer_limit, args.train_limit]
+    if args.augment or args.warmup != 0.06:  # keys of earlier runs stay valid
+        budget += [args.augment, args.warmup]
     text = json.dumps([regime, sorted(spec.items()), seed, budget], sort_keys=True, default=str)
     return f"{regime}_s{seed}_" + hashlib.sha1(text.encode()).hexdigest()[:12]
 
@@ -506,7 +564,7 @@ def _model_key(regime, spec, seed, args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", choices=["teacher", "students"], default="students")
-    parser.add_argument("--regime", choices=["r1", "r3"], default="r1")
+    parser.add_argument("--regime", choices=["r1", "r2", "r3"], default="r1")
     parser.add_argument(
         "--methods",
         nargs="+",
@@ -529,6 +587,10 @@ def main(argv=None):
         "--transfer-limit", type=int, default=None, help="R1: unlabelled transfer rows (default: all the rest)"
     )
     parser.add_argument("--train-limit", type=int, default=None, help="R3: training rows (default: all 15,000)")
+    parser.add_argument(
+        "--augment", type=int, default=0, help="R2/R3: augmented copies per training text in the transfer set"
+    )
+    parser.add_argument("--warmup", type=float, default=0.06, help="warm-up ratio of the linear schedule")
     parser.add_argument("--evals", type=int, default=0, help="intermediate validation evaluations per run (curve)")
     parser.add_argument("--teacher-epochs", type=float, default=3.0)
     parser.add_argument("--output", default=None)
@@ -551,8 +613,14 @@ def main(argv=None):
     teacher = AutoModelForSequenceClassification.from_pretrained(TEACHER_DIR, dtype=torch.float32)
     n_teacher = teacher.config.num_hidden_layers
     cache_layers = list(range(1, n_teacher + 1))
-    cache = TeacherCache(cache_layers)
-    k = 3 if args.regime == "r1" else 4
+    if args.regime == "r2" and not args.augment:
+        raise SystemExit("--regime r2 is full labels + an augmented transfer set: give --augment N (N >= 1)")
+    if args.regime == "r1" and args.augment:
+        raise SystemExit("--augment applies to r2 / r3 (r1's transfer set is the unlabelled training texts)")
+    if args.augment:
+        cache_augmented_outputs(args.augment, log=log)
+    cache = TeacherCache(cache_layers, augment=args.augment)
+    k = 3 if args.regime in ("r1", "r2") else 4
     uniform = uniform_layers(n_teacher, k)
     topk = select_layers(cache.info["intensity"], k, strategy="topk")
     log(f"teacher intensities {cache.info['intensity']} topk {topk} uniform {uniform}")
@@ -562,11 +630,11 @@ def main(argv=None):
         return list(zip(range(1, k + 1), teacher_layers, strict=True))
 
     tokenizer = _tokenizer()
-    data = (
-        *encode_split(tokenizer, "train"),
-        *encode_split(tokenizer, "validation"),
-        *encode_split(tokenizer, "test"),
-    )
+    train_ids, train_y = encode_split(tokenizer, "train")
+    if cache.augmented_ids:  # the augmented rows carry no label
+        train_ids = train_ids + cache.augmented_ids
+        train_y = np.concatenate([train_y, np.full(len(cache.augmented_ids), -100, dtype=np.int64)])
+    data = (train_ids, train_y, *encode_split(tokenizer, "validation"), *encode_split(tokenizer, "test"))
     output = args.output or os.path.join(RESULTS_DIR, f"regime_{args.regime}.json")
     if os.path.exists(output):
         with open(output) as handle:
@@ -597,6 +665,8 @@ def main(argv=None):
                     "per_intent": args.per_intent if args.regime == "r1" else None,
                     "transfer_limit": args.transfer_limit,
                     "train_limit": args.train_limit,
+                    "augment": args.augment,
+                    "warmup": args.warmup,
                 },
                 machine=machine_info(),
             )
@@ -646,9 +716,10 @@ def _paired_lines(runs):
 
 def summarize():
     lines = [
-        "# Regimes R1 / R3 (issue 14) — CLINC150, MiniLM-L6 teacher",
+        "# Regimes R1 / R2 / R3 (issue 14) — CLINC150, MiniLM-L6 teacher",
         "",
-        "Written by `python benchmarks/regimes.py --summarize` from `regime_r1.json` / `regime_r3.json`. "
+        "Written by `python benchmarks/regimes.py --summarize` from `regime_r1.json`, `regime_r2.json`, "
+        "`regime_r3.json`. "
         "Accuracy and macro-F1 in %, mean ± std over seeds (sample std). Screening runs: validation only, one seed. "
         "Final runs: validation and test each read once at the end of training.",
         "",
@@ -673,8 +744,14 @@ def summarize():
         "Pairs: student 1,2,3 <-> teacher 2,4,6 (uniform, hidden-MSE) or 4,5,6 (topk, SpectralKD). No-KD: the 1,500 "
         "labelled rows only, with the same number of optimizer steps as the KD runs (several passes).",
         "",
+        "R2: the R1 student (3 copied blocks), all 15,000 labelled rows + an augmented transfer set: the library's "
+        "`augment_texts` (Tang et al. 2019 masking 0.1 + n-gram sampling 0.25, one copy per training text, "
+        "augmentation seed 0, copies equal to a training text dropped), labelled by the teacher once and cached; "
+        "`transfer N` = N of those copies drawn per seed. No-KD trains on the labelled rows for the same steps.",
+        "",
         "R3: student from scratch, BertConfig 4 blocks x 256 hidden, 4 heads, intermediate 1024, the teacher's "
-        "tokenizer and vocabulary; full labels, no transfer set. Width: the teacher's 384-wide states are "
+        "tokenizer and vocabulary; full labels, with `augment x1` the R2 augmented transfer set as well. "
+        "Width: the teacher's 384-wide states are "
         "adaptive-average-pooled to 256 for both hidden-MSE and SpectralKD (parameter-free, as "
         "`frequency_alignment_loss` does). Pairs: student 1..4 <-> teacher 2,3,5,6 (uniform) or 1,4,5,6 (topk).",
         "",
@@ -682,7 +759,7 @@ def summarize():
         "wall times vary by up to 2x between runs and are not speed measurements.",
         "",
     ]
-    for regime in ("r1", "r3"):
+    for regime in ("r1", "r2", "r3"):
         path = os.path.join(RESULTS_DIR, f"regime_{regime}.json")
         if not os.path.exists(path):
             continue
@@ -715,6 +792,8 @@ def summarize():
                 b = json.loads(budget)
                 btxt = (
                     f"{b['epochs']} ep of the KD pool, lr {b['lr']}"
+                    + (f", warm-up {b['warmup']}" if b.get("warmup", 0.06) != 0.06 else "")
+                    + (f", augment x{b['augment']}" if b.get("augment") else "")
                     + (f", transfer {b['transfer_limit']}" if b.get("transfer_limit") else "")
                     + (f", rows {b['train_limit']}" if b.get("train_limit") else "")
                 )
@@ -725,8 +804,14 @@ def summarize():
                     f"{_fmt([r['validation']['macro_f1'] for r in rs])} | {_fmt([x['accuracy'] for x in tests])} | "
                     f"{_fmt([x['macro_f1'] for x in tests])} | {statistics.mean(r['train_seconds'] for r in rs):.0f} |"
                 )
-            if phase == "final":
-                lines += _paired_lines(runs)
+            if phase == "final":  # paired differences within one budget (one table row group)
+                budgets = []
+                for r in runs:
+                    key = json.dumps(r["budget"], sort_keys=True)
+                    if key not in budgets:
+                        budgets.append(key)
+                for key in budgets:
+                    lines += _paired_lines([r for r in runs if json.dumps(r["budget"], sort_keys=True) == key])
             commands = sorted({r["command"] for r in runs})
             lines += ["", "Commands:", ""] + [f"    {c}" for c in commands] + [""]
     path = os.path.join(RESULTS_DIR, "regimes.md")

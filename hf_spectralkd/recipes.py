@@ -20,6 +20,7 @@ import dataclasses
 import difflib
 import enum
 import functools
+import math
 import os
 import types
 import typing
@@ -131,6 +132,9 @@ class EvaluationSection:
     split: str = "test"
     baseline: bool = True
     batch_size: int | None = None
+    # the no-KD baseline is recommended over the distilled student only when it leads by more than this many points
+    # of validation accuracy
+    recommend_margin: float = 0.0
 
 
 @dataclass
@@ -526,11 +530,19 @@ def _validate(recipe: Recipe, ctx: _Context) -> None:
     if extras and recipe.task != "text-classification":
         raise ValueError(f"data.{extras[0]} in {ctx.file} is supported by the text-classification task only "
                          f"(this recipe's task is {recipe.task!r})")
-    if recipe.evaluation.split not in ("test", "validation"):
-        split = recipe.evaluation.split
-        raise ValueError(f"evaluation.split in {ctx.file} must be 'test' or 'validation', got {split!r}")
+    _validate_evaluation(recipe.evaluation, ctx)
     if recipe.hub.push_to_hub and not recipe.hub.hub_model_id:
         raise ValueError(f"hub.push_to_hub in {ctx.file} needs hub.hub_model_id (e.g. your-name/{recipe.name})")
+
+
+def _validate_evaluation(evaluation: EvaluationSection, ctx: _Context) -> None:
+    if evaluation.split not in ("test", "validation"):
+        raise ValueError(f"evaluation.split in {ctx.file} must be 'test' or 'validation', got {evaluation.split!r}")
+    margin = evaluation.recommend_margin
+    if not math.isfinite(margin) or margin < 0:
+        raise ValueError(f"evaluation.recommend_margin in {ctx.file} must be a finite number of accuracy points "
+                         f">= 0 (how far the no-KD baseline must lead on the validation split to be recommended), "
+                         f"got {margin!r}")
 
 
 def _validate_student(student: StudentSection, ctx: _Context) -> None:

@@ -5,7 +5,8 @@ A run's results are read by the summary, the model card and ``hf-spectralkd push
 (:func:`results_from_trainer`). The sections are plain dicts (``teacher``, ``student`` and ``baseline``:
 ``source``, ``path``, ``num_layers``, ``hidden_size``, ``num_parameters``, ``throughput_samples_per_s``,
 ``metrics``; the student and baseline also ``init`` and ``init_layers``), so a reader written for the JSON
-reads them unchanged.
+reads them unchanged. ``recommended`` (the model to use, chosen on the validation split) is optional: results
+written before it existed, or by a run without a baseline, have none.
 
 Format versions: 1 is the first versioned format; files written before the field existed read as version 1.
 """
@@ -39,7 +40,7 @@ RUN_STAGES = ("teacher", "analysis", "student", "baseline")  # the stage folders
 # eval_* keys of a Trainer log entry that are not metrics of the model
 _EVAL_SKIP = ("loss", "runtime", "samples_per_second", "steps_per_second", "epoch", "ce_loss", "kd_loss", "freq_loss")
 # written only when set: the trainer's results carry them, a recipe run's do not
-_OPTIONAL = ("log_history", "usage_example", "stages")
+_OPTIONAL = ("log_history", "usage_example", "stages", "recommended")
 
 
 @dataclass
@@ -57,6 +58,9 @@ class RunResults:
     teacher: dict | None = None
     student: dict | None = None
     baseline: dict | None = None  # the no-KD student, or None when not trained
+    # the model to use, chosen on the validation split: model ("student" / "baseline"), path, split,
+    # student_accuracy, baseline_accuracy, reason; absent without a baseline or a validation split
+    recommended: dict | None = None
     layer_map: dict | None = None  # teacher_layers, student_layers, strategy, teacher_intensity
     distillation: dict | None = None  # alpha, temperature, beta, fft_axis, ... (SpectralDistillationConfig)
     training: dict | None = None  # learning_rate, max_steps, seed, teacher_finetune, ...

@@ -10,6 +10,7 @@ then each stage reads the plan and writes its folder under the output directory:
                  ``<out>/teacher_cache/``);
 4. ``evaluate``  accuracy and macro-F1 on ``evaluation.split`` -> ``<out>/evaluation/<role>.json``;
 5. ``baseline``  (``evaluation.baseline``) the same student trained without distillation -> ``<out>/baseline/``;
+   then the model to use is chosen on the validation split (results.json's ``recommended``);
 6. ``results``   ``<out>/results.json``, ``<out>/summary.md`` and a printed summary table.
 
 :func:`~hf_spectralkd.pipeline.runner.run_stage` owns what every stage shares: reuse while its inputs'
@@ -39,6 +40,7 @@ from .stages import (
     baseline_stage,
     evaluate_stage,
     load_layer_map,
+    recommend_stage,
     resolve_init_layers,
     student_stage,
     tag,
@@ -65,8 +67,9 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
     student_dir = student_stage(run, teacher, profile)
     models = evaluate_stage(run, teacher, student_dir)
     baseline = baseline_stage(run, teacher)
+    recommended = recommend_stage(run, student_dir, baseline)
     intensity = [float(v) for v in profile.intensity]
-    results = results_dict(run, models, baseline, load_layer_map(student_dir), intensity)
+    results = results_dict(run, models, baseline, load_layer_map(student_dir), intensity, recommended)
     write_results(run, results, student_dir)
     if recipe.hub.push_to_hub:
         # everything is saved by now: a failed push raises HubPushError (one line, how to retry), nothing is lost

@@ -8,13 +8,15 @@ import time
 
 from ..paper import method_name
 
-__all__ = ["results_dict", "summary_markdown", "TIMING_KEYS", "DISTILLATION_KEYS", "TRAINING_KEYS"]
+__all__ = ["results_dict", "summary_markdown", "recommendation", "quality_warnings", "TIMING_KEYS",
+           "DISTILLATION_KEYS", "TRAINING_KEYS"]
 
 # results.json's timings_s key of each stage that is run or reused
 TIMING_KEYS = {"teacher": "teacher_finetune", "analysis": "analysis", "student": "distill", "baseline": "baseline"}
 DISTILLATION_KEYS = ("alpha", "temperature", "beta", "fft_axis", "freq_loss_variant", "freq_loss_normalize",
                      "freq_bins", "gate_teacher_errors", "layer_selection", "selection_samples")
 STUDENT_BELOW_BASELINE_PT = 0.5  # a distilled student this far below its no-KD baseline is reported
+RECOMMENDED_LABELS = {"student": "the distilled student", "baseline": "the no-KD student (baseline)"}
 TRAINING_KEYS = ("learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size", "seed",
                  "gradient_accumulation_steps")
 
@@ -28,8 +30,10 @@ def _timings(run) -> dict:
     return timings
 
 
-def results_dict(run, models: dict, baseline: dict | None, layer_map, intensity: list) -> dict:
-    """The results of a finished run: ``models`` holds the ``teacher`` and ``student`` sections."""
+def results_dict(run, models: dict, baseline: dict | None, layer_map, intensity: list,
+                 recommended: dict | None = None) -> dict:
+    """The results of a finished run: ``models`` holds the ``teacher`` and ``student`` sections; ``recommended``
+    (the model to use, chosen on the validation split, see :func:`recommendation`) is left out when None."""
     from ..results import package_versions
 
     plan = run.plan
@@ -46,6 +50,7 @@ def results_dict(run, models: dict, baseline: dict | None, layer_map, intensity:
         "teacher": models["teacher"],
         "student": models["student"],
         "baseline": baseline,
+        **({"recommended": recommended} if recommended else {}),
         "layer_map": {"teacher_layers": layer_map.teacher_layers, "student_layers": layer_map.student_layers,
                       "strategy": layer_map.strategy, "teacher_intensity": layer_map.teacher_intensity or intensity},
         "distillation": {k: getattr(args, k) for k in DISTILLATION_KEYS},
@@ -60,13 +65,51 @@ def results_dict(run, models: dict, baseline: dict | None, layer_map, intensity:
         "versions": package_versions(vision=recipe.task == "image-classification"),
         "output_dir": plan.out,
         "hub": dataclasses.asdict(recipe.hub),
-        "warnings": quality_warnings(models, baseline, plan.eval_split),
+        "warnings": quality_warnings(models, baseline, plan.eval_split, recommended),
     }
 
 
-def quality_warnings(models: dict, baseline: dict | None, split: str) -> list:
+def recommendation(student_accuracy: float, baseline_accuracy: float, margin: float, student_path: str,
+                   baseline_path: str, split: str = "validation") -> dict:
+    """Which student to use, from the accuracies (fractions, as in ``metrics``) of the distilled student and the
+    no-KD baseline on ``split``: the baseline when it leads by more than ``margin`` points, otherwise the distilled
+    student (a tie or a lead within the margin keeps it). results.json's ``recommended`` section."""
+    student, baseline = 100 * student_accuracy, 100 * baseline_accuracy
+    lead = round(baseline - student, 6)  # points; rounded so that a lead of exactly the margin is not above it
+    if lead > margin:
+        model, path = "baseline", baseline_path
+        reason = (f"on the {split} split it scored {baseline:.2f}% vs {student:.2f}% for the distilled student "
+                  f"({lead:.2f} pt ahead, more than evaluation.recommend_margin {margin:g} pt); distillation did not "
+                  "help here")
+    else:
+        model, path = "student", student_path
+        scored = f"on the {split} split it scored {student:.2f}% vs {baseline:.2f}% for the no-KD student"
+        if lead < 0:
+            reason = f"{scored}; distillation helped ({-lead:.2f} pt)"
+        elif lead == 0:
+            reason = f"{scored}; a tie keeps the distilled student"
+        else:
+            reason = (f"{scored}; the no-KD student's lead of {lead:.2f} pt is within evaluation.recommend_margin "
+                      f"({margin:g} pt)")
+    return {"model": model, "path": path, "split": split, "student_accuracy": student_accuracy,
+            "baseline_accuracy": baseline_accuracy, "reason": reason}
+
+
+def _which_to_use(split: str, recommended: dict | None) -> str:
+    """Where a quality warning sends the reader for the choice of model, given the split it was measured on."""
+    if not recommended:
+        return f"choose between them on a validation split, not on these {split} numbers"
+    where = "'recommended' in results.json, the 'Use:' line of summary.md"
+    if split == recommended["split"]:
+        return f"use the model recommended on this split ({where})"
+    return (f"do not choose on the {split} split: use the model recommended on the {recommended['split']} split "
+            f"({where})")
+
+
+def quality_warnings(models: dict, baseline: dict | None, split: str, recommended: dict | None = None) -> list:
     """Plain-language warnings when the run did not give what distillation is for: a teacher no better than the
-    student trained without it, or a distilled student below that no-KD student."""
+    student trained without it, or a distilled student below that no-KD student, measured on ``split`` (the
+    evaluation split); each points to the model ``recommended`` on the validation split."""
     if not baseline:
         return []
     accuracy = {role: 100 * section["metrics"]["accuracy"] for role, section in
@@ -76,13 +119,13 @@ def quality_warnings(models: dict, baseline: dict | None, split: str) -> list:
         warnings.append(
             f"the teacher ({accuracy['teacher']:.2f}%) is not better than the student trained without it "
             f"({accuracy['baseline']:.2f}%) on the {split} split: distillation cannot be expected to help. Train a "
-            "stronger teacher (more teacher.finetune.epochs, a larger base) or use the no-KD student")
+            f"stronger teacher (more teacher.finetune.epochs, a larger base); {_which_to_use(split, recommended)}")
     gap = accuracy["baseline"] - accuracy["student"]
     if gap > STUDENT_BELOW_BASELINE_PT:
         warnings.append(
             f"the distilled student ({accuracy['student']:.2f}%) is {gap:.2f} pt below the no-KD student "
-            f"({accuracy['baseline']:.2f}%) on the {split} split: train a stronger teacher, lower "
-            "distillation.alpha, or use the no-KD student (benchmarks/README.md says when KD pays)")
+            f"({accuracy['baseline']:.2f}%) on the {split} split: train a stronger teacher or lower "
+            f"distillation.alpha (benchmarks/README.md says when KD pays); {_which_to_use(split, recommended)}")
     return warnings
 
 
@@ -122,6 +165,10 @@ def summary_markdown(results: dict) -> str:
         "Wall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings_s"].items()) + reused,
         "",
     ]
+    recommended = results.get("recommended")
+    if recommended:
+        lines += [f"**Use:** {RECOMMENDED_LABELS[recommended['model']]} in {recommended['path']} — "
+                  f"{recommended['reason']}", ""]
     lines += [f"**Warning:** {warning}" for warning in results.get("warnings") or []]
     if results.get("warnings"):
         lines.append("")

@@ -31,7 +31,7 @@ from .plan import TEACHER_TRAINER_DIRNAME, RunPlan
 from .runner import StageResult, resume_checkpoint, run_stage
 
 __all__ = ["Run", "Teacher", "STAGE_NUMBERS", "teacher_stage", "analysis_stage", "resolve_init_layers",
-           "student_stage", "evaluate_stage", "baseline_stage"]
+           "student_stage", "evaluate_stage", "baseline_stage", "recommend_stage"]
 
 STAGE_NUMBERS = {"teacher": 1, "analysis": 2, "student": 3, "evaluate": 4, "baseline": 5, "results": 6}
 
@@ -264,18 +264,25 @@ def model_section(plan: RunPlan, model, source, path: str, evaluation: dict) -> 
             "throughput_samples_per_s": evaluation["throughput_samples_per_s"]}
 
 
-def evaluate_role(run: Run, role: str, model_fingerprint: str, model) -> dict:
-    """``model``'s metrics on the evaluation split, reused from ``evaluation/<role>.json`` while unchanged."""
+def evaluate_role(run: Run, role: str, model_fingerprint: str, model=None, split: str | None = None,
+                  load: Callable[[], Any] | None = None) -> dict:
+    """``model``'s metrics on ``split`` (default: the evaluation split), reused while unchanged from
+    ``evaluation/<role>.json`` (``evaluation/<role>_<split>.json`` for a split other than the evaluation split).
+    Without ``model``, ``load()`` returns it, called only when the cached metrics cannot be reused."""
     plan = run.plan
-    dataset = run.datasets[plan.eval_split]
-    path = os.path.join(plan.out, EVALUATION_DIRNAME, f"{role}.json")
+    split = split or plan.eval_split
+    dataset = run.datasets[split]
+    name = role if split == plan.eval_split else f"{role}_{split}"
+    path = os.path.join(plan.out, EVALUATION_DIRNAME, f"{name}.json")
     # keyed by the data's content too: a changed evaluation file is evaluated again
-    fingerprint = hash_object({"model": model_fingerprint, "split": plan.eval_split, "n": len(dataset),
+    fingerprint = hash_object({"model": model_fingerprint, "split": split, "n": len(dataset),
                                "data": plan.fingerprints.data})
     cached = read_json(path)
     if isinstance(cached, dict) and cached.get("fingerprint") == fingerprint:
         return cached
     start = time.time()
+    if model is None:
+        model = load()
     result = evaluate_model(model, dataset, run.collator, batch_size=plan.eval_batch_size,
                             trainer_class=plan.task.trainer_class())
     run.eval_seconds += time.time() - start
@@ -327,6 +334,30 @@ def baseline_stage(run: Run, teacher: Teacher) -> dict | None:
     evaluation = evaluate_role(run, "baseline", plan.fingerprints.baseline, model)
     return {**model_section(plan, model, recipe.student.model or teacher.source, done.directory, evaluation),
             "init": recipe.student.init, "init_layers": plan.init_layers}
+
+
+def recommend_stage(run: Run, student_dir: str, baseline: dict | None) -> dict | None:
+    """The model to use, chosen on the validation split (never on a test split): results.json's ``recommended``
+    section (:func:`~.report.recommendation`). The distilled student and the baseline are evaluated on it, reused
+    from ``evaluation/`` while unchanged. None, and nothing evaluated, without a baseline or a validation split."""
+    from .report import recommendation
+
+    plan, recipe = run.plan, run.plan.recipe
+    split = "validation"
+    if not baseline or split not in run.datasets or len(run.datasets[split]) == 0:
+        return None
+    run.log(f"{tag('baseline')} choosing the model to use: distilled student and no-KD baseline on the {split} split "
+            f"({len(run.datasets[split])} examples) -> {os.path.join(plan.out, EVALUATION_DIRNAME)}")
+    accuracy = {}
+    for role, directory, fingerprint, what in (
+            ("student", student_dir, plan.fingerprints.student, "distilled student"),
+            ("baseline", baseline["path"], plan.fingerprints.baseline, "baseline student")):
+        def load(directory=directory, what=what):
+            return plan.task.load_classifier(recipe, directory, plan.label_names, what=what)
+
+        accuracy[role] = evaluate_role(run, role, fingerprint, split=split, load=load)["metrics"]["accuracy"]
+    return recommendation(accuracy["student"], accuracy["baseline"], recipe.evaluation.recommend_margin,
+                          student_dir, baseline["path"], split)
 
 
 def baseline_arguments(plan: RunPlan, distill_rows, baseline_rows):

@@ -18,8 +18,8 @@ RECIPES = os.path.join(os.path.dirname(__file__), "..", "recipes")
         ("clinc150_lowlabel", [("data.labels_per_class", 1)],
          lambda r: r["dataset"]["labelled_train_rows"] < 256 and r["dataset"]["transfer_rows"] > 0),
         ("clinc150_scratch", [],
-         lambda r: r["dataset"]["augmented_rows"] > 0 and r["student"]["hidden_size"] == 256
-         and r["student"]["num_layers"] == 4),
+         lambda r: not r["dataset"].get("augmented_rows") and r["dataset"]["labelled_train_rows"] == 256
+         and r["student"]["hidden_size"] == 256 and r["student"]["num_layers"] == 4),
     ],
 )
 def test_regime_recipe_smoke(tmp_path, name, overrides, check):
@@ -30,6 +30,7 @@ def test_regime_recipe_smoke(tmp_path, name, overrides, check):
     saved = json.load(open(tmp_path / "run" / "results.json"))
     assert saved["baseline"] is not None and os.path.isfile(tmp_path / "run" / "student" / "README.md")
     assert os.path.isfile(tmp_path / "run" / "teacher_cache" / "cache_meta.json")
+    assert saved["recommended"]["model"] in ("student", "baseline") and saved["recommended"]["split"] == "validation"
 
 
 def test_every_shipped_recipe_validates():

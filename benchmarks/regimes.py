@@ -150,6 +150,15 @@ def evaluate(model, ids, labels, batch_size=128):
     return {"accuracy": float((preds == labels).mean()), "macro_f1": macro_f1(preds, labels, 150)}
 
 
+def optimizer_step(model, loss, optimizer, scheduler):
+    """One update of every training loop here: backward, grad-norm clip 1.0, AdamW step, schedule step."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def linear_schedule(optimizer, total_steps, warmup_ratio=0.06):
     from transformers import get_linear_schedule_with_warmup
 
@@ -188,11 +197,7 @@ def finetune_teacher(epochs=3.0, lr=1e-4, batch_size=32, seed=0, log=print):
             loss = F.cross_entropy(
                 model(input_ids=input_ids, attention_mask=mask).logits, torch.from_numpy(train_y[rows])
             )
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            optimizer_step(model, loss, opt, sched)
             step += 1
             if step % 50 == 0:
                 log(f"teacher step {step}/{total} loss {loss.item():.4f} {time.time() - t0:.0f}s")
@@ -278,7 +283,7 @@ def cache_teacher_outputs(log=print):
     return out
 
 
-def augmented_texts(n_per_example):
+def augmented_texts(n_per_example, mask_token):
     """The augmented transfer set of R2 (and R3 with ``--augment``): ``n_per_example`` copies of every training
     text made by the library's own ``augment_texts`` (Tang et al. 2019 masking + n-gram sampling, the recipe
     defaults), one fixed set (augmentation seed 0) for every method and seed; copies equal to a training text
@@ -287,7 +292,7 @@ def augmented_texts(n_per_example):
 
     texts = [r["text"] for r in load_clinc("train")]
     config = AugmentConfig(n_per_example=n_per_example, seed=0)
-    return augment_texts(texts, config, mask_token=_tokenizer().mask_token, exclude=set(texts))
+    return augment_texts(texts, config, mask_token=mask_token, exclude=set(texts))
 
 
 def cache_augmented_outputs(n_per_example, log=print):
@@ -296,7 +301,8 @@ def cache_augmented_outputs(n_per_example, log=print):
     prefix = f"aug{n_per_example}"
     if os.path.exists(os.path.join(CACHE, f"{prefix}_offsets.npy")):
         return
-    encoded = _tokenizer()(augmented_texts(n_per_example), truncation=True, max_length=MAX_LENGTH)
+    tokenizer = _tokenizer()
+    encoded = tokenizer(augmented_texts(n_per_example, tokenizer.mask_token), truncation=True, max_length=MAX_LENGTH)
     ids = [list(x) for x in encoded["input_ids"]]
     t0 = time.time()
     logits, offsets, hidden = teacher_pass(_load_teacher(), ids, with_hidden=True)
@@ -505,11 +511,7 @@ def run_one(regime, label, spec, seed, args, teacher, cache, data, pairs_for, lo
                 spec,
                 pairs,
             )
-            total_loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            optimizer_step(student, total_loss, opt, sched)
             step += 1
             losses.append([float(ce.detach()), float(kd.detach()), float(align.detach())])
             if step % 100 == 0:

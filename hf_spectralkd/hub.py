@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import warnings
 
 from .cards import write_model_card
 from .constants import CARD_FILENAME, STAGE_MARKER
@@ -18,7 +19,8 @@ from .loading import PACKAGED_SOURCES, check_repo_id, is_offline
 from .results import find_run_results
 
 __all__ = [
-    "UPLOAD_IGNORE_PATTERNS", "HubPushError", "hub_errors", "push_student", "retry_command", "trainer_push_to_hub",
+    "UPLOAD_IGNORE_PATTERNS", "HubPushError", "hub_errors", "push_student", "recommendation_notice", "retry_command",
+    "trainer_push_to_hub",
 ]
 
 # never uploaded: Trainer internals, checkpoints, optimizer state
@@ -110,6 +112,18 @@ def _check_ready(student_dir, repo_id: str, private: bool, revision: str | None,
             )
 
 
+def recommendation_notice(results, student_dir) -> str | None:
+    """The warning for pushing a distilled student that its own run recommends against (results.json's
+    ``recommended`` names the no-KD baseline, chosen on the validation split); None otherwise."""
+    rec = (results.recommended if results is not None else None) or {}
+    if rec.get("model") != "baseline" or os.path.abspath(str(rec.get("path"))) == os.path.abspath(student_dir):
+        return None
+    return (
+        f"pushing the distilled student {student_dir}, but its run recommends the no-KD student "
+        f"{rec.get('path')}: {rec.get('reason')}. The model card says so."
+    )
+
+
 def push_student(
     model_dir,
     repo_id: str,
@@ -146,6 +160,9 @@ def push_student(
             "run the recipe to the end (hf-spectralkd distill --config ...) or write a README.md first"
         )
     _check_ready(student_dir, repo_id, private, revision, token)  # offline / no token: stop before touching any file
+    notice = recommendation_notice(results, student_dir)
+    if notice:
+        warnings.warn(notice, UserWarning, stacklevel=2)
     if results is not None and regenerate_card:
         # the card for this repo, written locally first: kept if the upload fails
         write_model_card(student_dir, results, repo_id=repo_id)

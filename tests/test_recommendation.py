@@ -186,3 +186,78 @@ def test_the_margin_defaults_to_zero_and_takes_points(tiny):  # noqa: F811
     assert recipe.evaluation.recommend_margin == 1.5 and math.isfinite(recipe.evaluation.recommend_margin)
     with pytest.raises(ValueError, match="'recommend_margin' in section 'evaluation' .* must be float"):
         load_recipe(recipe_file(tiny, "margin", {}), overrides=["evaluation.recommend_margin=lots"])
+
+
+# ------------------------------------------------------------------------------------ card and push
+def _pct(fraction):
+    return f"{100 * fraction:.2f}%"
+
+
+def test_the_card_of_a_student_its_run_recommends_against_says_so(useless_run):
+    out, recommended = useless_run["out"], useless_run["results"]["recommended"]
+    card = (out / "student" / "README.md").read_text()
+    assert "**Model choice: the run recommends the no-KD student, not this model.**" in card
+    assert (f"On the validation split the no-KD student (same architecture and init, cross-entropy only; saved at "
+            f"`{out / 'baseline'}`) scored {_pct(recommended['baseline_accuracy'])} accuracy vs "
+            f"{_pct(recommended['student_accuracy'])} for this model: distillation did not help here.") in card
+    assert "so the run recommends this model" not in card
+
+
+def _results(recommended):
+    results = {
+        "student": {"metrics": {"accuracy": 0.9}, "num_layers": 2},
+        "teacher": {"metrics": {"accuracy": 0.95}, "num_layers": 4, "source": "teacher-dir"},
+        "baseline": {"metrics": {"accuracy": 0.88}, "num_layers": 2, "path": "/elsewhere/baseline"},
+        "eval_split": "test",
+    }
+    if recommended is not None:
+        results["recommended"] = recommended
+    return results
+
+
+def test_the_card_states_a_recommended_student_and_nothing_without_a_choice():
+    from hf_spectralkd.cards import build_model_card
+
+    chosen = {"model": "student", "path": "/r/student", "split": "validation", "student_accuracy": 0.9037,
+              "baseline_accuracy": 0.8847, "reason": "..."}
+    text = str(build_model_card(_results(chosen), model_name="m"))
+    assert ("**Model choice:** on the validation split this model scored 90.37% accuracy vs 88.47% for the no-KD "
+            "student, so the run recommends this model.") in text
+    assert "Model choice" not in str(build_model_card(_results(None), model_name="m"))
+    # a recommendation of an unknown kind (a hand-edited results.json) is left out rather than misstated
+    assert "Model choice" not in str(build_model_card(_results({**chosen, "model": "teacher"}), model_name="m"))
+
+
+def test_pushing_a_student_its_run_recommends_against_warns_and_uploads_the_card_that_says_so(
+    useless_run, monkeypatch
+):
+    from test_cards import FakeHfApi
+
+    from hf_spectralkd.hub import push_student
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_tests")
+    api = FakeHfApi()
+    monkeypatch.setattr("huggingface_hub.HfApi", lambda *a, **k: api)
+    out, recommended = useless_run["out"], useless_run["results"]["recommended"]
+    with pytest.warns(UserWarning, match="its run recommends the no-KD student") as caught:
+        push_student(out, "someone/useless-student")
+    message = str(caught[0].message)
+    assert str(out / "student") in message and str(out / "baseline") in message
+    assert recommended["reason"] in message
+    upload = dict(api.calls)["upload_folder"]
+    assert upload["folder_path"] == str(out / "student")
+    assert "the run recommends the no-KD student, not this model" in upload["card"]
+
+
+def test_no_push_warning_when_the_run_recommends_the_distilled_student(tmp_path):
+    from hf_spectralkd.hub import recommendation_notice
+    from hf_spectralkd.results import RunResults
+
+    student = {"model": "student", "path": str(tmp_path / "student"), "reason": "helped"}
+    baseline = {"model": "baseline", "path": str(tmp_path / "baseline"), "reason": "did not help"}
+    assert recommendation_notice(RunResults.from_dict(_results(student)), str(tmp_path / "student")) is None
+    assert recommendation_notice(None, str(tmp_path / "student")) is None
+    assert recommendation_notice(RunResults.from_dict(_results(None)), str(tmp_path / "student")) is None
+    notice = recommendation_notice(RunResults.from_dict(_results(baseline)), str(tmp_path / "student"))
+    assert notice.startswith(f"pushing the distilled student {tmp_path / 'student'}, but its run recommends")

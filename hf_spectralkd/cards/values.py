@@ -191,6 +191,27 @@ def result_values(results: dict) -> dict:
     }
 
 
+def recommendation_values(results: dict) -> dict:
+    """The run's choice between the distilled student and the no-KD baseline (results.json's ``recommended``,
+    made on the validation split), as the card states it; None when the run made no choice."""
+    rec = results.get("recommended")
+    if not isinstance(rec, dict) or rec.get("model") not in ("student", "baseline"):
+        return {"recommendation": None}
+
+    def pct(value):
+        return f"{100 * float(value):.2f}%" if isinstance(value, (int, float)) else "n/a"
+
+    return {
+        "recommendation": {
+            "model": rec["model"],
+            "split": rec.get("split") or "validation",
+            "student": pct(rec.get("student_accuracy")),
+            "baseline": pct(rec.get("baseline_accuracy")),
+            "path": display_path(rec.get("path")) if rec["model"] == "baseline" else None,
+        }
+    }
+
+
 def usage_values(results: dict, vision: bool, repo_id, usage_path, student_dir) -> dict:
     where = repo_id or usage_path
     if not where:
@@ -270,6 +291,7 @@ def card_values(results: dict, model_name: str, *, repo_id=None, plot=None, dyna
         "distill_rows": distillation_rows(results.get("distillation")),
         "eval_split": results.get("eval_split") or "test",
         **result_values(results),
+        **recommendation_values(results),
         "usage": usage_values(results, vision, repo_id, usage_path, student_dir),
         **training_values(results, student_dir, vision),
     }

@@ -56,6 +56,25 @@ from hf_spectralkd import SpectralProfile, frequency_alignment_loss, select_laye
 CACHE = os.path.join(ROOT, "benchmarks", ".cache", "regimes")
 TEACHER_DIR = os.path.join(CACHE, "teacher")
 MAX_LENGTH = 64
+PAD_ID = 0  # the MiniLM tokenizer's; R4 (MPNet) sets its own in use_regime()
+REGIME = "r1"
+
+# R4: the packaged 12-layer MPNet teacher, fine-tuned on R4_PER_INTENT labelled rows per intent (seeded subset), with
+# R4_TRANSFER more training texts as an unlabelled transfer set; the student copies 4 of its blocks.
+R4_PER_INTENT = 20
+R4_TRANSFER = 3000
+R4_SUBSET_SEED = 42
+
+
+def use_regime(regime):
+    """Point the module at the regime's cache: R1-R3 share the MiniLM teacher, R4 has its own (MPNet)."""
+    global CACHE, TEACHER_DIR, REGIME, PAD_ID
+    REGIME = regime
+    if regime == "r4":
+        PAD_ID = 1  # MPNet's <pad> (0 is <s>); main() checks it against the tokenizer
+        CACHE = os.path.join(ROOT, "benchmarks", ".cache", "regimes_r4")
+        TEACHER_DIR = os.path.join(CACHE, "teacher")
+
 
 # Method name -> settings (unspecified keys take DEFAULTS). align: none | mse | freq. pairs: uniform | topk.
 DEFAULTS = dict(
@@ -90,9 +109,30 @@ def _tokenizer():
 
 
 def _base_path():
+    if REGIME == "r4":
+        from hf_spectralkd.packaged_mpnet import packaged_mpnet_path
+
+        return packaged_mpnet_path()
     from hf_spectralkd.loading import packaged_minilm_path
 
     return packaged_minilm_path()
+
+
+def r4_rows():
+    """R4's training rows (indices into the train split): ``R4_PER_INTENT`` labelled rows per intent and
+    ``R4_TRANSFER`` of the others as the unlabelled transfer set, drawn once (seed ``R4_SUBSET_SEED``) and shared
+    by the teacher's fine-tune and every student."""
+    rows = load_clinc("train")
+    names = label_names()
+    label2id = {n: i for i, n in enumerate(names)}
+    y = np.array([label2id[r["label"]] for r in rows])
+    rng = np.random.default_rng(R4_SUBSET_SEED)
+    labelled = np.sort(
+        np.concatenate([rng.choice(np.flatnonzero(y == c), R4_PER_INTENT, replace=False) for c in range(len(names))])
+    )
+    rest = np.setdiff1d(np.arange(len(rows)), labelled)
+    transfer = np.sort(rng.choice(rest, R4_TRANSFER, replace=False))
+    return labelled, transfer
 
 
 def encode_split(tokenizer, split):
@@ -117,7 +157,8 @@ def bucketed_batches(lengths, batch_size, rng, indices=None):
     return [batches[i] for i in order]
 
 
-def pad(ids, rows, pad_id=0):
+def pad(ids, rows, pad_id=None):
+    pad_id = PAD_ID if pad_id is None else pad_id
     length = max(len(ids[i]) for i in rows)
     input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), length), dtype=torch.long)
@@ -168,7 +209,7 @@ def linear_schedule(optimizer, total_steps, warmup_ratio=0.06):
 # --------------------------------------------------------------------------------------------------
 # teacher: fine-tuned once, outputs cached
 # --------------------------------------------------------------------------------------------------
-def finetune_teacher(epochs=3.0, lr=1e-4, batch_size=32, seed=0, log=print):
+def finetune_teacher(epochs=3.0, lr=1e-4, batch_size=32, seed=0, warmup=0.06, log=print):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     names = label_names()
@@ -181,6 +222,9 @@ def finetune_teacher(epochs=3.0, lr=1e-4, batch_size=32, seed=0, log=print):
         dtype=torch.float32,
     )
     train_ids, train_y = encode_split(tokenizer, "train")
+    if REGIME == "r4":  # the teacher learns from R4's labelled rows only
+        labelled, _ = r4_rows()
+        train_ids, train_y = [train_ids[i] for i in labelled], train_y[labelled]
     val_ids, val_y = encode_split(tokenizer, "validation")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -188,7 +232,7 @@ def finetune_teacher(epochs=3.0, lr=1e-4, batch_size=32, seed=0, log=print):
     steps_per_epoch = math.ceil(len(train_ids) / batch_size)
     total = int(round(epochs * steps_per_epoch))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    sched = linear_schedule(opt, total)
+    sched = linear_schedule(opt, total, warmup)
     model.train()
     step, t0, curve = 0, time.time(), []
     while step < total:
@@ -211,12 +255,13 @@ def finetune_teacher(epochs=3.0, lr=1e-4, batch_size=32, seed=0, log=print):
     model.save_pretrained(TEACHER_DIR)
     tokenizer.save_pretrained(TEACHER_DIR)
     info = {
-        "base": "packaged:minilm (all-MiniLM-L6-v2)",
+        "base": "packaged:mpnet (all-mpnet-base-v2)" if REGIME == "r4" else "packaged:minilm (all-MiniLM-L6-v2)",
+        "train_rows": len(train_ids),
         "epochs": epochs,
         "learning_rate": lr,
         "batch_size": batch_size,
         "max_length": MAX_LENGTH,
-        "warmup_ratio": 0.06,
+        "warmup_ratio": warmup,
         "seed": seed,
         "validation_curve": curve,
         "train_seconds": time.time() - t0,
@@ -266,6 +311,11 @@ def cache_teacher_outputs(log=print):
     out = {}
     for split in ("train", "validation", "test"):
         ids, y = encode_split(tokenizer, split)
+        if split == "train" and REGIME == "r4":  # R4's labelled + transfer rows, in that order
+            labelled, transfer = r4_rows()
+            keep = np.concatenate([labelled, transfer])
+            ids, y = [ids[i] for i in keep], y[keep]
+            out["rows"] = {"labelled": len(labelled), "transfer": len(transfer)}
         profile = SpectralProfile()
         t0 = time.time()
         logits, offsets, hidden = teacher_pass(teacher, ids, with_hidden=split == "train", profile=profile)
@@ -352,6 +402,8 @@ class TeacherCache:
 def build_student(regime, teacher, seed):
     if regime in ("r1", "r2"):
         return student_from_teacher(teacher, uniform_layers(teacher.config.num_hidden_layers, 3), seed=seed)
+    if regime == "r4":  # 4 blocks copied from the MPNet teacher's [3, 6, 9, 12]
+        return student_from_teacher(teacher, uniform_layers(teacher.config.num_hidden_layers, 4), seed=seed)
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(seed)
@@ -459,6 +511,11 @@ def run_one(regime, label, spec, seed, args, teacher, cache, data, pairs_for, lo
         labels[labelled] = train_y[labelled]
         pool = labelled if spec["labelled_only"] else np.concatenate([labelled, rest])
         kd_pool_size = len(labelled) + len(rest)
+    elif regime == "r4":  # the fixed R4 rows: labelled ones first, then the transfer set (label -100)
+        labels = train_y.copy()
+        labelled, rest = np.flatnonzero(train_y >= 0), np.flatnonzero(train_y < 0)
+        pool = labelled if spec["labelled_only"] else np.arange(n)
+        kd_pool_size = n
     else:  # R2 / R3: every training row labelled, plus the augmented rows (label -100) when --augment
         labels = train_y.copy()
         originals = np.flatnonzero(train_y >= 0)
@@ -566,7 +623,7 @@ def _model_key(regime, spec, seed, args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", choices=["teacher", "students"], default="students")
-    parser.add_argument("--regime", choices=["r1", "r2", "r3"], default="r1")
+    parser.add_argument("--regime", choices=["r1", "r2", "r3", "r4"], default="r1")
     parser.add_argument(
         "--methods",
         nargs="+",
@@ -594,31 +651,43 @@ def main(argv=None):
     )
     parser.add_argument("--warmup", type=float, default=0.06, help="warm-up ratio of the linear schedule")
     parser.add_argument("--evals", type=int, default=0, help="intermediate validation evaluations per run (curve)")
-    parser.add_argument("--teacher-epochs", type=float, default=3.0)
+    parser.add_argument("--teacher-epochs", type=float, default=None, help="default: 3 (MiniLM), 2 (R4, MPNet)")
+    parser.add_argument("--teacher-lr", type=float, default=None, help="default: 1e-4 (MiniLM), 6e-5 (R4, MPNet)")
     parser.add_argument("--output", default=None)
     parser.add_argument("--summarize", action="store_true", help="only rewrite benchmarks/results/regimes.md")
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    use_regime(args.regime)
     os.makedirs(CACHE, exist_ok=True)
     log = lambda msg: print(time.strftime("%H:%M:%S"), msg, flush=True)  # noqa: E731
     if args.summarize:
         summarize()
         return
     if args.stage == "teacher":
+        r4 = args.regime == "r4"  # R4: session 1's MPNet setting (benchmarks/mpnet_profile.py), val 87.53 there
         if not os.path.exists(os.path.join(TEACHER_DIR, "regimes_teacher.json")):
-            log(finetune_teacher(epochs=args.teacher_epochs, log=log))
+            info = finetune_teacher(
+                epochs=args.teacher_epochs or (2.0 if r4 else 3.0),
+                lr=args.teacher_lr or (6e-5 if r4 else 1e-4),
+                seed=R4_SUBSET_SEED if r4 else 0,
+                warmup=0.1 if r4 else 0.06,
+                log=log,
+            )
+            log({k2: v for k2, v in info.items() if k2 != "machine"})
         log(cache_teacher_outputs(log=log))
         return
 
     from transformers import AutoModelForSequenceClassification
 
+    if args.regime == "r4" and not os.path.exists(os.path.join(CACHE, "teacher_outputs.json")):
+        raise SystemExit("R4 needs its MPNet teacher first: python benchmarks/regimes.py --stage teacher --regime r4")
     teacher = AutoModelForSequenceClassification.from_pretrained(TEACHER_DIR, dtype=torch.float32)
     n_teacher = teacher.config.num_hidden_layers
     cache_layers = list(range(1, n_teacher + 1))
     if args.regime == "r2" and not args.augment:
         raise SystemExit("--regime r2 is full labels + an augmented transfer set: give --augment N (N >= 1)")
-    if args.regime == "r1" and args.augment:
-        raise SystemExit("--augment applies to r2 / r3 (r1's transfer set is the unlabelled training texts)")
+    if args.regime in ("r1", "r4") and args.augment:
+        raise SystemExit("--augment applies to r2 / r3 (r1's and r4's transfer sets are unlabelled training texts)")
     if args.augment:
         cache_augmented_outputs(args.augment, log=log)
     cache = TeacherCache(cache_layers, augment=args.augment)
@@ -632,7 +701,13 @@ def main(argv=None):
         return list(zip(range(1, k + 1), teacher_layers, strict=True))
 
     tokenizer = _tokenizer()
+    if tokenizer.pad_token_id != PAD_ID:
+        raise SystemExit(f"pad id {PAD_ID} does not match the tokenizer's {tokenizer.pad_token_id}")
     train_ids, train_y = encode_split(tokenizer, "train")
+    if args.regime == "r4":  # the cached rows: labelled first, then the transfer set without labels
+        labelled, transfer = r4_rows()
+        train_ids = [train_ids[i] for i in np.concatenate([labelled, transfer])]
+        train_y = np.concatenate([train_y[labelled], np.full(len(transfer), -100, dtype=np.int64)])
     if cache.augmented_ids:  # the augmented rows carry no label
         train_ids = train_ids + cache.augmented_ids
         train_y = np.concatenate([train_y, np.full(len(cache.augmented_ids), -100, dtype=np.int64)])
@@ -718,10 +793,10 @@ def _paired_lines(runs):
 
 def summarize():
     lines = [
-        "# Regimes R1 / R2 / R3 (issue 14) — CLINC150, MiniLM-L6 teacher",
+        "# Regimes R1 / R2 / R3 / R4 (issue 14) — CLINC150, MiniLM-L6 teacher (R4: MPNet)",
         "",
         "Written by `python benchmarks/regimes.py --summarize` from `regime_r1.json`, `regime_r2.json`, "
-        "`regime_r3.json`. "
+        "`regime_r3.json`, `regime_r4.json`. "
         "Accuracy and macro-F1 in %, mean ± std over seeds (sample std). Screening runs: validation only, one seed. "
         "Final runs: validation and test each read once at the end of training.",
         "",
@@ -757,11 +832,21 @@ def summarize():
         "adaptive-average-pooled to 256 for both hidden-MSE and SpectralKD (parameter-free, as "
         "`frequency_alignment_loss` does). Pairs: student 1..4 <-> teacher 2,3,5,6 (uniform) or 1,4,5,6 (topk).",
         "",
+        "R4: the packaged 12-layer MPNet (all-mpnet-base-v2, 12 x 768, its own tokenizer) as the teacher, "
+        f"fine-tuned here on {R4_PER_INTENT} labelled rows per intent (3,000, one seeded subset) for 2 epochs "
+        "(lr 6e-5, warm-up 0.1, batch 32; session 1's `benchmarks/mpnet_profile.py` setting), its outputs cached on "
+        f"those rows plus {R4_TRANSFER:,} other training texts as an unlabelled transfer set. Student: 4 blocks "
+        "copied from teacher blocks [3, 6, 9, 12] + embeddings, pooler, head (12 -> 4). The labelled rows and the "
+        "transfer set are the same at every seed (the seed changes the batch order and dropout). Pairs: student "
+        "1..4 <-> teacher 3,6,9,12 (uniform, hidden-MSE) or the top-4 intensity blocks (SpectralKD). No-KD: the "
+        "3,000 labelled rows, same number of optimizer steps. Same budget as the session-1 recipe run "
+        "(`recipes/clinc150_mpnet.yaml`): 1 epoch of the 6,000 rows, lr 1e-4.",
+        "",
         "Machine: the project's 2-core CPU machine, one torch thread, shared with other jobs (load average 2.5-3.5): "
         "wall times vary by up to 2x between runs and are not speed measurements.",
         "",
     ]
-    for regime in ("r1", "r2", "r3"):
+    for regime in ("r1", "r2", "r3", "r4"):
         path = os.path.join(RESULTS_DIR, f"regime_{regime}.json")
         if not os.path.exists(path):
             continue
@@ -773,7 +858,9 @@ def summarize():
             "",
             f"Teacher: validation {t['validation']['accuracy'] * 100:.2f}, test {t['test']['accuracy'] * 100:.2f} "
             f"(fine-tuned {doc['teacher']['epochs']} epochs, "
-            f"{doc['teacher']['train_seconds'] / 60:.1f} min on one core).",
+            f"{doc['teacher']['train_seconds'] / 60:.1f} min"
+            + (f", {doc['teacher']['train_rows']:,} labelled rows" if "train_rows" in doc["teacher"] else "")
+            + ").",
             "",
         ]
         for phase in ("screen", "final"):

@@ -1,5 +1,5 @@
-"""Distillation regimes of issue 14 on CLINC150: R1 (low-label + unlabelled transfer set) and R3 (narrow
-student from scratch), every method under the same budget, seeded, validation for every choice, test read
+"""Distillation regimes of issue 14 on CLINC150: R1 (low-label + unlabelled transfer set), R2 (full labels + an
+augmented transfer set), R3 (narrow student from scratch) and R4 (the 12-layer MPNet teacher), every method under the same budget, seeded, validation for every choice, test read
 once per final configuration.
 
 Run (one core)::
@@ -9,6 +9,12 @@ Run (one core)::
         --methods logit_kd:alpha=0.5 logit_kd:alpha=1.0,temperature=4
     python benchmarks/regimes.py --regime r1 --split test --seeds 0 1 2 --phase final --methods no_kd logit_kd ...
     python benchmarks/regimes.py --summarize                           # benchmarks/results/regimes.md
+    python benchmarks/regimes.py --stage teacher --regime r4           # R4: fine-tune + cache the MPNet teacher
+    python benchmarks/regimes.py --regime r4 --split test --phase final --methods no_kd logit_kd ...
+
+Method ``textbrewer`` (the peer column) needs TextBrewer: ``pip install -r benchmarks/requirements-peer.txt`` (or
+``pip install --target DIR --no-deps`` with its pinned dependencies and ``PYTHONPATH=DIR``, which leaves the
+environment untouched).
 
 The teacher (packaged MiniLM-L6, fine-tuned as the default recipe: 3 epochs, lr 1e-4, batch 32,
 max_length 64, warm-up 0.06) is cached under ``benchmarks/.cache/regimes/teacher``; its logits and the
@@ -96,6 +102,8 @@ METHODS = {
     "spectralkd_magnitude": dict(align="freq", pairs="topk", variant="magnitude"),
     "spectralkd_bins": dict(align="freq", pairs="topk", bins=4),
     "spectralkd_scalefree": dict(align="freq", pairs="topk", normalize="teacher_energy", beta=1.0),
+    # the peer column: TextBrewer's GeneralDistiller on hidden-MSE's objective (train_textbrewer)
+    "textbrewer": dict(align="mse", pairs="uniform", engine="textbrewer"),
 }
 
 
@@ -470,6 +478,101 @@ def student_loss(s_logits, s_hidden, t_logits, t_hidden, labels, mask, spec, pai
     return total, ce, kd, align
 
 
+class _TextBrewerBatches:
+    """The batches of the custom loop (same bucketing, same rng, so the same order), as TextBrewer dicts: the
+    student's inputs (with the labels, -100 on transfer rows) and the cached teacher outputs (``teacher_cache``:
+    TextBrewer then does not run the teacher). TextBrewer's ``cycle`` iterates it again for each epoch."""
+
+    def __init__(self, cache, ids, labels, pool, batch_size, rng, teacher_layers):
+        self.cache, self.ids, self.labels, self.pool = cache, ids, labels, pool
+        self.batch_size, self.rng, self.teacher_layers = batch_size, rng, teacher_layers
+        self.lengths = [len(x) for x in ids]
+
+    def __iter__(self):
+        for rows in bucketed_batches(self.lengths, self.batch_size, self.rng, indices=self.pool):
+            input_ids, mask = pad(self.ids, rows)
+            hidden = [None] * (max(self.teacher_layers) + 1)
+            for t in self.teacher_layers:
+                hidden[t] = self.cache.batch_hidden(t, rows, input_ids.shape[1])
+            yield {
+                "teacher": {},
+                "student": {
+                    "input_ids": input_ids,
+                    "attention_mask": mask,
+                    "labels": torch.from_numpy(self.labels[rows]),
+                },
+                "teacher_cache": {"logits": self.cache.logits[rows], "hidden": hidden, "mask": mask},
+            }
+
+
+def train_textbrewer(student, cache, ids, labels, pool, total, spec, pairs, args, rng, log):
+    """The peer column: TextBrewer 0.2.1's ``GeneralDistiller`` (``pip install -r benchmarks/requirements-peer.txt``)
+    with its own losses: KD ``kd_loss_type="ce"`` (soft cross-entropy, the KL's gradient at tau 1; weight alpha),
+    ``hidden_mse`` intermediate matches on the uniform pairs (weight beta), the hard-label term (weight 1 - alpha)
+    the mean CE over the batch's labelled rows. Fed the same batches in the same order and the cached teacher
+    outputs, with the same AdamW, linear warm-up/decay and grad-norm clip 1.0 as the custom loop. Returns the
+    per-step [ce, kd, align] losses."""
+    import tempfile
+
+    from textbrewer import DistillationConfig, GeneralDistiller, TrainingConfig
+    from transformers import get_linear_schedule_with_warmup
+
+    losses, step_ce = [], []
+
+    def record(total_loss, writer_step, losses_dict):  # TextBrewer's per-step loss hook (tensorboard otherwise)
+        values = {k: float(torch.as_tensor(v).detach()) for k, v in losses_dict.items()}
+        align = [v for k, v in values.items() if k.startswith("unweighted_hidden_hidden_mse")]
+        losses.append([step_ce[-1], values["unweighted_kd_loss"], float(np.mean(align)) if align else 0.0])
+
+    def adaptor_s(batch, out):
+        y = batch["labels"]
+        ce = F.cross_entropy(out.logits, y, ignore_index=-100, reduction="sum") / max(int((y >= 0).sum()), 1)
+        step_ce.append(float(ce.detach()))
+        return {
+            "logits": out.logits,
+            "hidden": out.hidden_states,
+            "inputs_mask": batch["attention_mask"],
+            "losses": [ce],
+        }
+
+    def adaptor_t(batch, cached):
+        return {"logits": cached["logits"], "hidden": cached["hidden"], "inputs_mask": cached["mask"]}
+
+    matches = [
+        {"layer_T": t, "layer_S": s_, "feature": "hidden", "loss": "hidden_mse", "weight": spec["beta"]}
+        for s_, t in pairs
+    ]
+    with tempfile.TemporaryDirectory() as out_dir:
+        distiller = GeneralDistiller(
+            train_config=TrainingConfig(device="cpu", output_dir=out_dir, log_dir=None, ckpt_steps=total),
+            distill_config=DistillationConfig(
+                temperature=spec["temperature"],
+                hard_label_weight=1 - spec["alpha"],
+                kd_loss_type="ce",
+                kd_loss_weight=spec["alpha"],
+                intermediate_matches=matches,
+            ),
+            model_T=student,  # never run: every batch carries teacher_cache
+            model_S=student,
+            adaptor_T=adaptor_t,
+            adaptor_S=adaptor_s,
+        )
+        distiller.write_loss = record
+        batches = _TextBrewerBatches(cache, ids, labels, pool, args.batch_size, rng, [t for _, t in pairs])
+        optimizer = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.0)
+        distiller.train(
+            optimizer,
+            batches,
+            num_steps=total,
+            scheduler_class=get_linear_schedule_with_warmup,
+            scheduler_args={"num_warmup_steps": math.ceil(args.warmup * total), "num_training_steps": total},
+            max_grad_norm=1.0,
+            output_hidden_states=True,
+        )
+    log(f"  textbrewer: {total} steps, last ce {np.mean([x[0] for x in losses[-50:]]):.4f}")
+    return losses
+
+
 def parse_method(text):
     name, _, overrides = text.partition(":")
     if name not in METHODS:
@@ -553,35 +656,41 @@ def run_one(regime, label, spec, seed, args, teacher, cache, data, pairs_for, lo
     eval_every = max(1, int(round(total / args.evals))) if args.evals else None
     curve, step, t0, losses = [], 0, time.time(), []
     torch.manual_seed(seed)
-    while step < total:
-        for rows in bucketed_batches(lengths, args.batch_size, rng, indices=pool):
-            input_ids, mask = pad(train_ids, rows)
-            out = student(input_ids=input_ids, attention_mask=mask, output_hidden_states=need_hidden)
-            t_hidden = {t: cache.batch_hidden(t, rows, input_ids.shape[1]) for _, t in pairs} if need_hidden else {}
-            total_loss, ce, kd, align = student_loss(
-                out.logits,
-                out.hidden_states if need_hidden else None,
-                cache.logits[rows],
-                t_hidden,
-                torch.from_numpy(labels[rows]),
-                mask,
-                spec,
-                pairs,
-            )
-            optimizer_step(student, total_loss, opt, sched)
-            step += 1
-            losses.append([float(ce.detach()), float(kd.detach()), float(align.detach())])
-            if step % 100 == 0:
-                m = np.mean(losses[-100:], axis=0)
-                log(
-                    f"  {label} seed {seed} step {step}/{total} ce {m[0]:.4f} kd {m[1]:.4f} align {m[2]:.4f} "
-                    f"{time.time() - t0:.0f}s"
+    if spec.get("engine") == "textbrewer":
+        losses = train_textbrewer(student, cache, train_ids, labels, pool, total, spec, pairs, args, rng, log)
+        step = total
+    else:
+        while step < total:
+            for rows in bucketed_batches(lengths, args.batch_size, rng, indices=pool):
+                input_ids, mask = pad(train_ids, rows)
+                out = student(input_ids=input_ids, attention_mask=mask, output_hidden_states=need_hidden)
+                t_hidden = (
+                    {t: cache.batch_hidden(t, rows, input_ids.shape[1]) for _, t in pairs} if need_hidden else {}
                 )
-            if eval_every and step % eval_every == 0 and step < total:
-                curve.append({"step": step, **evaluate(student, val_ids, val_y)})
-                log(f"  val {curve[-1]}")
-            if step >= total:
-                break
+                total_loss, ce, kd, align = student_loss(
+                    out.logits,
+                    out.hidden_states if need_hidden else None,
+                    cache.logits[rows],
+                    t_hidden,
+                    torch.from_numpy(labels[rows]),
+                    mask,
+                    spec,
+                    pairs,
+                )
+                optimizer_step(student, total_loss, opt, sched)
+                step += 1
+                losses.append([float(ce.detach()), float(kd.detach()), float(align.detach())])
+                if step % 100 == 0:
+                    m = np.mean(losses[-100:], axis=0)
+                    log(
+                        f"  {label} seed {seed} step {step}/{total} ce {m[0]:.4f} kd {m[1]:.4f} align {m[2]:.4f} "
+                        f"{time.time() - t0:.0f}s"
+                    )
+                if eval_every and step % eval_every == 0 and step < total:
+                    curve.append({"step": step, **evaluate(student, val_ids, val_y)})
+                    log(f"  val {curve[-1]}")
+                if step >= total:
+                    break
     train_seconds = time.time() - t0
     val = evaluate(student, val_ids, val_y)
     curve.append({"step": step, **val})

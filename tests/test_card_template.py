@@ -48,7 +48,8 @@ def test_origin_notes_init_and_training_sentences():
         "**Speed-up: 1.01x** the teacher's inference throughput (318.6 vs 315.6 samples/s, measured in the same run); "
         "1.02x fewer parameters (98.3% of the teacher)." in text
     )
-    assert "The teacher was trained on the training split (48 examples) of clinc150-3; its per-layer" in text
+    assert "The teacher was trained on the training split (48 labelled examples) of clinc150-3; its per-layer" in text
+    assert "unlabelled transfer texts" not in text and "augmented copies" not in text
     assert (
         "(a `transformers.Trainer`); the checkpoint was evaluated on the test split. "
         "Recipe: `runs/tiny/recipe.yaml` (`tiny_lora`)." in text
@@ -133,3 +134,32 @@ def test_usage_snippets():
     )
     assert "print(logits.softmax(-1).topk(3))\n```" in text
     assert "timm `runs/tiny/tiny_bert`" in text
+
+
+def test_training_sentence_of_a_transfer_set_run_counts_labelled_and_unlabelled_rows():
+    """data.labels_per_class + data.transfer (+ data.augment): the teacher and the no-KD baseline learned from the
+    labelled rows only; the card must not say the teacher saw every training text."""
+
+    def transfer(r):
+        r["dataset"].update(labelled_train_rows=1500, transfer_rows=13500)
+        r["dataset"]["splits"]["train"] = 15000
+        r["baseline"] = copy.deepcopy(r["student"])
+
+    text = _card(transfer)
+    assert "The teacher was trained on the training split (1,500 labelled examples) of clinc150-3" in text
+    assert (
+        "evaluated on the test split. The student also learned from 13,500 unlabelled transfer texts, labelled by the "
+        "teacher (soft targets); its cross-entropy term used the labelled rows only, and the no-KD baseline saw only "
+        "those." in text
+    )
+
+    def both(r):
+        transfer(r)
+        r["dataset"]["augmented_rows"] = 3000
+        del r["baseline"]
+
+    text = _card(both)
+    assert (
+        "The student also learned from 13,500 unlabelled transfer texts and 3,000 augmented copies of the labelled "
+        "texts, labelled by the teacher (soft targets); its cross-entropy term used the labelled rows only." in text
+    )

@@ -101,7 +101,11 @@ def dataset_values(results: dict) -> dict:
         "citation_is_bibtex": bool(citation and citation.startswith("@")),
         "splits": splits,
         "eval_size": splits.get(results.get("eval_split") or "test"),
-        "train_size": splits.get("train"),
+        # the labelled training rows: the teacher and the no-KD baseline learned from these, the cross-entropy term too
+        "train_size": fmt_int(dataset.get("labelled_train_rows", splits.get("train")))
+        if dataset.get("labelled_train_rows", splits.get("train")) is not None else None,
+        "transfer_size": fmt_int(dataset["transfer_rows"]) if dataset.get("transfer_rows") else None,
+        "augmented_size": fmt_int(dataset["augmented_rows"]) if dataset.get("augmented_rows") else None,
     }
 
 

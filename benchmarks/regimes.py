@@ -1,6 +1,6 @@
 """Distillation regimes of issue 14 on CLINC150: R1 (low-label + unlabelled transfer set), R2 (full labels + an
-augmented transfer set), R3 (narrow student from scratch) and R4 (the 12-layer MPNet teacher), every method under the same budget, seeded, validation for every choice, test read
-once per final configuration.
+augmented transfer set), R3 (narrow student from scratch) and R4 (the 12-layer MPNet teacher), every method under
+the same budget, seeded, validation for every choice, test read once per final configuration.
 
 Run (one core)::
 
@@ -924,11 +924,19 @@ def summarize():
         "",
         "R1: 10 labelled rows per intent (1,500, drawn with the run's seed, the same subset for every method "
         "at a seed) + "
-        "an unlabelled transfer set of 4,500 of the remaining 13,500 train texts (labels removed; a budget cut: the "
-        "issue's R1 uses all of them). Student: 3 blocks copied from teacher blocks [2, 4, 6] + embeddings, "
+        "an unlabelled transfer set of the remaining 13,500 train texts (labels removed): all of them in the runs "
+        "of 2026-11-30 (session 3, no `transfer` in the budget column), 4,500 of them drawn per seed in the earlier "
+        "ones (`transfer 4500`, a budget cut). Student: 3 blocks copied from teacher blocks [2, 4, 6] + embeddings, "
         "pooler, head. "
         "Pairs: student 1,2,3 <-> teacher 2,4,6 (uniform, hidden-MSE) or 4,5,6 (topk, SpectralKD). No-KD: the 1,500 "
         "labelled rows only, with the same number of optimizer steps as the KD runs (several passes).",
+        "",
+        "TextBrewer (the peer column, R1 and R4): TextBrewer 0.2.1's `GeneralDistiller` with its own losses (KD "
+        "`kd_loss_type='ce'`, `hidden_mse` intermediate matches on the uniform pairs, weight beta; hard-label CE on "
+        "the labelled rows, weight 1 - alpha), fed the same batches in the same order and the cached teacher outputs "
+        "(`teacher_cache`), with the same optimizer, schedule and clipping: the hidden-MSE objective in another "
+        "library's implementation. R3 is left out: its widths differ (256 vs 384), which TextBrewer bridges only with "
+        "a learned projection (`proj`), a different method from the parameter-free pooling used here.",
         "",
         "R2: the R1 student (3 copied blocks), all 15,000 labelled rows + an augmented transfer set: the library's "
         "`augment_texts` (Tang et al. 2019 masking 0.1 + n-gram sampling 0.25, one copy per training text, "
@@ -951,8 +959,9 @@ def summarize():
         "3,000 labelled rows, same number of optimizer steps. Same budget as the session-1 recipe run "
         "(`recipes/clinc150_mpnet.yaml`): 1 epoch of the 6,000 rows, lr 1e-4.",
         "",
-        "Machine: the project's 2-core CPU machine, one torch thread, shared with other jobs (load average 2.5-3.5): "
-        "wall times vary by up to 2x between runs and are not speed measurements.",
+        "Machine: the project's 2-core CPU machine. Sessions 1-2: one torch thread per job, shared with other jobs "
+        "(load average 2.5-3.5); session 3 (R4, the full-transfer R1, TextBrewer): two threads, one job at a time. "
+        "Wall times are not speed measurements.",
         "",
     ]
     for regime in ("r1", "r2", "r3", "r4"):

@@ -102,8 +102,7 @@ METHODS = {
     "spectralkd_magnitude": dict(align="freq", pairs="topk", variant="magnitude"),
     "spectralkd_bins": dict(align="freq", pairs="topk", bins=4),
     "spectralkd_scalefree": dict(align="freq", pairs="topk", normalize="teacher_energy", beta=1.0),
-    # the peer column: TextBrewer's GeneralDistiller on hidden-MSE's objective, its match losses summed over the
-    # pairs (here: averaged), i.e. an effective beta x the number of pairs (train_textbrewer)
+    # the peer column: TextBrewer's GeneralDistiller on hidden-MSE's objective (weighting: see train_textbrewer)
     "textbrewer": dict(align="mse", pairs="uniform", engine="textbrewer"),
 }
 

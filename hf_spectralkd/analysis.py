@@ -93,8 +93,11 @@ def plot_layer_intensity(
     step = max(1, -(-len(layers) // 13))  # at most ~13 labelled ticks: RoBERTa-large has 25 tensors
     ax1.set_xticks(layers[::step])
     low, high = min(intensity), max(intensity)
-    pad = (high - low) * 0.15 or abs(high) * 0.05 or 1e-3
-    ax1.set_ylim(max(0.0, low - pad), high + pad)
+    # the axis starts at 0 (a truncated axis made a 10 % spread look like a factor of ten) and the spread is printed
+    ax1.set_ylim(0.0, (high * 1.12) or 1e-3)
+    spread = (high - low) / high if high > 0 else 0.0
+    ax1.text(0.02, 0.97, f"max {high:.4g}, min {low:.4g}: spread {100 * spread:.1f} % of the max",
+             transform=ax1.transAxes, va="top", fontsize=8)
     ax1.set_title(title or "Layer intensity" + (" (orange = selected)" if selected else ""))
     cmap = plt.get_cmap("viridis")
     for i, spectrum in enumerate(profile.spectra):

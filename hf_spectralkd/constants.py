@@ -1,4 +1,9 @@
-"""File and folder names a run, a trainer or a cache writes: defined once, imported everywhere."""
+"""File and folder names a run, a trainer or a cache writes, and the stages of a recipe run: defined once, imported
+everywhere. Weight-file names are transformers' and peft's own."""
+
+from peft.utils import SAFETENSORS_WEIGHTS_NAME as ADAPTER_SAFE_WEIGHTS_NAME
+from peft.utils import WEIGHTS_NAME as ADAPTER_WEIGHTS_NAME
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
 
 # trainer output dir / student dir
 LAYER_MAP_FILENAME = "layer_map.json"
@@ -11,6 +16,11 @@ CARD_FILENAME = "README.md"
 ADAPTER_DIRNAME = "adapter"  # a LoRA student's PEFT adapter, beside the merged model
 PEFT_BASE_DIRNAME = "base_model"  # beside a saved PEFT adapter: the (truncated) base it was trained on
 TIMM_DATA_CONFIG_FILENAME = "timm_data_config.json"
+# the weights of a checkpoint the Trainer completed (a full model or a PEFT adapter)
+CHECKPOINT_WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, ADAPTER_SAFE_WEIGHTS_NAME,
+                           ADAPTER_WEIGHTS_NAME)
+# the weights a saved model folder may hold (any other ``*.safetensors`` file counts too)
+MODEL_WEIGHT_FILES = (*CHECKPOINT_WEIGHT_FILES, WEIGHTS_INDEX_NAME)
 
 # recipe run dir
 RESULTS_FILENAME = "results.json"
@@ -19,6 +29,15 @@ STAGE_MARKER = "stage_done.json"
 FINGERPRINT_FILENAME = "fingerprint.json"
 TEACHER_CACHE_DIRNAME = "teacher_cache"
 EVALUATION_DIRNAME = "evaluation"
+# the stages of a recipe run, in order (the log tags them [i/6 name]); those in STAGE_DIRNAMES write a folder of that
+# name in the run dir, finished when it holds a STAGE_MARKER (evaluate writes evaluation/, results writes files)
+STAGES = ("teacher", "analysis", "student", "evaluate", "baseline", "results")
+STAGE_DIRNAMES = tuple(name for name in STAGES if name not in ("evaluate", "results"))
+ANALYSIS_DIRNAME = "analysis"  # the analysis stage's folder: where the layer-intensity PNG is first written
+STUDENT_DIRNAME = "student"  # a run dir's distilled student, beside results.json
 
 # teacher cache
 CACHE_META_FILENAME = "cache_meta.json"
+
+# batch columns
+KD_MASK_COLUMN = "kd_mask"  # token tasks: 1 on the positions whose KD term counts (transfer rows carry no labels)

@@ -15,78 +15,47 @@ import dataclasses
 import inspect
 import os
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from transformers import Trainer
 from transformers.modeling_outputs import SequenceClassifierOutput
-from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_utils import get_last_checkpoint
 
 from . import paper
 from .adapters import get_adapter, unwrap_model
 from .analysis import collect_profile, plot_layer_intensity
 from .cards import write_trainer_model_card
-from .constants import LAYER_MAP_FILENAME, PLOT_FILENAME, PROFILE_FILENAME
+from .constants import KD_MASK_COLUMN, LAYER_MAP_FILENAME, PLOT_FILENAME, PROFILE_FILENAME
 from .distillation_config import SpectralDistillationConfig
 from .distributed import prepare_teacher, preserve_rng_state
 from .dynamics import SpectralDynamicsCallback
 from .guards import check_finite_loss
 from .hub import trainer_push_to_hub
-from .loading import load_classifier
+from .layer_map import (
+    LayerMap,
+    LayerSelection,
+    aligned_student_layers,
+    check_layer_arguments,
+    pair_layers,
+    selects_layers,
+)
 from .peft_students import save_peft_base
 from .sampling import IGNORE_INDEX, sample_dataset
 from .selection_report import SelectionReportCallback, log_layer_selection
-from .spectral import SpectralProfile, frequency_alignment_loss, select_layers
+from .spectral import SpectralProfile, frequency_alignment_loss
 from .teacher_cache import DEFAULT_ID_COLUMN, TeacherCache, add_example_ids, check_fixed_inputs, open_teacher_cache
 from .trainer_options import (
-    UNSUPPORTED_TRAINER_ARGUMENTS,
     apply_peft_config,
     check_trainer_arguments,
+    load_model,
     resolve_teacher,
 )
-from .utils import check_layer_range, read_json, write_json
+from .utils import check_layer_range
 
 __all__ = ["SpectralDistillationTrainer", "LayerMap", "LAYER_MAP_FILENAME", "IGNORE_INDEX"]
-
-
-@dataclass
-class LayerMap:
-    """Which teacher layer each student layer is aligned with (``hidden_states`` indices)."""
-
-    teacher_layers: list = field(default_factory=list)
-    student_layers: list = field(default_factory=list)
-    strategy: str = "topk"
-    teacher_intensity: list | None = None
-
-    def __post_init__(self):
-        if len(self.teacher_layers) != len(self.student_layers):
-            raise ValueError(
-                f"a layer map pairs layers one to one, but teacher_layers has {len(self.teacher_layers)} entries and "
-                f"student_layers {len(self.student_layers)}"
-            )
-
-    @property
-    def pairs(self) -> list:
-        """``(student_layer, teacher_layer)`` tuples, in order."""
-        return list(zip(self.student_layers, self.teacher_layers, strict=True))
-
-    def save(self, directory: str) -> str:
-        os.makedirs(directory, exist_ok=True)
-        return write_json(os.path.join(directory, LAYER_MAP_FILENAME), {**asdict(self), "pairs": self.pairs}, indent=1)
-
-    @classmethod
-    def load(cls, directory: str) -> LayerMap:
-        path = os.path.join(directory, LAYER_MAP_FILENAME)
-        data = read_json(path)
-        if not isinstance(data, dict):
-            raise ValueError(
-                f"{path} is missing or not a layer map (a JSON object with teacher_layers, student_layers)"
-            )
-        data.pop("pairs", None)
-        return cls(**data)
 
 
 def _is_default_labels(id2label: dict | None) -> bool:
@@ -132,10 +101,22 @@ class SpectralDistillationTrainer(Trainer):
         **kwargs,
     ):
         args = self._check_arguments(model, args, teacher_model, kwargs)
-        model = apply_peft_config(load_classifier(model, what="student model"), peft_config)
+        self._peft_config, self._pending_model = peft_config, None
+        model_init = kwargs.get("model_init")
+        if model_init is not None:
+            # hyperparameter search: the first student is built now for the checks; Trainer.__init__ receives it
+            # from call_model_init, and train(trial=...) builds a fresh one per trial
+            self.model_init = model_init
+            model = self._pending_model = self.call_model_init()
+        else:
+            model = apply_peft_config(load_model(model, what="student model"), peft_config)
         teacher_model = resolve_teacher(teacher_model, args)
         self.student_adapter = get_adapter(model)
         self.teacher_adapter = get_adapter(teacher_model)
+        # what the logits are and which positions count (refuses a head the trainer does not distil)
+        self.student_head = self.student_adapter.head(model)
+        self.teacher_head = self.teacher_adapter.head(teacher_model)
+        self._check_heads(model, teacher_model, args)
         self._check_compatible(model, teacher_model, args)
         self._check_given_selection(teacher_model, layer_map, teacher_profile)
         self.teacher_adapter.match_student_inputs(teacher_model, model)  # e.g. re-normalise pixels (timm)
@@ -148,13 +129,13 @@ class SpectralDistillationTrainer(Trainer):
         if teacher_cache is not None:
             kwargs["train_dataset"] = self._cache_train_dataset(teacher_cache, kwargs.get("train_dataset"))
 
-        super().__init__(model=model, args=args, **kwargs)
+        super().__init__(model=None if model_init is not None else model, args=args, **kwargs)
         # compute_loss returns a per-batch mean: the Trainer must divide it by the accumulation steps itself
         # (transformers 5.x skips the division for models whose forward takes **kwargs).
         self.model_accepts_loss_kwargs = False
         self.loss_is_scaled_for_ga = False
-        if not self.label_names:  # compute_loss reads `labels`; models whose forward has no labels argument (timm)
-            self.label_names = ["labels"]
+        if not self.label_names:  # compute_loss reads the head's labels; models whose forward has none (timm)
+            self.label_names = list(self.student_head.label_names)
 
         self.teacher = prepare_teacher(
             teacher_model, self.accelerator, self.is_deepspeed_enabled, self.is_fsdp_enabled
@@ -181,8 +162,33 @@ class SpectralDistillationTrainer(Trainer):
                 "TrainingArguments field plus alpha, temperature, beta, layer_selection, ..."
             )
         check_trainer_arguments(kwargs, args)
-        if model is None:
-            raise ValueError("SpectralDistillationTrainer needs a student `model` (a model or a path / Hub id)")
+        launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        if launched > 1 and args.world_size == 1:
+            raise RuntimeError(
+                f"{launched} processes were launched (WORLD_SIZE={launched}) but this one runs alone (its accelerator "
+                f"sees 1 process): each would train a full, separate student into {args.output_dir}. On CPU, set "
+                "use_cpu=True (--use_cpu) so the processes join one gloo group: torchrun --nproc_per_node 2 "
+                "your_script.py --use_cpu ... (docs/scaling.md)"
+            )
+        if args.push_to_hub:
+            from .hub import HubPushError
+            from .loading import is_offline
+
+            if is_offline():  # Trainer.__init__ would create the Hub repository and fail with a raw offline error
+                raise HubPushError(
+                    "push_to_hub=True needs the Hub, but offline mode is on (HF_HUB_OFFLINE=1): nothing was started. "
+                    "Train with push_to_hub=False and upload later with `hf-spectralkd push --model-dir OUTPUT_DIR "
+                    "--repo-id NAME`, or turn offline mode off"
+                )
+        if model is not None and kwargs.get("model_init") is not None:
+            raise ValueError(
+                "give the student as model= or model_init= (a function building it, for hyperparameter_search), "
+                "not both"
+            )
+        if model is None and kwargs.get("model_init") is None:
+            raise ValueError(
+                "SpectralDistillationTrainer needs a student `model` (a model or a path / Hub id) or `model_init`"
+            )
         if teacher_model is None and args.teacher_model_name_or_path is None:
             raise ValueError(
                 "SpectralDistillationTrainer needs a `teacher_model` (a fine-tuned model or a path / Hub id), "
@@ -190,17 +196,42 @@ class SpectralDistillationTrainer(Trainer):
             )
         return args
 
+    def _check_heads(self, student, teacher, args):
+        """Teacher and student have the same head, and the options fit it (before anything is built)."""
+        s_head, t_head = self.student_head, self.teacher_head
+        s_name = type(unwrap_model(student, peft=True)).__name__
+        t_name = type(unwrap_model(teacher, peft=True)).__name__
+        if s_head.name != t_head.name:
+            raise ValueError(
+                f"teacher and student have different heads: the teacher {t_name} is a {t_head.name} model, the "
+                f"student {s_name} a {s_head.name} model; the KD term compares the same outputs of both"
+            )
+        if not s_head.softmax:
+            for option, value, why in (
+                ("label_smoothing_factor", args.label_smoothing_factor > 0, "smooths a softmax over classes"),
+                ("gate_teacher_errors", args.gate_teacher_errors, "needs the teacher's class predictions"),
+            ):
+                if value:
+                    raise ValueError(
+                        f"{option} is set but the student {s_name} is a {s_head.name} model: {option} {why}, which "
+                        f"this head does not have; unset it"
+                    )
+
     def _check_compatible(self, student, teacher, args):
         self._check_labels(student, teacher)
         s_vocab, t_vocab = self.student_adapter.vocabulary(student), self.teacher_adapter.vocabulary(teacher)
         if s_vocab and t_vocab:
             for key in ("vocab_size", "pad_token_id"):
                 if s_vocab.get(key) is not None and t_vocab.get(key) is not None and s_vocab[key] != t_vocab[key]:
+                    why = (
+                        "The KD term of a language-model head compares distributions over the vocabulary, so both "
+                        "must share it" if key == "vocab_size" and self.student_head.name in ("causal-lm", "masked-lm")
+                        else "The frequency alignment runs over the token axis and needs the same tokenizer for both"
+                    )
                     raise ValueError(
                         f"teacher and student tokenizations are incompatible: {key} is {t_vocab[key]} for the "
-                        f"teacher and {s_vocab[key]} for the student. The frequency alignment runs over the token "
-                        "axis and needs the same tokenizer for both (pick a student of the teacher's family, e.g. "
-                        "distilroberta for roberta)"
+                        f"teacher and {s_vocab[key]} for the student. {why} (pick a student of the teacher's "
+                        "family, e.g. distilroberta for roberta)"
                     )
         self._check_layer_arguments(
             self.student_adapter.num_layers(student), self.teacher_adapter.num_layers(teacher), args
@@ -224,26 +255,7 @@ class SpectralDistillationTrainer(Trainer):
 
     @staticmethod
     def _check_layer_arguments(s_n: int, t_n: int, args):
-        student_layers = args.student_layers
-        if student_layers is not None:
-            check_layer_range("student_layers", student_layers, 0, s_n, f"the student has {s_n} blocks")
-        k = len(student_layers) if student_layers is not None else (args.num_aligned_layers or s_n)
-        if args.teacher_layers is not None:
-            check_layer_range("teacher_layers", args.teacher_layers, 0, t_n, f"the teacher has {t_n} blocks")
-            if len(args.teacher_layers) != k:
-                aligned = "student_layers" if student_layers is not None else f"the student blocks 1..{s_n}"
-                raise ValueError(
-                    f"teacher_layers has {len(args.teacher_layers)} entries but {k} student layers are aligned "
-                    f"({aligned}); give student_layers of the same length or change teacher_layers"
-                )
-        if args.num_aligned_layers is not None and student_layers is None and args.num_aligned_layers > s_n:
-            raise ValueError(f"num_aligned_layers={args.num_aligned_layers} but the student has only {s_n} blocks")
-        if args.layer_selection != "manual" and args.teacher_layers is None and args.beta > 0:
-            available = t_n + (1 if args.include_embeddings else 0)
-            if k > available:
-                raise ValueError(
-                    f"cannot align {k} student layers with a teacher of {t_n} blocks; set num_aligned_layers <= {t_n}"
-                )
+        check_layer_arguments(LayerSelection.from_config(args), s_n, t_n)  # the rule lives in layer_map.py
 
     def _check_given_selection(self, teacher, layer_map: LayerMap | None, profile: SpectralProfile | None):
         """A layer map or profile handed in must belong to this teacher: a profile of another model would select
@@ -298,9 +310,10 @@ class SpectralDistillationTrainer(Trainer):
         # the example-id column is the cache key, never a model input: kept through remove_unused_columns and
         # dropped again in compute_loss
         super()._set_signature_columns_if_needed()
-        column = self.cache_id_column
-        if column is not None and column not in self._signature_columns:
-            self._signature_columns = [*self._signature_columns, column]
+        # the head's label columns and the token tasks' kd_mask are targets, not forward() arguments
+        for column in (self.cache_id_column, KD_MASK_COLUMN, *self.student_head.label_names):
+            if column is not None and column not in self._signature_columns:
+                self._signature_columns = [*self._signature_columns, column]
 
     def setup_teacher_cache(self, rebuild: bool = True) -> TeacherCache | None:
         """Load the teacher cache, or (re)build it when its fingerprint (teacher weights, training inputs, aligned
@@ -365,13 +378,9 @@ class SpectralDistillationTrainer(Trainer):
 
     def student_layers(self) -> list:
         """The student ``hidden_states`` indices that are aligned: ``args.student_layers``, else the last ``k``
-        blocks (``k`` = number of teacher layers, ``num_aligned_layers`` or all blocks)."""
-        args = self.args
-        n = self.student_adapter.num_layers(self.model)
-        if args.student_layers is not None:
-            return list(args.student_layers)
-        k = len(args.teacher_layers) if args.teacher_layers is not None else (args.num_aligned_layers or n)
-        return list(range(n - k + 1, n + 1))
+        blocks (``k`` = number of teacher layers, ``num_aligned_layers`` or all blocks; see layer_map.py)."""
+        selection = LayerSelection.from_config(self.args)
+        return aligned_student_layers(selection, self.student_adapter.num_layers(self.model))
 
     def setup_layer_map(self) -> LayerMap:
         """Choose the aligned layers (once). Runs the teacher's spectral analysis unless layers or a profile are
@@ -403,12 +412,8 @@ class SpectralDistillationTrainer(Trainer):
         profile = self._given_profile
         if self._given_layer_map is not None:
             return self._given_layer_map, profile
-        student_layers = self.student_layers()
-        if args.teacher_layers is not None:
-            return LayerMap(list(args.teacher_layers), student_layers, "manual"), profile
-        if args.beta == 0:
-            return LayerMap([], [], "none"), profile  # no alignment term: nothing to select
-        if profile is None:
+        selection = LayerSelection.from_config(args)
+        if selects_layers(selection) and profile is None:
             with preserve_rng_state(self.accelerator.device):
                 loader = self._selection_dataloader()
                 profile = collect_profile(
@@ -421,15 +426,9 @@ class SpectralDistillationTrainer(Trainer):
                     progress=not args.disable_tqdm and self.is_world_process_zero(),
                     description="spectral layer selection",
                 )
-        teacher_layers = select_layers(
-            profile.intensity,
-            len(student_layers),
-            strategy=args.layer_selection,
-            include_embeddings=args.include_embeddings,
-        )
-        return LayerMap(
-            teacher_layers, student_layers, args.layer_selection, [float(v) for v in profile.intensity]
-        ), profile
+        s_n, t_n = self.student_adapter.num_layers(self.model), self.teacher_adapter.num_layers(self.teacher)
+        intensity = profile.intensity if profile is not None else None
+        return pair_layers(selection, s_n, t_n, intensity), profile
 
     def _save_selection(self, layer_map: LayerMap, profile: SpectralProfile | None):
         if profile is not None:
@@ -480,7 +479,31 @@ class SpectralDistillationTrainer(Trainer):
         )
 
     # ------------------------------------------------------------------ training
+    def call_model_init(self, trial=None):
+        """The student of ``model_init`` (called with the trial when it takes one), loaded and wrapped with
+        ``peft_config`` as ``model=`` is."""
+        pending, self._pending_model = self._pending_model, None
+        if pending is not None:
+            return pending
+        model = super().call_model_init(trial)
+        return apply_peft_config(load_model(model, what="the student model_init() returned"), self._peft_config)
+
+    def _new_trial(self, trial) -> None:
+        """Before a ``model_init`` run: this trial's arguments first (Trainer sets them again, to the same values),
+        then its student; the teacher's spectral profile is measured once and the layer pairs are derived again
+        from it for the trial's settings (``beta``, ``layer_selection``, ...)."""
+        self._hp_search_setup(trial)
+        if self.spectral_profile is not None and self._given_profile is None:
+            self._given_profile = self.spectral_profile
+        self.layer_map, self.teacher_cache = None, None
+        self.model = self._pending_model = self.call_model_init(trial)
+        self.student_adapter.head(self.model)  # the same family: refused here, not mid-step, otherwise
+        if self.student_adapter.head(self.model).name != self.student_head.name:
+            raise ValueError("model_init returned a student with another head than the first one it built")
+
     def train(self, resume_from_checkpoint=None, trial=None, **kwargs):
+        if self.model_init is not None and not resume_from_checkpoint:
+            self._new_trial(trial)
         if resume_from_checkpoint:
             checkpoint = resume_from_checkpoint
             if checkpoint is True:
@@ -490,10 +513,6 @@ class SpectralDistillationTrainer(Trainer):
         self.setup_layer_map()
         self.setup_teacher_cache()
         return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
-
-    def hyperparameter_search(self, *args, **kwargs):
-        raise NotImplementedError(f"SpectralDistillationTrainer.hyperparameter_search is unsupported: "
-                                  f"{UNSUPPORTED_TRAINER_ARGUMENTS['model_init']}")
 
     @staticmethod
     def logit_kd_loss(
@@ -507,40 +526,45 @@ class SpectralDistillationTrainer(Trainer):
         per_row = F.kl_div(student_log_probs, teacher_log_probs, reduction="none", log_target=True).sum(-1) * tau**2
         return per_row if reduction == "none" else per_row.mean()
 
-    def ce_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of each row (float32); rows labelled ``-100`` (transfer-set rows without a label) give 0.
-        ``args.label_smoothing_factor`` ε smooths it as Trainer's ``LabelSmoother``:
-        ``(1-ε)·NLL + ε·mean_c(-log p_c)``."""
+    def ce_loss(self, logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+        """Cross-entropy of each row of ``(U, C)`` logits (float32); rows labelled ``ignore_index`` (transfer-set rows
+        without a label) give 0. ``args.label_smoothing_factor`` ε smooths it as Trainer's ``LabelSmoother``:
+        ``(1-ε)·NLL + ε·mean_c(-log p_c)``. Token heads call it on their labelled positions."""
         return F.cross_entropy(
             logits.float(),
             labels,
-            ignore_index=IGNORE_INDEX,
+            ignore_index=ignore_index,
             reduction="none",
             label_smoothing=float(self.args.label_smoothing_factor),
         )
 
-    def _combine_logit_terms(self, s_logits, t_logits, labels):
-        """``(1-α)·CE + α·KD`` with CE over the labelled rows and KD over every row (docs/method.md, transfer sets).
+    def _combine_logit_terms(self, s_logits, t_logits, inputs):
+        """``(1-α)·CE + α·KD`` with CE over the labelled units and KD over the counted ones (docs/method.md,
+        "Heads" and "Transfer sets"): units are rows or token positions, as the student's head says.
 
-        Returns the combined term and the (ce, kd, labelled-row count) parts that are logged. With
-        ``gate_teacher_errors`` a labelled row whose teacher prediction is wrong is trained on its label alone."""
+        Returns the combined term and the (ce, kd, labelled-unit count, counted-unit count) parts that are logged.
+        With ``gate_teacher_errors`` a labelled unit whose teacher prediction is wrong is trained on its label
+        alone."""
         args = self.args
-        kd_rows = self.logit_kd_loss(s_logits, t_logits, args.temperature, reduction="none")
-        if labels is None:
-            zero = s_logits.new_zeros(())
-            return args.alpha * kd_rows.mean(), zero, kd_rows.mean(), 0
-        labelled = labels != IGNORE_INDEX
+        terms = self.student_head.terms(s_logits, t_logits, inputs, args.temperature, self.logit_kd_loss,
+                                        self.ce_loss)
+        kd_units, counted = terms.kd, terms.counted
+        n_counted = int(counted.sum())
+        kd_mean = (kd_units * counted).sum() / max(n_counted, 1)
+        if terms.ce is None:
+            return args.alpha * kd_mean, s_logits.new_zeros(()), kd_mean, 0, n_counted
+        labelled = terms.labelled
         n_labelled = int(labelled.sum())
-        ce_rows = self.ce_loss(s_logits, labels)
-        alpha = torch.full_like(kd_rows, args.alpha)
-        if args.gate_teacher_errors:
-            wrong = labelled & (t_logits.argmax(-1) != labels)
-            alpha = torch.where(wrong, torch.zeros_like(alpha), alpha)
-        # CE is a mean over labelled rows, KD a mean over all rows: an unlabelled row adds only α·KD
+        alpha = torch.full_like(kd_units, args.alpha)
+        if args.gate_teacher_errors and terms.wrong is not None:
+            alpha = torch.where(terms.wrong, torch.zeros_like(alpha), alpha)
+        # CE is a mean over labelled units, KD a mean over counted units: an unlabelled unit adds only α·KD
+        ce_units = torch.where(labelled, terms.ce, torch.zeros_like(terms.ce))
         ce_weight = torch.where(labelled, 1 - alpha, torch.zeros_like(alpha)) / max(n_labelled, 1)
-        combined = (ce_weight * ce_rows).sum() + (alpha * kd_rows).mean()
-        ce_mean = (ce_rows * labelled).sum() / max(n_labelled, 1)
-        return combined, ce_mean, kd_rows.mean(), n_labelled
+        kd_weight = torch.where(counted, alpha, torch.zeros_like(alpha)) / max(n_counted, 1)
+        combined = (ce_weight * ce_units).sum() + (kd_weight * kd_units).sum()
+        ce_mean = ce_units.sum() / max(n_labelled, 1)
+        return combined, ce_mean, kd_mean, n_labelled, n_counted
 
     def alignment_loss(
         self, student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: torch.Tensor | None
@@ -561,7 +585,9 @@ class SpectralDistillationTrainer(Trainer):
             return self.teacher_cache.teacher_outputs(inputs, need_hidden)
         model_inputs = {k: v for k, v in inputs.items() if k != column} if column is not None else inputs
         with torch.no_grad():
-            return self.teacher_adapter.forward(self.teacher, model_inputs, output_hidden_states=need_hidden)
+            return self.teacher_adapter.forward(
+                self.teacher, model_inputs, output_hidden_states=need_hidden, head=self.teacher_head
+            )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         layer_map = self.setup_layer_map()
@@ -569,11 +595,19 @@ class SpectralDistillationTrainer(Trainer):
         need_hidden = args.beta > 0 and bool(layer_map.teacher_layers)
         column = self.cache_id_column
         model_inputs = {k: v for k, v in inputs.items() if k != column} if column is not None else inputs
-        student = self.student_adapter.forward(model, model_inputs, output_hidden_states=need_hidden)
+        student = self.student_adapter.forward(
+            model, model_inputs, output_hidden_states=need_hidden, head=self.student_head
+        )
         teacher = self._teacher_outputs(inputs, need_hidden)
         s_logits = student.logits.float()
-        logit_term, ce_loss, kd_loss, n_labelled = self._combine_logit_terms(
-            s_logits, teacher.logits.float(), inputs.get("labels")
+        self.student_head.check(s_logits, inputs, type(unwrap_model(model, peft=True)).__name__)
+        if tuple(teacher.logits.shape) != tuple(s_logits.shape):
+            raise ValueError(
+                f"teacher and student logits differ in shape (teacher {tuple(teacher.logits.shape)}, student "
+                f"{tuple(s_logits.shape)}): both must see the same batch and predict the same label set"
+            )
+        logit_term, ce_loss, kd_loss, n_labelled, n_counted = self._combine_logit_terms(
+            s_logits, teacher.logits.float(), inputs
         )
         freq_loss = s_logits.new_zeros(())
         if need_hidden:
@@ -587,10 +621,14 @@ class SpectralDistillationTrainer(Trainer):
 
         mode = "train" if model.training else "eval"
         self._record(mode, "ce_loss", ce_loss, weight=n_labelled)  # a batch without labels adds no CE sample
-        self._record(mode, "kd_loss", kd_loss)
+        self._record(mode, "kd_loss", kd_loss, weight=1.0 if n_counted else 0.0)  # a batch with no counted unit: none
         self._record(mode, "freq_loss", freq_loss)
         if return_outputs:
-            return loss, SequenceClassifierOutput(logits=student.logits)
+            # the student's own output object (TokenClassifierOutput, QuestionAnsweringModelOutput, ...) without
+            # its hidden states, so predictions hold the logits only
+            own = student.outputs
+            return loss, (self.student_head.output(own) if own is not None
+                          else SequenceClassifierOutput(logits=student.logits))
         return loss
 
     # ------------------------------------------------------------------ logging
@@ -649,14 +687,9 @@ class SpectralDistillationTrainer(Trainer):
     # ------------------------------------------------------------------ saving
     def _save(self, output_dir: str | None = None, state_dict=None):
         output_dir = output_dir if output_dir is not None else self.args.output_dir
-        model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
         # an adapter may save in its library's own format (timm: config.json + model.safetensors)
-        if self.args.should_save and self.student_adapter.save_pretrained(model, output_dir, state_dict=state_dict):
-            if self.processing_class is not None:
-                self.processing_class.save_pretrained(output_dir)
-            torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
-            return
-        super()._save(output_dir, state_dict)
+        if not self.student_adapter.save_trainer_model(self, output_dir, state_dict):
+            super()._save(output_dir, state_dict)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
         super().save_model(output_dir, _internal_call)

@@ -34,7 +34,6 @@ from .analysis import collect_profile
 from .constants import DYNAMICS_JSON_FILENAME, DYNAMICS_PLOT_FILENAME
 from .distributed import preserve_rng_state
 from .sampling import sample_dataset
-from .spectral import frequency_alignment_loss
 from .utils import json_number, write_json
 
 __all__ = [
@@ -173,16 +172,7 @@ def _plot_curves(ax, cmap, teacher, student_curves, pairs, title, teacher_label)
     )
     teacher_aligned = sorted({int(t) for _, t in pairs})
     if teacher_aligned:
-        ax.scatter(
-            t_depth[teacher_aligned],
-            teacher[teacher_aligned],
-            s=110,
-            facecolors="none",
-            edgecolors="tab:orange",
-            linewidths=1.8,
-            zorder=5,
-            label="aligned layers",
-        )
+        _ring(ax, t_depth[teacher_aligned], teacher[teacher_aligned], 110, 1.8, label="aligned layers")
     student_aligned = sorted({int(s) for s, _ in pairs})
     for index, (label, curve) in enumerate(student_curves):
         values = _vector(curve)
@@ -190,20 +180,17 @@ def _plot_curves(ax, cmap, teacher, student_curves, pairs, title, teacher_label)
         color = cmap(0.85 * index / max(1, len(student_curves) - 1)) if len(student_curves) > 1 else "tab:blue"
         ax.plot(depth, values, color=color, linewidth=1.4, marker="s", markersize=3.5, label=label)
         if student_aligned and max(student_aligned) < values.size:
-            ax.scatter(
-                depth[student_aligned],
-                values[student_aligned],
-                s=80,
-                facecolors="none",
-                edgecolors="tab:orange",
-                linewidths=1.2,
-                zorder=5,
-            )
+            _ring(ax, depth[student_aligned], values[student_aligned], 80, 1.2)
     ax.set_xlabel("relative depth l / n (0 = embeddings, 1 = last block)")
     ax.set_ylabel("spectral intensity")
     ax.set_title(title or "Layer intensity: teacher vs student")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+
+
+def _ring(ax, x, y, size: float, width: float, **label) -> None:
+    """Orange rings around the aligned layers' points."""
+    ax.scatter(x, y, s=size, facecolors="none", edgecolors="tab:orange", linewidths=width, zorder=5, **label)
 
 
 def _plot_history(ax2, history) -> None:
@@ -240,29 +227,24 @@ def _plot_history(ax2, history) -> None:
 # --------------------------------------------------------------------------------------------------
 class _FrequencyLossProbe(ModelAdapter):
     """Wraps the student adapter for :func:`collect_profile`: the same forward pass that feeds the student's
-    profile also runs the teacher on that batch and accumulates the frequency-alignment loss of the pairs."""
+    profile also runs the teacher on that batch and accumulates the alignment loss of the pairs, computed by
+    ``alignment_loss`` (the trainer's :meth:`~hf_spectralkd.SpectralDistillationTrainer.alignment_loss`, so the
+    logged value is the training term for every configuration and subclass)."""
 
     name = "dynamics-probe"
 
-    def __init__(self, student_adapter, teacher, teacher_adapter, pairs, fft_axis: str, variant: str):
+    def __init__(self, student_adapter, teacher, teacher_adapter, pairs, alignment_loss):
         self.student_adapter, self.teacher, self.teacher_adapter = student_adapter, teacher, teacher_adapter
-        self.pairs, self.fft_axis, self.variant = list(pairs), fft_axis, variant
+        self.pairs, self.alignment_loss = list(pairs), alignment_loss
         self.weighted_sum, self.count = 0.0, 0
 
-    def forward(self, model, inputs: dict, output_hidden_states: bool = True):
+    def forward(self, model, inputs: dict, output_hidden_states: bool = True, head=None):
         student = self.student_adapter.forward(model, inputs, output_hidden_states=True)
         if self.pairs:
             teacher = self.teacher_adapter.forward(self.teacher, inputs, output_hidden_states=True)
-            losses = [
-                frequency_alignment_loss(
-                    student.hidden_states[s],
-                    teacher.hidden_states[t],
-                    student.attention_mask,
-                    fft_axis=self.fft_axis,
-                    variant=self.variant,
-                )
-                for s, t in self.pairs
-            ]
+            mask = student.attention_mask
+            losses = [self.alignment_loss(student.hidden_states[s], teacher.hidden_states[t], mask)
+                      for s, t in self.pairs]
             size = int(student.logits.shape[0])
             self.weighted_sum += float(torch.stack(losses).mean()) * size
             self.count += size
@@ -294,7 +276,8 @@ class SpectralDynamicsCallback(TrainerCallback):
     * ``dynamics/pearson_aligned``, ``dynamics/mre_aligned`` (aligned pairs; absent without pairs),
       ``dynamics/pearson_all``, ``dynamics/mre_all`` (all layers on a common depth grid), see
       :func:`curve_agreement`;
-    * ``dynamics/freq_loss``: the mean frequency-alignment loss of the pairs on the sample (absent without pairs).
+    * ``dynamics/freq_loss``: the mean alignment loss of the pairs on the sample, by the trainer's
+      ``alignment_loss`` (the training ``freq_loss`` term; absent without pairs).
 
     After training the main process writes ``distillation_dynamics.json`` (all measurements, the teacher
     curve, the layer map, the callback's own cost in seconds) and ``distillation_dynamics.png`` to
@@ -384,7 +367,6 @@ class SpectralDynamicsCallback(TrainerCallback):
     def _measure(self, state, event: str) -> dict:
         start = time.perf_counter()
         trainer = self.trainer
-        args = trainer.args
         layer_map = trainer.layer_map if trainer.layer_map is not None else trainer.setup_layer_map()
         device = trainer.accelerator.device
         if self.teacher_profile is None:
@@ -392,12 +374,7 @@ class SpectralDynamicsCallback(TrainerCallback):
                 trainer.teacher, self.dataloader(), adapter=trainer.teacher_adapter, device=device
             )
         probe = _FrequencyLossProbe(
-            trainer.student_adapter,
-            trainer.teacher,
-            trainer.teacher_adapter,
-            layer_map.pairs,
-            args.fft_axis,
-            args.freq_loss_variant,
+            trainer.student_adapter, trainer.teacher, trainer.teacher_adapter, layer_map.pairs, trainer.alignment_loss
         )
         profile = collect_profile(unwrap_model(trainer.model), self.dataloader(), adapter=probe, device=device)
         student = [float(v) for v in profile.intensity]

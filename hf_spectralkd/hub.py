@@ -13,7 +13,7 @@ import shlex
 import warnings
 
 from .cards import write_model_card
-from .constants import CARD_FILENAME, STAGE_MARKER
+from .constants import CARD_FILENAME, MODEL_WEIGHT_FILES, STAGE_MARKER
 from .errors import UserError
 from .loading import PACKAGED_SOURCES, check_repo_id, is_offline
 from .results import find_run_results
@@ -27,10 +27,6 @@ __all__ = [
 UPLOAD_IGNORE_PATTERNS = [
     "_*", "checkpoint-*", "checkpoint-*/**", "optimizer.pt", "scheduler.pt", "rng_state*.pth", "*.lock", STAGE_MARKER,
 ]
-WEIGHT_FILES = (
-    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
-    "open_clip_model.safetensors", "adapter_model.safetensors",
-)
 
 
 class HubPushError(UserError):
@@ -147,9 +143,9 @@ def push_student(
     check_repo_id(repo_id, "--repo-id")
     results, student_dir = find_run_results(model_dir)
     present = set(os.listdir(student_dir))
-    if not present & set(WEIGHT_FILES) and not any(n.endswith(".safetensors") for n in present):
+    if not present & set(MODEL_WEIGHT_FILES) and not any(n.endswith(".safetensors") for n in present):
         raise ValueError(
-            f"{student_dir} holds no model weights ({', '.join(WEIGHT_FILES[:3])}, ...): "
+            f"{student_dir} holds no model weights ({', '.join(MODEL_WEIGHT_FILES[:3])}, ...): "
             "point --model-dir at a finished run directory (with results.json and student/) "
             "or at the student's directory"
         )

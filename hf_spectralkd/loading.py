@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 
+# whether the Hub is off (HF_HUB_OFFLINE): huggingface_hub's own answer, the one its downloads and uploads obey
+from huggingface_hub import is_offline_mode as is_offline
+
 __all__ = [
     "PACKAGED_SOURCES",
     "check_repo_id",
@@ -25,10 +28,6 @@ PACKAGED_SOURCES = {
     "packaged:all-mpnet-base-v2": "sentence-transformers/all-mpnet-base-v2",
 }
 MINILM_EXTRA = "demo"
-
-
-def is_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 
 
 def packaged_minilm_path() -> str:
@@ -118,15 +117,16 @@ def resolve_model_reference(reference: str, what: str = "model") -> str:
     return reference
 
 
-def load_classifier(reference, what: str = "model", **kwargs):
-    """Load a sequence classifier from a path or a Hub id; models are returned as they are."""
+def load_classifier(reference, what: str = "model", auto_class: str = "AutoModelForSequenceClassification", **kwargs):
+    """Load a sequence classifier (or the ``auto_class`` of transformers named, e.g.
+    ``AutoModelForTokenClassification``) from a path or a Hub id; models are returned as they are."""
     if not isinstance(reference, (str, os.PathLike)):
         return reference
-    from transformers import AutoModelForSequenceClassification
+    import transformers
 
     location = resolve_model_reference(os.fspath(reference), what)
     try:
-        return AutoModelForSequenceClassification.from_pretrained(location, **kwargs)
+        return getattr(transformers, auto_class).from_pretrained(location, **kwargs)
     except OSError as exc:
         raise ValueError(
             f"{what}: could not load {reference!r} ({exc.__class__.__name__}: {str(exc).splitlines()[0]}). "

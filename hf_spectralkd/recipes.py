@@ -51,6 +51,7 @@ __all__ = [
 
 STUDENT_INITS = ("teacher_layers", "pretrained", "config")
 INIT_LAYER_RULES = ("uniform", "selected", "topk", "ends")
+UNSEEN_TAG_RULES = ("error", "keep")  # data.unseen_tags (token-classification)
 
 
 # ---------------------------------------------------------------------------------------------- sections
@@ -95,7 +96,7 @@ class TransferSection:
     """Unlabelled texts the teacher labels for the student (``data.transfer``); labels in the source are ignored."""
 
     source: str = field(metadata={"path": "model"})  # a file, a directory, a Hub id, or `train` (see labels_per_class)
-    text_column: str | None = None  # default: data.text_column
+    text_column: str | None = None  # default: data.text_column (token-classification: data.tokens_column)
     split: str = "train"
     max_samples: int | None = None
 
@@ -114,6 +115,11 @@ class DataSection:
     text_pair_column: str | None = None
     label_column: str = "label"
     label_names: list[str] | None = None  # fixed label set (default: the sorted labels of the training split)
+    # token-classification: the word-list and tag-list columns (JSONL / CSV / Parquet / Hub; CoNLL files need none)
+    tokens_column: str = "tokens"
+    tags_column: str = "tags"
+    label_all_tokens: bool = False  # label every sub-word of a word (default: the first only, the others -100)
+    unseen_tags: str = "error"  # a validation/test tag training never saw: "error", or "keep" (counted as misses)
     max_length: int = 128
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
@@ -527,6 +533,8 @@ def _validate(recipe: Recipe, ctx: _Context) -> None:
     _validate_student(recipe.student, ctx)
     _validate_data(recipe.data, ctx)
     extras = [k for k in ("labels_per_class", "transfer", "augment") if getattr(recipe.data, k) is not None]
+    if recipe.task == "token-classification":  # unlabelled sentences, yes; per-class sampling and augmentation, no
+        extras = [k for k in extras if k != "transfer"]
     if extras and recipe.task != "text-classification":
         raise ValueError(f"data.{extras[0]} in {ctx.file} is supported by the text-classification task only "
                          f"(this recipe's task is {recipe.task!r})")
@@ -590,6 +598,9 @@ def _validate_data(data: DataSection, ctx: _Context) -> None:
         value = getattr(data, key)
         if value is not None and value < 1:
             raise ValueError(f"data.{key} in {ctx.file} must be >= 1, got {value}")
+    if data.unseen_tags not in UNSEEN_TAG_RULES:
+        raise ValueError(f"data.unseen_tags in {ctx.file} must be one of {', '.join(UNSEEN_TAG_RULES)}, got "
+                         f"{data.unseen_tags!r}")
     transfer = data.transfer
     if transfer is not None:
         if transfer.max_samples is not None and transfer.max_samples < 1:

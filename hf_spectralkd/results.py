@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from typing import Any
 
-from .constants import RESULTS_FILENAME, STAGE_MARKER, TRAINING_LOG_FILENAME
+from .constants import RESULTS_FILENAME, STAGE_DIRNAMES, STAGE_MARKER, STUDENT_DIRNAME, TRAINING_LOG_FILENAME
 from .utils import read_json, write_json
 
 __all__ = [
@@ -35,8 +35,6 @@ __all__ = [
 ]
 
 RESULTS_FORMAT_VERSION = 1
-STUDENT_DIRNAME = "student"  # a run dir's student, beside results.json
-RUN_STAGES = ("teacher", "analysis", "student", "baseline")  # the stage folders results.json describes
 # eval_* keys of a Trainer log entry that are not metrics of the model
 _EVAL_SKIP = ("loss", "runtime", "samples_per_second", "steps_per_second", "epoch", "ce_loss", "kd_loss", "freq_loss")
 # written only when set: the trainer's results carry them, a recipe run's do not
@@ -126,7 +124,7 @@ class RunResults:
 def stage_records(run_dir) -> dict:
     """Each finished stage folder of ``run_dir``: the fingerprint and finish time of its ``stage_done.json``."""
     records = {}
-    for name in RUN_STAGES:
+    for name in STAGE_DIRNAMES:
         marker = read_json(os.path.join(os.fspath(run_dir), name, STAGE_MARKER))
         if isinstance(marker, dict):
             records[name] = {"fingerprint": marker.get("fingerprint"), "finished": marker.get("finished")}
@@ -174,11 +172,13 @@ def find_run_results(model_dir, option: str = "--model-dir") -> tuple:
 
 
 # ----------------------------------------------------------------------------------------------- trainer
-def package_versions(vision: bool = False) -> dict:
-    """Installed versions of the packages a run depends on (timm only for vision)."""
+def package_versions(vision: bool = False, extra: tuple = ()) -> dict:
+    """Installed versions of the packages a run depends on (timm only for vision; ``extra``: a model family's own,
+    :attr:`~hf_spectralkd.adapters.ModelAdapter.packages`)."""
     names = ["hf_spectralkd", "torch", "transformers", "accelerate", "datasets", "huggingface_hub"]
-    if vision:
-        names.append("timm")
+    for name in (*(("timm",) if vision else ()), *extra):
+        if name not in names:
+            names.append(name)
     versions = {}
     for name in names:
         try:
@@ -271,7 +271,7 @@ def results_from_trainer(trainer, dataset: str | None = None, eval_split: str = 
     from .adapters import unwrap_model
 
     student_model, teacher_model = unwrap_model(trainer.model), unwrap_model(trainer.teacher)
-    vision = trainer.student_adapter.name == "timm"
+    adapter = trainer.student_adapter  # the model family: its task and its own packages
     teacher = {**_describe_model(trainer, trainer.teacher_adapter, teacher_model, "teacher"), "metrics": {}}
     student = _describe_model(trainer, trainer.student_adapter, student_model, "student")
     student["metrics"] = last_eval_metrics(trainer.state.log_history)[0]
@@ -283,7 +283,7 @@ def results_from_trainer(trainer, dataset: str | None = None, eval_split: str = 
         "splits": {k: v for k, v in sizes if v is not None},
     }
     return RunResults(
-        task="image-classification" if vision else "text-classification",
+        task=adapter.task_of(trainer.model),
         eval_split=eval_split,
         dataset=dataset_section,
         teacher=teacher,
@@ -292,7 +292,7 @@ def results_from_trainer(trainer, dataset: str | None = None, eval_split: str = 
         distillation=distillation,
         training=training,
         log_history=list(trainer.state.log_history),
-        versions=package_versions(vision),
+        versions=package_versions(extra=adapter.packages),
         output_dir=trainer.args.output_dir,
     )
 

@@ -10,40 +10,29 @@ list names them (``hidden_states`` indexing: 1 = first block).
 from __future__ import annotations
 
 from .adapters import get_adapter, unwrap_model
-from .spectral import SELECTION_STRATEGIES, select_layers
+from .layer_map import choose_init_layers
 
 __all__ = ["build_student", "student_init_layers"]
 
 
 def student_init_layers(teacher, num_layers: int, init_layers="uniform", profile=None, dataloader=None) -> list:
     """The teacher blocks (1-based) a ``num_layers``-block student copies, from ``init_layers``: a list,
-    ``"uniform"``, or ``"topk"`` / ``"ends"`` ranked by the teacher's spectral intensity."""
+    ``"uniform"``, or ``"topk"`` / ``"ends"`` ranked by the teacher's spectral intensity (the rule:
+    :func:`~hf_spectralkd.layer_map.choose_init_layers`)."""
     adapter = get_adapter(teacher)
     n = adapter.num_layers(teacher)
-    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or not 1 <= num_layers <= n:
-        raise ValueError(
-            f"num_layers must be a whole number in 1..{n} (the teacher has {n} blocks), got {num_layers!r}"
-        )
-    if not isinstance(init_layers, str):
-        return select_layers([0.0] * (n + 1), num_layers, strategy=list(init_layers))
-    if init_layers not in SELECTION_STRATEGIES:
-        raise ValueError(f"init_layers must be a list of teacher blocks or one of {', '.join(SELECTION_STRATEGIES)}, "
-                         f"got {init_layers!r}")
-    if init_layers == "uniform":
-        return select_layers([0.0] * (n + 1), num_layers, strategy="uniform")
-    if profile is None and dataloader is None:
+    ranked = init_layers in ("topk", "ends")
+    if ranked and profile is None and dataloader is None:
         raise ValueError(
             f"init_layers={init_layers!r} ranks the teacher's blocks by spectral intensity: pass profile= (from "
             "hf_spectralkd.analyze or collect_profile) or dataloader= (batches of the teacher's inputs)"
         )
-    if profile is None:
+    if ranked and profile is None:
         from .analysis import collect_profile
 
         profile = collect_profile(teacher, dataloader, adapter=adapter)
-    if len(profile.intensity) != n + 1:
-        raise ValueError(f"the profile has {len(profile.intensity)} layers but the teacher returns {n + 1} hidden "
-                         "states (embeddings + blocks): pass the profile of this teacher")
-    return select_layers(profile.intensity, num_layers, strategy=init_layers)
+    intensity = profile.intensity if ranked else None
+    return choose_init_layers(init_layers, num_layers, n, intensity)
 
 
 def build_student(teacher, num_layers: int, init_layers="uniform", *, profile=None, dataloader=None,
@@ -70,12 +59,4 @@ def build_student(teacher, num_layers: int, init_layers="uniform", *, profile=No
     """
     layers = student_init_layers(teacher, num_layers, init_layers, profile, dataloader)
     base = unwrap_model(teacher, peft=True)
-    if get_adapter(teacher).name == "timm":
-        from .tasks.image.models import copy_timm_blocks
-
-        student = copy_timm_blocks(base, layers, config_overrides)
-    else:
-        from .tasks.text.models import copy_teacher_layers
-
-        student = copy_teacher_layers(base, layers, config_overrides)
-    return student.train()
+    return get_adapter(base).copy_blocks(base, layers, config_overrides).train()

@@ -2,7 +2,8 @@
 
 Layout of a cache directory (all arrays are ``numpy`` ``.npy`` files opened memory-mapped, float16):
 
-* ``logits.npy``   ``(N, C)`` teacher logits, one row per example;
+* ``logits.npy``   ``(N, C)`` teacher logits, one row per example; for a per-token head (token classification,
+  extractive QA's stacked start/end logits) ``(T, C)``, real tokens only, laid out as ``hidden.npy``;
 * ``hidden.npy``   ``(T, K, D)`` hidden states of the ``K`` aligned teacher layers, **real tokens only**
   (``T`` = total number of non-padding tokens), example ``i`` owning rows ``offsets[i]:offsets[i+1]``;
   absent from a logits-only cache (no aligned layers: logit KD, ``beta = 0``), whose fingerprint lists no layers;
@@ -87,14 +88,35 @@ def data_hash(dataset, id_column: str = DEFAULT_ID_COLUMN) -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_fingerprint(teacher, dataset, teacher_layers, id_column: str = DEFAULT_ID_COLUMN) -> dict:
-    return {
+def cache_fingerprint(teacher, dataset, teacher_layers, id_column: str = DEFAULT_ID_COLUMN,
+                      per_token: bool = False) -> dict:
+    fingerprint = {
         "version": FORMAT_VERSION,
         "teacher": teacher_weights_hash(teacher),
         "data": data_hash(dataset, id_column),
         "teacher_layers": [int(t) for t in teacher_layers],
         "id_column": id_column,
     }
+    if per_token:  # only then: caches of sequence-level heads keep their fingerprint
+        fingerprint["per_token_logits"] = True
+    return fingerprint
+
+
+def _cache_head(teacher, adapter):
+    """The teacher's head, refused where its per-token logits would not fit a cache (a language model's
+    tokens x vocabulary logits)."""
+    head = adapter.head(teacher)
+    if head.name == "multiple-choice":
+        raise ValueError(
+            "the teacher cache stores one token sequence per example; a multiple-choice example is several "
+            "(batch, choices, tokens): train without teacher_cache"
+        )
+    if head.name in ("masked-lm", "causal-lm"):
+        raise ValueError(
+            f"the teacher cache does not store a {head.name} teacher's logits (one vocabulary-sized row per token, "
+            "tens of GB for a modest corpus): train without teacher_cache"
+        )
+    return head
 
 
 def _checksum(ids: torch.Tensor) -> int:
@@ -152,14 +174,15 @@ def _load_array(directory: str, name: str):
             from exc
 
 
-def _check_shapes(directory: str, logits, hidden, offsets, checksums, ids) -> None:
+def _check_shapes(directory: str, logits, hidden, offsets, checksums, ids, per_token: bool = False) -> None:
     """The arrays agree with each other (a file cut short or from another build is caught here, not mid-training);
     ``hidden`` is ``None`` for a logits-only cache."""
     n = len(ids)
-    expected = [("logits.npy rows", len(logits), n), ("checksums.npy rows", len(checksums), n),
-                ("offsets.npy rows", len(offsets), n + 1)]
+    num_tokens = int(offsets[-1]) if len(offsets) else 0
+    expected = [("logits.npy rows", len(logits), num_tokens if per_token else n),
+                ("checksums.npy rows", len(checksums), n), ("offsets.npy rows", len(offsets), n + 1)]
     if hidden is not None:
-        expected.append(("hidden.npy rows", len(hidden), int(offsets[-1]) if len(offsets) else 0))
+        expected.append(("hidden.npy rows", len(hidden), num_tokens))
     problems = [(name, got, want) for name, got, want in expected if got != want]
     if problems:
         name, got, want = problems[0]
@@ -198,7 +221,8 @@ class TeacherCache:
         self.logits, self.hidden = load("logits.npy"), (load("hidden.npy") if self.teacher_layers else None)
         self.offsets, self.checksums = load("offsets.npy"), load("checksums.npy")
         ids = np.asarray(load("ids.npy"))
-        _check_shapes(directory, self.logits, self.hidden, self.offsets, self.checksums, ids)
+        self.per_token = bool(self.fingerprint.get("per_token_logits"))
+        _check_shapes(directory, self.logits, self.hidden, self.offsets, self.checksums, ids, self.per_token)
         self._order = np.argsort(ids, kind="stable")
         self._sorted_ids = ids[self._order]
 
@@ -265,9 +289,12 @@ class TeacherCache:
         ids = inputs[self.id_column]
         mask = inputs["attention_mask"]
         slots = self.slots(ids)
-        logits = torch.from_numpy(np.asarray(self.logits[slots], dtype=np.float32))
-        _check_finite(logits, self.directory, "logits.npy", ids)
         rows = self._token_rows(inputs, slots)  # checked on every batch, hidden states read or not
+        logits = torch.from_numpy(np.asarray(self.logits[rows if self.per_token else slots], dtype=np.float32))
+        _check_finite(logits, self.directory, "logits.npy", ids)
+        if self.per_token:  # (T, C) real tokens -> (B, L, C), zero on padding
+            flat, logits = logits, torch.zeros(*mask.shape, logits.shape[-1], dtype=torch.float32)
+            logits[mask.detach().cpu().bool()] = flat
         hidden = self._hidden_states(inputs, rows) if need_hidden else None
         return AdapterOutput(logits=logits.to(mask.device), hidden_states=hidden, attention_mask=mask)
 
@@ -292,11 +319,13 @@ def _token_offsets(rows) -> tuple:
     return lengths, offsets
 
 
-def _open_outputs(directory: str, out: AdapterOutput, teacher_layers, n: int, num_tokens: int) -> tuple:
+def _open_outputs(directory: str, out: AdapterOutput, teacher_layers, n: int, num_tokens: int,
+                  per_token: bool = False) -> tuple:
     """``(logits, hidden)`` memory maps sized from the first batch's outputs; ``hidden`` is ``None`` without layers
     (a logits-only cache)."""
     num_labels = out.logits.shape[-1]
-    logits_mm = np.lib.format.open_memmap(os.path.join(directory, "logits.npy"), "w+", np.float16, (n, num_labels))
+    rows = num_tokens if per_token else n
+    logits_mm = np.lib.format.open_memmap(os.path.join(directory, "logits.npy"), "w+", np.float16, (rows, num_labels))
     if not teacher_layers:
         return logits_mm, None
     if out.hidden_states[0].dim() != 3:
@@ -308,9 +337,11 @@ def _open_outputs(directory: str, out: AdapterOutput, teacher_layers, n: int, nu
     return logits_mm, hidden_mm
 
 
-def _write_arrays(directory, teacher, adapter, loader, teacher_layers, id_column, lengths, offsets, device) -> None:
+def _write_arrays(directory, teacher, adapter, loader, teacher_layers, id_column, lengths, offsets, device,
+                  head=None) -> None:
     """Run the teacher over ``loader`` and write the arrays of the cache layout into ``directory`` (no
     ``hidden.npy`` when ``teacher_layers`` is empty: the teacher then runs without hidden states)."""
+    per_token = bool(head is not None and head.per_token)
     n = len(lengths)
     logits_mm = hidden_mm = None
     ids_out, checksums = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
@@ -318,14 +349,16 @@ def _write_arrays(directory, teacher, adapter, loader, teacher_layers, id_column
     for batch in loader:
         ids = batch.pop(id_column)
         batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
-        out = adapter.forward(teacher, batch, output_hidden_states=bool(teacher_layers))
+        out = adapter.forward(teacher, batch, output_hidden_states=bool(teacher_layers), head=head)
         if logits_mm is None:
-            logits_mm, hidden_mm = _open_outputs(directory, out, teacher_layers, n, int(offsets[-1]))
+            logits_mm, hidden_mm = _open_outputs(directory, out, teacher_layers, n, int(offsets[-1]), per_token)
         mask = batch["attention_mask"].bool().cpu()
         stacked = None
         if hidden_mm is not None:
             stacked = torch.stack([out.hidden_states[t] for t in teacher_layers], dim=2).float().cpu()  # (B, L, K, D)
-        logits_mm[cursor : cursor + len(ids)] = out.logits.float().cpu().numpy().astype(np.float16)
+        logits = out.logits.float().cpu()
+        if not per_token:
+            logits_mm[cursor : cursor + len(ids)] = logits.numpy().astype(np.float16)
         for row in range(len(ids)):
             i = cursor + row
             real = mask[row]
@@ -335,6 +368,8 @@ def _write_arrays(directory, teacher, adapter, loader, teacher_layers, id_column
                 )
             if stacked is not None:
                 hidden_mm[offsets[i] : offsets[i + 1]] = stacked[row][real].numpy().astype(np.float16)
+            if per_token:
+                logits_mm[offsets[i] : offsets[i + 1]] = logits[row][real].numpy().astype(np.float16)
             checksums[i] = _checksum(batch["input_ids"][row].cpu()[real])
         ids_out[cursor : cursor + len(ids)] = np.asarray(ids, dtype=np.int64)
         cursor += len(ids)
@@ -366,7 +401,8 @@ def build_teacher_cache(
     check_fixed_inputs(dataset, id_column)
     _check_target(directory)
     adapter = adapter or get_adapter(teacher)
-    fingerprint = fingerprint or cache_fingerprint(teacher, dataset, teacher_layers, id_column)
+    head = _cache_head(teacher, adapter)
+    fingerprint = fingerprint or cache_fingerprint(teacher, dataset, teacher_layers, id_column, head.per_token)
     keep = (id_column, "input_ids", "attention_mask", "token_type_ids", "position_ids", "labels", "label")
     rows = dataset.select_columns([c for c in dataset.column_names if c in keep])
     lengths, offsets = _token_offsets(rows)
@@ -383,7 +419,7 @@ def build_teacher_cache(
             from tqdm.auto import tqdm
 
             loader = tqdm(loader, desc="caching teacher outputs")
-        _write_arrays(tmp, teacher, adapter, loader, teacher_layers, id_column, lengths, offsets, device)
+        _write_arrays(tmp, teacher, adapter, loader, teacher_layers, id_column, lengths, offsets, device, head)
         meta = {
             "fingerprint": fingerprint,
             "num_examples": len(rows),
@@ -437,7 +473,8 @@ def open_teacher_cache(
     cache is an error instead). ``build_kwargs`` go to :func:`build_teacher_cache` (batch_size, device, adapter,
     progress)."""
     check_fixed_inputs(dataset, id_column)
-    fingerprint = cache_fingerprint(teacher, dataset, teacher_layers, id_column)
+    head = _cache_head(teacher, build_kwargs.get("adapter") or get_adapter(teacher))
+    fingerprint = cache_fingerprint(teacher, dataset, teacher_layers, id_column, head.per_token)
     if os.path.isfile(os.path.join(directory, CACHE_META_FILENAME)):
         try:
             existing = TeacherCache(directory)

@@ -5,6 +5,7 @@ as a config field (``teacher_model_name_or_path`` + ``teacher_model_init_kwargs`
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from .loading import load_classifier
 
@@ -14,8 +15,6 @@ __all__ = ["UNSUPPORTED_TRAINER_ARGUMENTS", "apply_peft_config", "check_trainer_
 UNSUPPORTED_TRAINER_ARGUMENTS = {
     "compute_loss_func": "the loss is the distillation loss (1-alpha)*CE + alpha*KD + beta*L_freq; to change a term, "
     "subclass SpectralDistillationTrainer and override ce_loss, logit_kd_loss or alignment_loss",
-    "model_init": "model_init and hyperparameter_search are unsupported: the teacher's layer selection and the "
-    "student's checks are made once for one student; build the student yourself and pass it as model=",
 }
 
 
@@ -25,10 +24,11 @@ def check_trainer_arguments(kwargs: dict, args) -> None:
         if kwargs.get(name) is not None:
             raise ValueError(f"SpectralDistillationTrainer does not support {name}=: {why}")
     label_names = getattr(args, "label_names", None)
-    if label_names is not None and list(label_names) != ["labels"]:
+    if label_names is not None and list(label_names) not in (["labels"], ["start_positions", "end_positions"]):
         raise ValueError(
             f"label_names={label_names} is not supported: the distillation loss reads the labels from the `labels` "
-            "column; rename your label column to `labels` (or leave label_names unset)"
+            "column (`start_positions` / `end_positions` for extractive QA); rename your label column to `labels` "
+            "(or leave label_names unset)"
         )
 
 
@@ -65,7 +65,19 @@ def resolve_teacher(teacher_model, args):
             "teacher_model_init_kwargs only apply when the teacher is loaded from a path or Hub id, but teacher_model "
             "is already a model: load it with those arguments yourself, or pass its path"
         )
-    return load_classifier(teacher_model, what="teacher_model", **_init_kwargs(args))
+    return load_model(teacher_model, what="teacher_model", **_init_kwargs(args))
+
+
+def load_model(reference, what: str, **kwargs):
+    """A model given by path or Hub id, loaded with the auto class of its head (read from its config's
+    ``architectures``: a saved token classifier loads as one); a model object is returned as it is."""
+    if not isinstance(reference, (str, os.PathLike)):
+        return reference
+    from .adapters.hf import head_of_reference
+    from .loading import resolve_model_reference
+
+    head = head_of_reference(resolve_model_reference(os.fspath(reference), what))
+    return load_classifier(reference, what=what, auto_class=head.auto_class, **kwargs)
 
 
 def apply_peft_config(model, peft_config):
@@ -81,5 +93,9 @@ def apply_peft_config(model, peft_config):
     if not isinstance(peft_config, PeftConfig):
         raise TypeError(f"peft_config must be a peft.PeftConfig (e.g. LoraConfig), got {type(peft_config).__name__}")
     if getattr(peft_config, "task_type", None) is None and isinstance(model, PreTrainedModel):
-        peft_config = dataclasses.replace(peft_config, task_type="SEQ_CLS")
+        from .adapters import get_adapter
+
+        task_type = get_adapter(model).head(model).peft_task_type  # SEQ_CLS, TOKEN_CLS, QUESTION_ANS, CAUSAL_LM
+        if task_type is not None:
+            peft_config = dataclasses.replace(peft_config, task_type=task_type)
     return get_peft_model(model, peft_config)

@@ -22,14 +22,14 @@ import transformers.modeling_utils as modeling_utils  # noqa: E402
 from conftest import make_token_rows, pad_collate, tiny_bert  # noqa: E402
 from datasets import Dataset  # noqa: E402
 
-import hf_spectralkd.distillation_trainer as trainer_module  # noqa: E402
+import hf_spectralkd.layer_map as layer_rule  # noqa: E402
 from hf_spectralkd import SpectralDistillationConfig, SpectralDistillationTrainer  # noqa: E402
 
 out_dir = sys.argv[1]
 rank = int(os.environ["RANK"])
 local_choice = {}
 
-_select_layers = trainer_module.select_layers
+_select_layers = layer_rule.select_layers
 
 
 def perturbed_select_layers(intensity, k, **kwargs):
@@ -40,7 +40,7 @@ def perturbed_select_layers(intensity, k, **kwargs):
     return local_choice["teacher_layers"]
 
 
-trainer_module.select_layers = perturbed_select_layers
+layer_rule.select_layers = perturbed_select_layers
 
 # count the weight files this process actually writes
 model_writes = []

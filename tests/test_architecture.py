@@ -403,6 +403,102 @@ def test_no_block_written_twice():
 
 
 
+# ---------------------------------------------------------------------------------------------- one home per rule
+LAYER_RULE_MODULE = f"{PACKAGE}.layer_map"
+# the copies of the layer rule that layer_map.py replaced: no module may define them again
+RETIRED_LAYER_FUNCTIONS = {"alignment_layers", "_selects_layers", "aligned_count", "selects_layers"}
+# the selection fields only the rule (and the config that declares them) reads as attributes
+SELECTION_ATTRIBUTES = {"num_aligned_layers", "include_embeddings"}
+SPECTRAL_MODULE = f"{PACKAGE}.spectral"
+# who else may read them: the config validates its own fields; `hf-spectralkd analyze` has its own
+# --include-embeddings option (a standalone analysis, no distillation), passed on to analysis.analyze
+SELECTION_ATTRIBUTE_READERS = {"num_aligned_layers": (f"{PACKAGE}.distillation_config",),
+                               "include_embeddings": (f"{PACKAGE}.distillation_config", f"{PACKAGE}.commands.analyze")}
+
+
+def layer_rule_functions() -> set:
+    """The functions layer_map.py defines at module level: the selection and pairing rule."""
+    tree = parse(MODULES[LAYER_RULE_MODULE])
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def called_name(node: ast.Call) -> str | None:
+    return getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+
+
+def layer_rule_offenders() -> list:
+    """Definitions of the rule's functions outside layer_map.py, calls of ``select_layers`` (the strategies the rule
+    applies) outside it and spectral.py (which defines them), reads of the selection fields outside it and the
+    config."""
+    names = layer_rule_functions() | RETIRED_LAYER_FUNCTIONS
+    offenders = []
+    for module, path in MODULES.items():
+        if module == LAYER_RULE_MODULE:
+            continue
+        where = os.path.relpath(path, ROOT)
+        for node in ast.walk(parse(path)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in names:
+                offenders.append(f"{where}:{node.lineno} defines {node.name}")
+            elif isinstance(node, ast.Call) and called_name(node) == "select_layers" and module != SPECTRAL_MODULE:
+                offenders.append(f"{where}:{node.lineno} calls select_layers")
+            elif (isinstance(node, ast.Attribute) and node.attr in SELECTION_ATTRIBUTES
+                  and module not in SELECTION_ATTRIBUTE_READERS.get(node.attr, ())):
+                offenders.append(f"{where}:{node.lineno} reads .{node.attr}")
+    return offenders
+
+
+def test_only_layer_map_defines_the_layer_rule():
+    import importlib
+
+    for module in MODULES:  # every module imports (an optional extra missing aside)
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            if "timm" not in str(exc):
+                raise
+    from hf_spectralkd import layer_map
+
+    assert {"pair_layers", "choose_init_layers", "aligned_count", "check_layer_arguments"} <= layer_rule_functions()
+    assert all(callable(getattr(layer_map, name)) for name in layer_rule_functions())
+    offenders = layer_rule_offenders()
+    assert not offenders, (
+        "the layer rule (which layers are aligned, which blocks a student copies) is written outside "
+        f"{PACKAGE}/layer_map.py:\n  " + "\n  ".join(offenders)
+        + "\nCall the function of layer_map.py instead (pair_layers, select_teacher_layers, choose_init_layers, ...).")
+
+
+def test_layer_map_is_read_through_layer_map_py():
+    # commands/ and pipeline/ read layer_map.json through layer_map.py, never through the trainer module
+    offenders = []
+    for module, imports in IMPORTS.items():
+        if module.startswith((f"{PACKAGE}.commands", f"{PACKAGE}.pipeline")):
+            for statement in imports:
+                if f"{PACKAGE}.distillation_trainer" in statement.targets and "LayerMap" in statement.names:
+                    offenders.append(f"{os.path.relpath(MODULES[module], ROOT)}:{statement.line}")
+    assert not offenders, "LayerMap imported from the trainer module at:\n  " + "\n  ".join(offenders)
+
+
+def model_family_comparisons() -> list:
+    """``x == "timm"`` (or ``!=``, ``in``) outside ``adapters/``: model-family knowledge belongs to the adapters."""
+    offenders = []
+    for module, path in MODULES.items():
+        if module.startswith(f"{PACKAGE}.adapters"):
+            continue
+        for node in ast.walk(parse(path)):
+            if isinstance(node, ast.Compare):
+                operands = [node.left, *node.comparators]
+                if any(isinstance(o, ast.Constant) and o.value == "timm" for o in operands):
+                    offenders.append(f"{os.path.relpath(path, ROOT)}:{node.lineno}")
+    return offenders
+
+
+def test_no_model_family_branches_outside_the_adapters():
+    offenders = model_family_comparisons()
+    assert not offenders, (
+        "comparisons with the model family name outside hf_spectralkd/adapters/:\n  " + "\n  ".join(offenders)
+        + "\nAdd an adapter method or attribute (task, packages, copy_blocks, save, ...) and call it instead.")
+
+
 def test_ci_lints_with_the_configured_ruff():
     import configparser
 

@@ -364,6 +364,7 @@ def _http_error(status):
 @pytest.fixture
 def online(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)  # read once, when huggingface_hub loads
     monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_tests")
     api = FakeHfApi()
     monkeypatch.setattr("huggingface_hub.HfApi", lambda *a, **k: api)
@@ -417,6 +418,7 @@ def test_failed_push_gives_one_clear_message_and_keeps_files(finished_run, monke
     api = FakeHfApi(fail=_http_error(403) if failure == "rejected" else None)
     monkeypatch.setattr("huggingface_hub.HfApi", lambda *a, **k: api)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1" if failure == "offline" else "0")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", failure == "offline")
     if failure == "no_token":
         monkeypatch.delenv("HF_TOKEN", raising=False)
         monkeypatch.setattr("huggingface_hub.get_token", lambda: None)

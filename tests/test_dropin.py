@@ -42,25 +42,26 @@ def test_label_smoothing_factor_smooths_the_ce_term_like_label_smoother(tmp_path
     torch.testing.assert_close(loss, reference)
 
 
-@pytest.mark.parametrize("name", ["compute_loss_func", "model_init"])
-def test_arguments_the_distillation_loss_replaces_are_refused_at_construction(tmp_path, token_dataset, name):
-    with pytest.raises(ValueError, match=rf"does not support {name}=") as info:
+def test_compute_loss_func_is_refused_at_construction(tmp_path, token_dataset):
+    with pytest.raises(ValueError, match=r"does not support compute_loss_func=.*override ce_loss, logit_kd_loss"):
         SpectralDistillationTrainer(
             model=tiny_bert(num_layers=2, seed=1), teacher_model=tiny_bert(num_layers=4, seed=0),
             args=small_config(tmp_path), train_dataset=token_dataset, data_collator=pad_collate,
-            **{name: lambda *a, **k: None},
+            compute_loss_func=lambda *a, **k: None,
         )
-    if name == "model_init":
-        assert "unsupported" in str(info.value)
     assert not os.path.exists(tmp_path / "out")
 
 
-def test_hyperparameter_search_and_other_label_names_fail_clearly(tmp_path, token_dataset):
-    trainer = _trainer(tmp_path, token_dataset)
-    with pytest.raises(NotImplementedError, match="hyperparameter_search is unsupported"):
-        trainer.hyperparameter_search(n_trials=2)
+def test_model_and_model_init_together_and_other_label_names_fail_clearly(tmp_path, token_dataset):
+    with pytest.raises(ValueError, match=r"give the student as model= or model_init= .*not both"):
+        SpectralDistillationTrainer(
+            model=tiny_bert(num_layers=2, seed=1), model_init=lambda: tiny_bert(num_layers=2, seed=1),
+            teacher_model=tiny_bert(num_layers=4, seed=0), args=small_config(tmp_path),
+            train_dataset=token_dataset, data_collator=pad_collate,
+        )
     with pytest.raises(ValueError, match="label_names=\\['target'\\] is not supported"):
         _trainer(tmp_path, token_dataset, label_names=["target"])
+    assert not os.path.exists(tmp_path / "out")
 
 
 def test_teacher_model_is_keyword_only():
@@ -354,3 +355,13 @@ def test_logit_kd_run_is_named_logit_kd_in_card_summary_and_results():
     summary = summary_markdown(logit)
     assert "| logit KD student (init " in summary and "SpectralKD student" not in summary
     assert "| SpectralKD student (init " in summary_markdown(spectral)
+
+
+def test_push_to_hub_offline_is_one_clear_error_before_anything_starts(tmp_path, token_dataset, monkeypatch):
+    from hf_spectralkd.hub import HubPushError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(HubPushError, match=r"push_to_hub=True needs the Hub, but offline mode is on .*nothing was "
+                                           r"started.*hf-spectralkd push --model-dir OUTPUT_DIR --repo-id NAME"):
+        _trainer(tmp_path, token_dataset, push_to_hub=True, hub_model_id="someone/student")
+    assert not os.path.exists(tmp_path / "out")

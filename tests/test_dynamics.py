@@ -440,3 +440,53 @@ def test_callback_with_teacher_cache_id_column(tmp_path):
     callback = _callback(trainer)
     assert "example_id" in callback._sample_dataset().column_names  # kept: the cache added it to the signature
     assert "example_id" not in next(iter(callback.dataloader()))
+
+
+# ---------------------------------------------------------------------------------------------- the probe's loss
+class _MeanFeatureTrainer(SpectralDistillationTrainer):
+    """A subclass distilling with another feature loss (the seam the benchmarks' hidden-MSE baseline uses)."""
+
+    def alignment_loss(self, student_hidden, teacher_hidden, attention_mask):
+        return torch.nn.functional.mse_loss(student_hidden.float().mean(-1), teacher_hidden.float().mean(-1))
+
+
+def _evaluated(tmp_path, trainer_class, **config):
+    """One evaluation on one batch (eval_dataset == the dynamics sample == one eval batch): the trainer's own
+    eval freq_loss and the dynamics probe's, measured on the same batch in eval mode."""
+    from datasets import Dataset
+
+    rows = Dataset.from_list(make_token_rows(8, seed=5))
+    args = small_config(tmp_path, teacher_layers=[2, 4], per_device_eval_batch_size=8, dynamics_samples=8, **config)
+    trainer = trainer_class(model=tiny_bert(num_layers=2, hidden=16, seed=1), teacher_model=tiny_bert(num_layers=4),
+                            args=args, train_dataset=rows, eval_dataset=rows, data_collator=pad_collate)
+    metrics = trainer.evaluate()
+    return trainer, metrics, rows
+
+
+@pytest.mark.parametrize("config", [{"freq_bins": 3, "freq_loss_normalize": "teacher_energy"}, {}],
+                         ids=["bins-normalized", "default"])
+def test_dynamics_freq_loss_is_the_training_freq_loss(tmp_path, config):
+    trainer, metrics, rows = _evaluated(tmp_path, SpectralDistillationTrainer, **config)
+    assert metrics["dynamics/freq_loss"] == pytest.approx(metrics["eval_freq_loss"], rel=1e-5)
+    # the configured term, not the default one: recomputed here by hand with the config's bins / normalisation
+    batch = pad_collate(list(rows))
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.no_grad():
+        s = trainer.model.eval()(**inputs, output_hidden_states=True).hidden_states
+        t = trainer.teacher(**inputs, output_hidden_states=True).hidden_states
+    pairs = trainer.layer_map.pairs
+    mask = batch["attention_mask"]
+    configured = torch.stack([frequency_alignment_loss(s[a], t[b], mask, bins=config.get("freq_bins"),
+                                                       normalize=config.get("freq_loss_normalize"))
+                              for a, b in pairs]).mean()
+    default = torch.stack([frequency_alignment_loss(s[a], t[b], mask) for a, b in pairs]).mean()
+    assert metrics["dynamics/freq_loss"] == pytest.approx(float(configured), rel=1e-5)
+    if config:
+        assert float(configured) != pytest.approx(float(default), rel=1e-3)
+
+
+def test_dynamics_freq_loss_follows_a_subclass_alignment_loss(tmp_path):
+    trainer, metrics, rows = _evaluated(tmp_path, _MeanFeatureTrainer)
+    assert metrics["dynamics/freq_loss"] == pytest.approx(metrics["eval_freq_loss"], rel=1e-5)
+    plain = _evaluated(tmp_path / "plain", SpectralDistillationTrainer)[1]
+    assert metrics["dynamics/freq_loss"] != pytest.approx(plain["dynamics/freq_loss"], rel=1e-3)

@@ -610,13 +610,18 @@ def test_preflight_resolves_a_frozen_plan_once(workspace, tmp_path):
     assert plan.teacher_args.output_dir == str(out / ".teacher.tmp" / "_trainer") and plan.teacher_args.max_steps == 3
     assert plan.training_values["learning_rate"] == pytest.approx(1e-3) and plan.training_values["seed"] == 42
     fps = plan.fingerprints
-    assert fps.teacher and fps.profile and fps.analysis and fps.student is None and plan.init_layers is None
-    done = plan.with_init_layers([2, 4])
-    assert done.init_layers == [2, 4] and done.fingerprints.student and done.fingerprints.baseline
-    assert plan.init_layers is None  # the plan itself is unchanged
-    assert plan.with_init_layers([1, 4]).fingerprints.student != done.fingerprints.student
+    # complete at preflight: the init layers are what the analysis stage returns, never patched into the plan
+    assert fps.teacher and fps.profile and fps.analysis and fps.student and fps.baseline
+    assert not hasattr(plan, "init_layers") and not hasattr(plan, "with_init_layers")
+    rule = preflight(load_recipe(workspace["recipe"], [f"output.dir={out}", "student.init_layers=topk"]))
+    assert rule.fingerprints.student != fps.student and rule.fingerprints.baseline != fps.baseline
     other = preflight(load_recipe(workspace["recipe"], [f"output.dir={out}", "training.learning_rate=5e-4"]))
     assert other.fingerprints.teacher == fps.teacher and other.fingerprints.analysis == fps.analysis
-    assert other.with_init_layers([2, 4]).fingerprints.student != done.fingerprints.student
+    assert other.fingerprints.student != fps.student
     strategy = preflight(load_recipe(workspace["recipe"], [f"output.dir={out}", "distillation.layer_selection=ends"]))
     assert strategy.fingerprints.profile == fps.profile and strategy.fingerprints.analysis != fps.analysis
+    assert strategy.fingerprints.baseline == fps.baseline  # uniform init layers read no selection setting
+    selected = preflight(load_recipe(workspace["recipe"], [f"output.dir={out}", "student.init_layers=selected"]))
+    ends = preflight(load_recipe(workspace["recipe"], [f"output.dir={out}", "student.init_layers=selected",
+                                                       "distillation.layer_selection=ends"]))
+    assert ends.fingerprints.baseline != selected.fingerprints.baseline  # "selected" reads it

@@ -236,6 +236,7 @@ def test_pushing_a_student_its_run_recommends_against_warns_and_uploads_the_card
     from hf_spectralkd.hub import push_student
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)  # read once, when huggingface_hub loads
     monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_tests")
     api = FakeHfApi()
     monkeypatch.setattr("huggingface_hub.HfApi", lambda *a, **k: api)

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from hf_spectralkd.adapters import ModelAdapter
 from hf_spectralkd.constants import RESULTS_FILENAME
 from hf_spectralkd.results import RESULTS_FORMAT_VERSION, RunResults, find_run_results, results_from_trainer
 
@@ -177,9 +178,9 @@ class _LayerMap:
     teacher_intensity: list = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5])
 
 
-class _Adapter:
-    def __init__(self, name, layers, broken=False):
-        self.name, self.layers, self.broken = name, layers, broken
+class _Adapter(ModelAdapter):  # the interface's defaults (task, packages) and a fake describe()
+    def __init__(self, name, layers, broken=False, task="text-classification"):
+        self.name, self.layers, self.broken, self.task = name, layers, broken, task
 
     def describe(self, model):
         if self.broken:
@@ -265,8 +266,8 @@ def test_results_from_trainer_fill_what_the_card_needs(tmp_path):
     results = results_from_trainer(
         _fake_trainer(
             tmp_path,
-            student_adapter=_Adapter("timm", 2),
-            teacher_adapter=_Adapter("timm", 4, broken=True),
+            student_adapter=_Adapter("timm", 2, task="image-classification"),
+            teacher_adapter=_Adapter("timm", 4, broken=True, task="image-classification"),
             layer_map=None,
             eval_dataset={"a": [1]},
             train_dataset=iter([1, 2]),

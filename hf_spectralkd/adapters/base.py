@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ class AdapterOutput:
     logits: torch.Tensor
     hidden_states: tuple | None  # index 0 = embeddings, l = block l; (N,L,D) tokens or (N,C,H,W) maps
     attention_mask: torch.Tensor | None = None  # (N, L) for token features, None for feature maps
+    outputs: object = None  # the model's own output object (what compute_loss returns with return_outputs=True)
 
 
 class ModelAdapter:
@@ -30,7 +32,9 @@ class ModelAdapter:
     def matches(cls, model) -> bool:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def forward(self, model, inputs: dict, output_hidden_states: bool = True) -> AdapterOutput:  # pragma: no cover
+    def forward(self, model, inputs: dict, output_hidden_states: bool = True,
+                head=None) -> AdapterOutput:  # pragma: no cover
+        """One forward pass; ``head`` (the model's :meth:`head`, passed to save looking it up) picks the logits."""
         raise NotImplementedError
 
     def num_layers(self, model) -> int:  # pragma: no cover - interface
@@ -44,6 +48,14 @@ class ModelAdapter:
         config = getattr(model, "config", None)
         mapping = getattr(config, "id2label", None)
         return {int(k): str(v) for k, v in mapping.items()} if mapping else None
+
+    def head(self, model):
+        """The model's :class:`~hf_spectralkd.adapters.heads.Head`: what its logits are and which positions count.
+        Default: a classifier with ``(batch, classes)`` logits; raise ``UnsupportedHeadError`` for a head the trainer
+        does not distil."""
+        from .heads import SequenceClassificationHead
+
+        return SequenceClassificationHead()
 
     def vocabulary(self, model) -> dict | None:
         """``{"vocab_size", "pad_token_id"}`` for token models (checked for teacher/student agreement)."""
@@ -59,8 +71,45 @@ class ModelAdapter:
 
     def save_pretrained(self, model, directory: str, state_dict: dict | None = None) -> bool:
         """Save ``model`` in its library's own format and return True, or return False to let
-        ``transformers.Trainer`` save it (the default)."""
+        ``transformers`` save it (``model.save_pretrained`` / ``Trainer._save``, the default)."""
         return False
+
+    # ------------------------------------------------------------------ model-family knowledge beyond the forward
+    #: the pipeline task whose models this family runs (results.json's ``task`` for a trainer's results)
+    task: str = "text-classification"
+    #: packages besides the core ones whose versions a run's results record
+    packages: tuple = ()
+
+    def task_of(self, model) -> str:
+        """The Hub pipeline tag of ``model``: its head's (``token-classification``, ``question-answering``, ...);
+        a family whose models all serve one task (timm: ``image-classification``) sets :attr:`task` instead."""
+        if type(self).task != ModelAdapter.task:
+            return self.task
+        return self.head(model).pipeline_tag
+
+    def save(self, model, directory: str) -> None:
+        """Save ``model`` to ``directory`` so that the task reloads it: the one saving path (tasks and trainers)."""
+        if not self.save_pretrained(model, directory):
+            model.save_pretrained(directory)
+
+    def save_trainer_model(self, trainer, output_dir: str, state_dict: dict | None = None) -> bool:
+        """``Trainer._save`` for a family that saves itself (:meth:`save_pretrained`): the model, the trainer's
+        processing class and its arguments, and True; False (nothing written) to let ``Trainer._save`` save."""
+        from transformers.trainer import TRAINING_ARGS_NAME
+
+        model = trainer.accelerator.unwrap_model(trainer.model, keep_torch_compile=False)
+        if not trainer.args.should_save or not self.save_pretrained(model, output_dir, state_dict=state_dict):
+            return False
+        if trainer.processing_class is not None:
+            trainer.processing_class.save_pretrained(output_dir)
+        torch.save(trainer.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+        return True
+
+    def copy_blocks(self, model, init_layers, config_overrides: dict | None = None):
+        """A new model of ``model``'s architecture with ``len(init_layers)`` blocks: block ``j`` is ``model``'s block
+        ``init_layers[j]`` (1-based), every other weight is copied as is (see :mod:`.blocks`)."""
+        raise ValueError(f"the {self.name} adapter cannot build a student from the blocks of "
+                         f"{type(unwrap_model(model, peft=True)).__name__}: use student.init pretrained or config")
 
 
 ADAPTER_REGISTRY: dict[str, type[ModelAdapter]] = {}

@@ -32,8 +32,12 @@ import os
 import torch
 
 from .base import AdapterOutput, ModelAdapter, register_adapter, unwrap_model
+from .blocks import check_block_indices, copy_block_weights
 
-__all__ = ["TimmAdapter", "is_timm_model", "load_timm_model", "timm_data_config"]
+__all__ = ["TimmAdapter", "DATA_CONFIG_KEYS", "is_timm_model", "load_timm_model", "timm_data_config"]
+
+# the keys of timm's data config a model's pixels are prepared by (and a saved model records)
+DATA_CONFIG_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 
 
 def is_timm_model(model) -> bool:
@@ -70,6 +74,8 @@ class TimmAdapter(ModelAdapter):
 
     priority = 10  # more specific than the generic transformers adapter
     input_names = ("pixel_values",)
+    task = "image-classification"
+    packages = ("timm",)
 
     def __init__(self):
         # affine map from the student's normalisation to this model's: x * scale + shift (per channel)
@@ -101,7 +107,7 @@ class TimmAdapter(ModelAdapter):
         return base
 
     # ------------------------------------------------------------------ forward
-    def forward(self, model, inputs: dict, output_hidden_states: bool = True) -> AdapterOutput:
+    def forward(self, model, inputs: dict, output_hidden_states: bool = True, head=None) -> AdapterOutput:
         base = self._check_supported(model)
         pixel_values = inputs.get("pixel_values")
         if pixel_values is None:
@@ -257,6 +263,35 @@ class TimmAdapter(ModelAdapter):
         tensors = {k: v.detach().contiguous() for k, v in tensors.items()}
         safetensors.torch.save_file(tensors, os.path.join(directory, "model.safetensors"), metadata={"format": "pt"})
         return True
+
+    # ------------------------------------------------------------------ students from the teacher's blocks
+    def copy_blocks(self, model, init_layers, config_overrides: dict | None = None):
+        """A student of the teacher's architecture with ``len(init_layers)`` blocks copied from the teacher
+        (ViT / DeiT / CaiT: ``blocks.{j}`` <- ``blocks.{init_layers[j]-1}``; everything else copied as is);
+        ``config_overrides`` are ``timm.create_model`` arguments (widths and patching excepted)."""
+        import timm
+
+        teacher = unwrap_model(model, peft=True)
+        blocks = getattr(teacher, "blocks", None)
+        if not isinstance(blocks, (torch.nn.Sequential, torch.nn.ModuleList)):
+            raise ValueError(
+                f"student.init teacher_layers copies ViT-style blocks, but {type(teacher).__name__} has no `blocks` "
+                "list (Swin counts stages): use student.init config or pretrained"
+            )
+        check_block_indices(init_layers, len(blocks))
+        overrides = config_overrides or {}
+        args = dict(getattr(teacher, "_model_args", {}) or {})
+        for key in ("embed_dim", "num_heads", "patch_size", "img_size"):
+            if key in overrides and key in args and overrides[key] != args[key]:
+                raise ValueError(f"student.config.{key} cannot change when copying teacher blocks (the weights must "
+                                 "fit)")
+        args.update({k: v for k, v in overrides.items() if k != "pretrained_cfg_overlay"})
+        args["depth"] = len(init_layers)
+        cfg = {k: v for k, v in teacher.pretrained_cfg.items() if k in (*DATA_CONFIG_KEYS, "label_names")}
+        student = timm.create_model(teacher.pretrained_cfg["architecture"], pretrained=False,
+                                    pretrained_cfg_overlay=cfg, **args)
+        copy_block_weights(teacher, student, "blocks", init_layers)
+        return student
 
 
 def _vector(values) -> torch.Tensor:

@@ -9,7 +9,7 @@ import re
 from ..constants import CARD_FILENAME
 from ..loading import PACKAGED_SOURCES, hub_model_id, packaged_model_path
 from ..paper import TAG_NAMES
-from .values import METRIC_INFO, dataset_hub_id, metrics_of
+from .values import TASK_NAMES, dataset_hub_id, metric_info, metrics_of
 
 __all__ = ["END_MARKER", "OWNED_KEYS", "START_MARKER", "card_data", "merge_existing"]
 
@@ -68,9 +68,10 @@ def _eval_results(results: dict, task: str, vision: bool) -> list:
     for key, value in metrics_of(results.get("student")).items():
         if not isinstance(value, (int, float)):
             continue
-        metric_type, metric_name, metric_args = METRIC_INFO.get(key, (key, key.replace("_", " "), None))
+        metric_type, metric_name, metric_args = metric_info(key, task)
         entries.append(EvalResult(
-            task_type=task, task_name="Image Classification" if vision else "Text Classification",
+            task_type=task,
+            task_name=TASK_NAMES.get(task, "Image Classification" if vision else "Text Classification"),
             dataset_type=dataset_type, dataset_name=str(dataset.get("name") or "unknown"), dataset_split=eval_split,
             metric_type=metric_type, metric_name=f"{metric_name} ({eval_split})", metric_args=metric_args,
             metric_value=round(float(value), 6),

@@ -10,7 +10,8 @@ from ..loading import PACKAGED_SOURCES, hub_model_id, is_hub_id
 from ..paper import PAPER, method_name
 from ..results import package_versions, read_log_history
 
-__all__ = ["KNOWN_HUB_DATASETS", "METRIC_INFO", "card_values", "dataset_hub_id", "display_path", "metrics_of"]
+__all__ = ["KNOWN_HUB_DATASETS", "METRIC_INFO", "TASK_NAMES", "card_values", "dataset_hub_id", "display_path",
+           "metric_info", "metrics_of"]
 
 # Hub homes of datasets this project ships a copy of (the copy keeps its provenance in its README).
 KNOWN_HUB_DATASETS = {"clinc150": "clinc/clinc_oos"}
@@ -19,7 +20,20 @@ METRIC_INFO = {  # results key -> (model-index metric type, pretty name, metric 
     "macro_f1": ("f1", "Macro F1", {"average": "macro"}),
     "f1": ("f1", "F1", None),
     "top5_accuracy": ("accuracy", "Top-5 accuracy", {"top_k": 5}),
+    "precision": ("precision", "Precision", None),
+    "recall": ("recall", "Recall", None),
 }
+# how a task's metrics are named where the generic name would mislead (token classification: entity-level seqeval
+# scores and a per-token accuracy)
+TASK_METRIC_INFO = {"token-classification": {
+    "f1": ("f1", "Entity F1", None),
+    "precision": ("precision", "Entity precision", None),
+    "recall": ("recall", "Entity recall", None),
+    "accuracy": ("accuracy", "Token accuracy", None),
+}}
+TASK_NAMES = {"text-classification": "Text Classification", "image-classification": "Image Classification",
+              "token-classification": "Token Classification"}  # the model-index task names
+USAGE_EXAMPLES = {"token-classification": "i want to fly from boston to denver tomorrow morning"}
 # the distillation hyper-parameters the template explains, in table order (others follow, unexplained)
 DISTILLATION_ORDER = (
     "alpha", "temperature", "beta", "layer_selection", "selection_samples", "fft_axis", "freq_loss_variant",
@@ -57,6 +71,11 @@ def fmt_value(value) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={fmt_value(v)}" for k, v in value.items() if v is not None) or "n/a"
     return str(value)
+
+
+def metric_info(key: str, task: str | None = None) -> tuple:
+    """``(model-index metric type, pretty name, metric args)`` of the results metric ``key`` of ``task``."""
+    return TASK_METRIC_INFO.get(task or "", {}).get(key) or METRIC_INFO.get(key, (key, key.replace("_", " "), None))
 
 
 def metrics_of(entry: dict | None) -> dict:
@@ -170,22 +189,28 @@ def distillation_rows(distillation: dict | None) -> list:
 
 
 def metric_keys(results: dict) -> list:
+    """The metrics of the results table: the task's own in its order (see ``metrics.task_metrics``), then the rest
+    in METRIC_INFO's order, then any other."""
+    from ..metrics import task_metrics
+
     keys = []
     for role in ("teacher", "baseline", "student"):
         for key in metrics_of(results.get(role)):
             if key not in keys:
                 keys.append(key)
-    return [k for k in METRIC_INFO if k in keys] + [k for k in keys if k not in METRIC_INFO]
+    order = list(dict.fromkeys([*task_metrics(results.get("task")), *METRIC_INFO]))
+    return [k for k in order if k in keys] + [k for k in keys if k not in order]
 
 
 def result_values(results: dict) -> dict:
+    task = results.get("task")
     keys = metric_keys(results)
     rows = []
     for role in ("teacher", "baseline", "student"):
         if results.get(role) and keys:
             metrics = metrics_of(results[role])
             rows.append({"role": role, "cells": [fmt_float(metrics.get(k)) for k in keys]})
-    headers = [METRIC_INFO[k][1] if k in METRIC_INFO else k.replace("_", " ") for k in keys]
+    headers = [metric_info(k, task)[1] for k in keys]
     return {
         "metric_headers": headers or ["(no metrics)"],
         "result_rows": rows,
@@ -201,6 +226,8 @@ def recommendation_values(results: dict) -> dict:
     rec = results.get("recommended")
     if not isinstance(rec, dict) or rec.get("model") not in ("student", "baseline"):
         return {"recommendation": None}
+    metric = rec.get("metric") or "accuracy"  # results before the field existed chose by accuracy
+    label = "accuracy" if metric == "accuracy" else metric_info(metric, results.get("task"))[1]
 
     def pct(value):
         return f"{100 * float(value):.2f}%" if isinstance(value, (int, float)) else "n/a"
@@ -209,8 +236,9 @@ def recommendation_values(results: dict) -> dict:
         "recommendation": {
             "model": rec["model"],
             "split": rec.get("split") or "validation",
-            "student": pct(rec.get("student_accuracy")),
-            "baseline": pct(rec.get("baseline_accuracy")),
+            "metric": label[:1].lower() + label[1:] if not label.isupper() else label,
+            "student": pct(rec.get(f"student_{metric}")),
+            "baseline": pct(rec.get(f"baseline_{metric}")),
             "path": display_path(rec.get("path")) if rec["model"] == "baseline" else None,
         }
     }
@@ -220,7 +248,8 @@ def usage_values(results: dict, vision: bool, repo_id, usage_path, student_dir) 
     where = repo_id or usage_path
     if not where:
         where = display_path(os.path.abspath(student_dir)) if student_dir else "path/to/this/model"
-    example = results.get("usage_example") or "how do I freeze my bank account?"
+    example = (results.get("usage_example") or USAGE_EXAMPLES.get(results.get("task") or "")
+               or "how do I freeze my bank account?")
     return {"vision": vision, "from_hub": bool(repo_id), "where": where, "example": json.dumps(example)}
 
 
@@ -272,12 +301,14 @@ def training_values(results: dict, student_dir, vision: bool) -> dict:
 def card_values(results: dict, model_name: str, *, repo_id=None, plot=None, dynamics_plot=None, student_dir=None,
                 usage_path=None) -> dict:
     """Every value the card template shows, from a results dict (the results.json format)."""
-    vision = (results.get("task") or "text-classification") == "image-classification"
+    task = results.get("task") or "text-classification"
+    vision = task == "image-classification"
     teacher, student = _shown(results.get("teacher")), _shown(results.get("student"))
     baseline = _shown(results.get("baseline")) or None
     return {
         "model_name": model_name,
-        "task_label": "image-classification" if vision else "text-classification",
+        "task_label": task if task in TASK_NAMES else "text-classification",
+        "token_task": task == "token-classification",
         "paper": PAPER,
         "teacher": model_values(teacher, vision),
         "student": {"num_layers": fmt_value(student.get("num_layers"))},

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..constants import CARD_FILENAME, DYNAMICS_PLOT_FILENAME, PLOT_FILENAME
+from ..constants import ANALYSIS_DIRNAME, CARD_FILENAME, DYNAMICS_PLOT_FILENAME, PLOT_FILENAME
 from ..results import as_results_dict, results_from_trainer
 from .metadata import card_data, merge_existing
 from .values import card_values
@@ -14,7 +14,6 @@ from .values import card_values
 __all__ = ["TEMPLATE_PATH", "build_model_card", "write_model_card", "write_trainer_model_card"]
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "templates" / "model_card.md.jinja"
-ANALYSIS_DIRNAME = "analysis"  # a run dir's analysis stage, where the layer-intensity PNG is first written
 
 
 def _default_model_name(results: dict, repo_id: str | None, student_dir) -> str:

@@ -56,9 +56,11 @@ def register(subparsers) -> None:
 
 def check_select(args, depth) -> None:
     """``--select`` fits the model's depth: checked before the weights are loaded and the forward passes run."""
+    from ..layer_map import LayerSelection, candidate_count
+
     if args.select is None or depth is None:
         return
-    available = depth + (1 if args.include_embeddings else 0)
+    available = candidate_count(LayerSelection(include_embeddings=args.include_embeddings), depth)
     if args.select > available:
         raise ValueError(f"--select {args.select}: the model has only {available} selectable layers "
                          f"({'0' if args.include_embeddings else '1'}..{depth})")

@@ -28,7 +28,9 @@ import os
 from collections.abc import Callable
 
 from ..constants import FINGERPRINT_FILENAME, RESULTS_FILENAME, STAGE_MARKER, SUMMARY_FILENAME
+from ..layer_map import LayerMap
 from ..recipes import Recipe
+from ..results import RunResults
 from .checks import check_depths, check_single_process
 from .evaluation import evaluate_model
 from .plan import RunPlan, preflight
@@ -39,9 +41,7 @@ from .stages import (
     analysis_stage,
     baseline_stage,
     evaluate_stage,
-    load_layer_map,
     recommend_stage,
-    resolve_init_layers,
     student_stage,
     tag,
     teacher_stage,
@@ -62,14 +62,13 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
         f"{len(plan.label_names)} labels, splits {plan.data.info['splits']}; outputs in {plan.out}")
 
     teacher = teacher_stage(run)
-    profile = analysis_stage(run, teacher)
-    run.plan = plan = plan.with_init_layers(resolve_init_layers(plan, profile))
-    student_dir = student_stage(run, teacher, profile)
-    models = evaluate_stage(run, teacher, student_dir)
-    baseline = baseline_stage(run, teacher)
+    analysis = analysis_stage(run, teacher)  # the profile and the student's init layers: the plan stays as it is
+    student_dir = student_stage(run, teacher, analysis)
+    models = evaluate_stage(run, teacher, student_dir, analysis.init_layers)
+    baseline = baseline_stage(run, teacher, analysis.init_layers)
     recommended = recommend_stage(run, student_dir, baseline)
-    intensity = [float(v) for v in profile.intensity]
-    results = results_dict(run, models, baseline, load_layer_map(student_dir), intensity, recommended)
+    intensity = [float(v) for v in analysis.profile.intensity]
+    results = results_dict(run, models, baseline, LayerMap.of_student(student_dir), intensity, recommended)
     write_results(run, results, student_dir)
     if recipe.hub.push_to_hub:
         # everything is saved by now: a failed push raises HubPushError (one line, how to retry), nothing is lost
@@ -79,20 +78,20 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
         log(f"[hub] pushing {student_dir} to {hub.hub_model_id}" + (" (private)" if hub.private else ""))
         push_student(plan.out, hub.hub_model_id, private=hub.private)
         log(f"[hub] pushed: https://huggingface.co/{hub.hub_model_id}")
-    return results
+    return results.to_dict()
 
 
-def write_results(run: Run, results: dict, student_dir: str) -> None:
+def write_results(run: Run, results: RunResults, student_dir: str) -> None:
     """The results stage: results.json, summary.md, the student's model card, and the printed summary."""
     import torch
 
     from ..cards import write_model_card
-    from ..results import RunResults, stage_records
+    from ..results import stage_records
 
     out = run.plan.out
-    results["stages"] = stage_records(out)  # card/push check that the run dir still holds these stages
-    RunResults.from_dict(results).save(out)
-    summary = summary_markdown(results)
+    results.stages = stage_records(out)  # card/push check that the run dir still holds these stages
+    results.save(out)
+    summary = summary_markdown(results.to_dict())
     with open(os.path.join(out, SUMMARY_FILENAME), "w", encoding="utf-8") as handle:
         handle.write(summary)
     write_model_card(student_dir, results)

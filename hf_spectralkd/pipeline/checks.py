@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 
+from ..constants import MODEL_WEIGHT_FILES
+from ..layer_map import LayerSelection, candidate_count, selects_layers
 from ..recipes import Recipe
 
 __all__ = ["check_single_process", "check_output_dir", "check_depths", "check_teacher_cache", "check_hub",
-           "aligned_count", "student_depth"]
+           "student_depth"]
 
 
 def check_single_process() -> None:
@@ -32,18 +34,6 @@ def check_output_dir(recipe: Recipe) -> str:
     return out
 
 
-def aligned_count(recipe: Recipe, student_layers_total: int | None) -> int | None:
-    """How many layer pairs the distillation aligns (None when the student's depth is not known yet)."""
-    d = recipe.distillation
-    if d.get("teacher_layers"):
-        return len(d["teacher_layers"])
-    if d.get("student_layers"):
-        return len(d["student_layers"])
-    if d.get("num_aligned_layers"):
-        return d["num_aligned_layers"]
-    return student_layers_total
-
-
 def student_depth(recipe: Recipe) -> int | None:
     """The student's number of blocks from the recipe (or a pretrained student's configuration), if known."""
     s = recipe.student
@@ -64,14 +54,10 @@ def student_depth(recipe: Recipe) -> int | None:
     return None
 
 
-def _selects_layers(recipe: Recipe) -> bool:
-    """Whether the distillation selects its teacher layers automatically (an alignment term, no manual choice)."""
-    return recipe.distillation_value("beta") != 0 and recipe.distillation_value("layer_selection") != "manual"
-
-
 def check_depths(recipe: Recipe, teacher_depth: int, k_aligned: int | None) -> None:
     """Student depth, copied blocks and aligned-layer count against the teacher's depth, naming the recipe key."""
     s, d = recipe.student, recipe.distillation
+    selection = LayerSelection.from_config(recipe)
     if s.init == "teacher_layers":
         if s.num_layers is not None and s.num_layers > teacher_depth:
             raise ValueError(f"student.num_layers={s.num_layers} but the teacher has only {teacher_depth} blocks to "
@@ -86,8 +72,8 @@ def check_depths(recipe: Recipe, teacher_depth: int, k_aligned: int | None) -> N
         if bad:
             raise ValueError(f"distillation.teacher_layers {bad} out of range: valid hidden_states indices for this "
                              f"teacher are 0..{teacher_depth} (0 = embeddings)")
-    elif k_aligned and _selects_layers(recipe):
-        candidates = teacher_depth + (1 if recipe.distillation_value("include_embeddings") else 0)
+    elif k_aligned and selects_layers(selection):
+        candidates = candidate_count(selection, teacher_depth)
         if k_aligned > candidates:
             if d.get("num_aligned_layers"):
                 what = f"distillation.num_aligned_layers={k_aligned}"
@@ -105,9 +91,10 @@ def check_teacher_cache(recipe: Recipe) -> None:
     ``distillation.beta: 0`` (logit KD) it stores the teacher's logits only."""
     if not recipe.teacher.cache:
         return
-    if recipe.task != "text-classification":
-        raise ValueError(f"teacher.cache: the teacher cache needs fixed, tokenized inputs (text-classification); the "
-                         f"{recipe.task} pipeline transforms its inputs on the fly. Set teacher.cache: false")
+    if recipe.task not in ("text-classification", "token-classification"):
+        raise ValueError(f"teacher.cache: the teacher cache needs fixed, tokenized inputs (text- or token-"
+                         f"classification); the {recipe.task} pipeline transforms its inputs on the fly. Set "
+                         "teacher.cache: false")
     manual = recipe.distillation_value("layer_selection") == "manual"
     if recipe.distillation_value("beta") != 0 and manual and not recipe.distillation.get("teacher_layers"):
         raise ValueError("teacher.cache stores the aligned layers' hidden states, and distillation.layer_selection: "
@@ -129,8 +116,6 @@ def check_hub(recipe: Recipe, out: str) -> None:
 
 def check_model_dir(location: str, what: str) -> None:
     """A local folder named as a model holds a configuration and weights; say what is missing (a Hub id passes)."""
-    from .state import MODEL_WEIGHTS
-
     if not os.path.isdir(location):
         return
     names = sorted(os.listdir(location))
@@ -138,6 +123,6 @@ def check_model_dir(location: str, what: str) -> None:
     if "config.json" not in names:
         raise ValueError(f"{what}: {location} is not a model directory: it has no config.json (it holds {shown}); "
                          "point it at a folder written by save_pretrained")
-    if not any(name in MODEL_WEIGHTS or name.endswith(".safetensors") for name in names):
+    if not any(name in MODEL_WEIGHT_FILES or name.endswith(".safetensors") for name in names):
         raise ValueError(f"{what}: {location} is not a model directory: it has a config.json but no weights "
                          f"(model.safetensors or pytorch_model.bin; it holds {shown})")

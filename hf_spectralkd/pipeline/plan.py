@@ -4,9 +4,9 @@
 indices, data, every TrainingArguments / SpectralKD value, ``student.peft``, ``teacher.cache``, the Hub) and
 returns a frozen :class:`RunPlan`: the task, the absolute output directory, the loaded data, the built
 arguments of the teacher fine-tuning, the distillation and the no-KD baseline, and the fingerprints of each
-stage's inputs. The student's init layers depend on the teacher's spectral profile: once the analysis stage
-has run, :meth:`RunPlan.with_init_layers` returns the plan completed with them (and the student's and the
-baseline's fingerprints).
+stage's inputs. Nothing changes the plan after preflight: the student's init layers, which depend on the
+teacher's spectral profile, are what the analysis stage returns; the student's and the baseline's fingerprints
+name what decides them (the profile's fingerprint and the recipe's rule, ``student.init_layers``).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from ..layer_map import LayerSelection, aligned_count
 from ..numbers import check_training_arguments
 from ..recipes import Recipe
 from ..utils import file_digest, hash_object
 from .checks import (
-    aligned_count,
     check_depths,
     check_hub,
     check_model_dir,
@@ -76,7 +76,7 @@ def teacher_training_args(recipe: Recipe, output_dir: str, task):
                   gradient_accumulation_steps=ft.gradient_accumulation_steps, seed=ft.seed)
     if ft.select_best:  # the epoch count is a budget: evaluate each epoch, keep the best (see stages.teacher_trainer)
         values.update(eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True,
-                      metric_for_best_model="accuracy", greater_is_better=True, save_total_limit=1)
+                      metric_for_best_model=task.primary_metric, greater_is_better=True, save_total_limit=1)
     values.update(ft.args)
     values.update(task.training_overrides(recipe))
     return TrainingArguments(output_dir=output_dir, **values)
@@ -149,12 +149,12 @@ class Fingerprints:
     teacher: str
     profile: str  # what downstream stages depend on: the teacher's profile, not the selection settings
     analysis: str  # the profile plus the selection settings (the stage's graph highlights the selected layers)
-    student: str | None = None  # known once the init layers are
-    baseline: str | None = None
+    student: str
+    baseline: str
 
 
 def _fingerprints(recipe: Recipe, label_names: list, distill_args, k_aligned: int | None,
-                  teacher_ref: str) -> Fingerprints:
+                  teacher_ref: str, task) -> Fingerprints:
     data_fp = data_fingerprint(recipe)
     # a given model is fingerprinted by its files' content (sizes, mtimes, safetensors headers), not its path
     content = model_content_fingerprint(teacher_ref)
@@ -168,10 +168,25 @@ def _fingerprints(recipe: Recipe, label_names: list, distill_args, k_aligned: in
     # the analysis reads the seeded sample the trainer's own automatic selection would read
     profile_fp = hash_object({"teacher": teacher_fp, "samples": distill_args.selection_samples, "data": data_fp,
                               "seed": distill_args.seed, "sampling": "seeded-random"})
-    selection = {key: recipe.distillation.get(key) for key in ("layer_selection", "teacher_layers", "student_layers",
-                                                                "num_aligned_layers", "include_embeddings", "beta")}
+    selection = {f.name: recipe.distillation.get(f.name) for f in dataclasses.fields(LayerSelection)}
     analysis_fp = hash_object({"profile": profile_fp, "selection": selection, "k": k_aligned})
-    return Fingerprints(data_fp, inputs, teacher_fp, profile_fp, analysis_fp)
+    student_fp, baseline_fp = _student_fingerprints(recipe, teacher_fp, profile_fp, selection, task)
+    return Fingerprints(data_fp, inputs, teacher_fp, profile_fp, analysis_fp, student_fp, baseline_fp)
+
+
+def _student_fingerprints(recipe: Recipe, teacher_fp: str, profile_fp: str, selection: dict, task) -> tuple:
+    """The student's and the baseline's fingerprints. Their init layers follow from the teacher's profile and the
+    recipe's rule (``student.init_layers``; ``"selected"`` also reads the distillation's selection settings)."""
+    student = recipe.student
+    inputs = {"teacher": teacher_fp, "analysis": profile_fp, "student": dataclasses.asdict(student),
+              "training": recipe.training, "smoke": recipe.smoke}
+    if student.init == "teacher_layers" and student.init_layers == "selected":
+        inputs["selection"] = selection
+    if student.init == "pretrained":  # a pretrained student is fingerprinted by its files, too
+        inputs["student_content"] = model_content_fingerprint(task.resolve_reference(student.model, "student.model"))
+    student_fp = hash_object({**inputs, "distillation": recipe.distillation,
+                              **({"teacher_cache": True} if recipe.teacher.cache else {})})
+    return student_fp, hash_object({**inputs, "baseline": True})
 
 
 # ---------------------------------------------------------------------------------------------- plan
@@ -191,7 +206,6 @@ class RunPlan:
     teacher_args: Any  # TrainingArguments of the teacher fine-tuning (None for teacher.model)
     aligned_layers: int | None  # how many layer pairs are aligned (None until the student's depth is known)
     fingerprints: Fingerprints
-    init_layers: list | None = None  # teacher blocks copied into the student, once the profile is known
 
     @property
     def label_names(self) -> list:
@@ -207,20 +221,6 @@ class RunPlan:
 
     def stage_dir(self, name: str) -> str:
         return os.path.join(self.out, name)
-
-    def with_init_layers(self, init_layers: list | None) -> RunPlan:
-        """The plan completed with the student's init layers, and the student's and baseline's fingerprints."""
-        recipe, fps = self.recipe, self.fingerprints
-        inputs = {"teacher": fps.teacher, "analysis": fps.profile, "student": dataclasses.asdict(recipe.student),
-                  "init_layers": init_layers, "training": recipe.training, "smoke": recipe.smoke}
-        if recipe.student.init == "pretrained":  # a pretrained student is fingerprinted by its files, too
-            inputs["student_content"] = model_content_fingerprint(
-                self.task.resolve_reference(recipe.student.model, "student.model"))
-        student_fp = hash_object({**inputs, "distillation": recipe.distillation,
-                                  **({"teacher_cache": True} if recipe.teacher.cache else {})})
-        baseline_fp = hash_object({**inputs, "baseline": True})
-        fps = dataclasses.replace(fps, student=student_fp, baseline=baseline_fp)
-        return dataclasses.replace(self, init_layers=init_layers, fingerprints=fps)
 
 
 def preflight(recipe: Recipe) -> RunPlan:
@@ -239,7 +239,7 @@ def preflight(recipe: Recipe) -> RunPlan:
     if recipe.student.init == "pretrained":
         check_model_dir(task.resolve_reference(recipe.student.model, "student.model"), "student.model")
     task.check_references(recipe, teacher_ref)
-    k_aligned = aligned_count(recipe, student_depth(recipe))
+    k_aligned = aligned_count(LayerSelection.from_config(recipe), student_depth(recipe))
     teacher_depth = task.reference_depth(recipe, teacher_ref)
     if teacher_depth is not None:
         check_depths(recipe, teacher_depth, k_aligned)
@@ -252,7 +252,6 @@ def preflight(recipe: Recipe) -> RunPlan:
         lora_config(recipe.student.peft)  # a bad student.peft field fails here, before any work
     check_teacher_cache(recipe)
     check_hub(recipe, out)
+    fingerprints = _fingerprints(recipe, data.label_names, built["distill_args"], k_aligned, teacher_ref, task)
     return RunPlan(recipe=recipe, task=task, out=out, teacher_ref=teacher_ref, data=data, processor=processor,
-                   aligned_layers=k_aligned, fingerprints=_fingerprints(recipe, data.label_names,
-                                                                        built["distill_args"], k_aligned, teacher_ref),
-                   **built)
+                   aligned_layers=k_aligned, fingerprints=fingerprints, **built)

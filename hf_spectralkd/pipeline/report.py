@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import time
 
+from ..metrics import metric_label, task_metrics
 from ..paper import method_name
 
 __all__ = ["results_dict", "summary_markdown", "recommendation", "quality_warnings", "TIMING_KEYS",
@@ -17,6 +18,7 @@ DISTILLATION_KEYS = ("alpha", "temperature", "beta", "fft_axis", "freq_loss_vari
                      "freq_bins", "gate_teacher_errors", "layer_selection", "selection_samples")
 STUDENT_BELOW_BASELINE_PT = 0.5  # a distilled student this far below its no-KD baseline is reported
 RECOMMENDED_LABELS = {"student": "the distilled student", "baseline": "the no-KD student (baseline)"}
+TASK_PACKAGES = {"token-classification": ("seqeval",)}  # a task's own packages, in results.json's versions
 TRAINING_KEYS = ("learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size", "seed",
                  "gradient_accumulation_steps")
 
@@ -31,14 +33,15 @@ def _timings(run) -> dict:
 
 
 def results_dict(run, models: dict, baseline: dict | None, layer_map, intensity: list,
-                 recommended: dict | None = None) -> dict:
-    """The results of a finished run: ``models`` holds the ``teacher`` and ``student`` sections; ``recommended``
-    (the model to use, chosen on the validation split, see :func:`recommendation`) is left out when None."""
-    from ..results import package_versions
+                 recommended: dict | None = None):
+    """The :class:`~hf_spectralkd.results.RunResults` of a finished run: ``models`` holds the ``teacher`` and
+    ``student`` sections; ``recommended`` (the model to use, chosen on the validation split, see
+    :func:`recommendation`) is left out when None."""
+    from ..results import RunResults, package_versions
 
     plan = run.plan
     recipe, args = plan.recipe, plan.distill_args
-    return {
+    return RunResults.from_dict({
         "recipe": recipe.path,
         "recipe_name": recipe.name,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
@@ -62,28 +65,32 @@ def results_dict(run, models: dict, baseline: dict | None, layer_map, intensity:
         },
         "timings_s": _timings(run),
         "reused_stages": [stage.name for stage in run.stages if stage.reused],
-        "versions": package_versions(vision=recipe.task == "image-classification"),
+        "versions": package_versions(vision=recipe.task == "image-classification",
+                                     extra=TASK_PACKAGES.get(recipe.task, ())),
         "output_dir": plan.out,
         "hub": dataclasses.asdict(recipe.hub),
-        "warnings": quality_warnings(models, baseline, plan.eval_split, recommended),
-    }
+        "warnings": quality_warnings(models, baseline, plan.eval_split, recommended, plan.task.primary_metric),
+    })
 
 
 def recommendation(student_accuracy: float, baseline_accuracy: float, margin: float, student_path: str,
-                   baseline_path: str, split: str = "validation") -> dict:
-    """Which student to use, from the accuracies (fractions, as in ``metrics``) of the distilled student and the
-    no-KD baseline on ``split``: the baseline when it leads by more than ``margin`` points, otherwise the distilled
-    student (a tie or a lead within the margin keeps it). results.json's ``recommended`` section."""
+                   baseline_path: str, split: str = "validation", metric: str = "accuracy") -> dict:
+    """Which student to use, from the task's primary ``metric`` (fractions, as in ``metrics``: accuracy, or entity
+    F1 for token classification) of the distilled student and the no-KD baseline on ``split``: the baseline when it
+    leads by more than ``margin`` points, otherwise the distilled student (a tie or a lead within the margin keeps
+    it). results.json's ``recommended`` section: ``student_<metric>`` / ``baseline_<metric>``, and ``metric`` when it
+    is not accuracy."""
     student, baseline = 100 * student_accuracy, 100 * baseline_accuracy
     lead = round(baseline - student, 6)  # points; rounded so that a lead of exactly the margin is not above it
+    named = "" if metric == "accuracy" else f"{metric_label(metric)} "  # accuracy: the sentence as it always was
     if lead > margin:
         model, path = "baseline", baseline_path
-        reason = (f"on the {split} split it scored {baseline:.2f}% vs {student:.2f}% for the distilled student "
+        reason = (f"on the {split} split it scored {named}{baseline:.2f}% vs {student:.2f}% for the distilled student "
                   f"({lead:.2f} pt ahead, more than evaluation.recommend_margin {margin:g} pt); distillation did not "
                   "help here")
     else:
         model, path = "student", student_path
-        scored = f"on the {split} split it scored {student:.2f}% vs {baseline:.2f}% for the no-KD student"
+        scored = f"on the {split} split it scored {named}{student:.2f}% vs {baseline:.2f}% for the no-KD student"
         if lead < 0:
             reason = f"{scored}; distillation helped ({-lead:.2f} pt)"
         elif lead == 0:
@@ -91,8 +98,8 @@ def recommendation(student_accuracy: float, baseline_accuracy: float, margin: fl
         else:
             reason = (f"{scored}; the no-KD student's lead of {lead:.2f} pt is within evaluation.recommend_margin "
                       f"({margin:g} pt)")
-    return {"model": model, "path": path, "split": split, "student_accuracy": student_accuracy,
-            "baseline_accuracy": baseline_accuracy, "reason": reason}
+    return {"model": model, "path": path, "split": split, **({} if metric == "accuracy" else {"metric": metric}),
+            f"student_{metric}": student_accuracy, f"baseline_{metric}": baseline_accuracy, "reason": reason}
 
 
 def _which_to_use(split: str, recommended: dict | None) -> str:
@@ -106,13 +113,15 @@ def _which_to_use(split: str, recommended: dict | None) -> str:
             f"({where})")
 
 
-def quality_warnings(models: dict, baseline: dict | None, split: str, recommended: dict | None = None) -> list:
+def quality_warnings(models: dict, baseline: dict | None, split: str, recommended: dict | None = None,
+                     metric: str = "accuracy") -> list:
     """Plain-language warnings when the run did not give what distillation is for: a teacher no better than the
     student trained without it, or a distilled student below that no-KD student, measured on ``split`` (the
-    evaluation split); each points to the model ``recommended`` on the validation split."""
+    evaluation split) by the task's primary ``metric``; each points to the model ``recommended`` on the validation
+    split."""
     if not baseline:
         return []
-    accuracy = {role: 100 * section["metrics"]["accuracy"] for role, section in
+    accuracy = {role: 100 * section["metrics"][metric] for role, section in
                 (("teacher", models["teacher"]), ("student", models["student"]), ("baseline", baseline))}
     warnings = []
     if accuracy["teacher"] <= accuracy["baseline"]:
@@ -132,21 +141,25 @@ def quality_warnings(models: dict, baseline: dict | None, split: str, recommende
 def summary_markdown(results: dict) -> str:
     """The summary table (markdown) of a results dictionary."""
 
+    keys = task_metrics(results.get("task"))  # the task's metrics: accuracy and macro-F1, or F1/P/R/accuracy
+
     def row(role, section):
         if not section:
             return None
         m = section["metrics"]
         params = section.get("num_parameters") or 0
-        return (f"| {role} | {section.get('num_layers')} | {params / 1e6:.1f}M | {100 * m['accuracy']:.2f} | "
-                f"{100 * m['macro_f1']:.2f} | {section.get('throughput_samples_per_s', 0):.0f} |")
+        cells = " | ".join(f"{100 * m[key]:.2f}" for key in keys)
+        return (f"| {role} | {section.get('num_layers')} | {params / 1e6:.1f}M | {cells} | "
+                f"{section.get('throughput_samples_per_s', 0):.0f} |")
 
     split = results["eval_split"]
+    headers = " | ".join(f"{metric_label(key)} %" for key in keys)
     lines = [
         f"## {results['recipe_name']}: {results['dataset'].get('name')} ({split} split, "
         f"{results['dataset']['splits'].get(split)} examples){' [smoke run]' if results.get('smoke') else ''}",
         "",
-        "| model | layers | parameters | accuracy % | macro-F1 % | samples/s |",
-        "|---|---|---|---|---|---|",
+        f"| model | layers | parameters | {headers} | samples/s |",
+        "|---|---|---|" + "---|" * len(keys) + "---|",
     ]
     student = results["student"]
     init = f"{student['init']} {student.get('init_layers') or ''}".rstrip()

@@ -15,14 +15,15 @@ from typing import Any
 from ..constants import (
     EVALUATION_DIRNAME,
     FINGERPRINT_FILENAME,
-    LAYER_MAP_FILENAME,
     PLOT_FILENAME,
     PROFILE_FILENAME,
+    STAGES,
     TEACHER_CACHE_DIRNAME,
     TRAINING_LOG_FILENAME,
 )
 from ..guards import check_finite_parameters
-from ..metrics import compute_metrics
+from ..layer_map import LayerSelection, choose_init_layers, select_teacher_layers, selects_layers
+from ..metrics import metric_label
 from ..sampling import count_labelled, labelled_only
 from ..utils import hash_object, read_json, write_json
 from .checks import check_depths
@@ -30,10 +31,10 @@ from .evaluation import evaluate_model
 from .plan import TEACHER_TRAINER_DIRNAME, RunPlan
 from .runner import StageResult, resume_checkpoint, run_stage
 
-__all__ = ["Run", "Teacher", "STAGE_NUMBERS", "teacher_stage", "analysis_stage", "resolve_init_layers",
+__all__ = ["Run", "Teacher", "Analysis", "STAGE_NUMBERS", "teacher_stage", "analysis_stage", "resolve_init_layers",
            "student_stage", "evaluate_stage", "baseline_stage", "recommend_stage"]
 
-STAGE_NUMBERS = {"teacher": 1, "analysis": 2, "student": 3, "evaluate": 4, "baseline": 5, "results": 6}
+STAGE_NUMBERS = {name: number for number, name in enumerate(STAGES, start=1)}
 
 
 def tag(name: str) -> str:
@@ -52,6 +53,11 @@ class Run:
     stages: list = field(default_factory=list)  # StageResult of every stage run or reused, in order
     eval_seconds: float = 0.0
     started: float = field(default_factory=time.time)
+
+    @property
+    def compute_metrics(self):
+        """The task's ``Trainer`` ``compute_metrics`` for this run's labels (every Trainer of the run uses it)."""
+        return self.plan.task.compute_metrics(self.plan.label_names)
 
     def stage(self, name: str, fingerprint: str, fn: Callable[[str], None], reusing: str, running: str) -> StageResult:
         result = run_stage(self.plan, name, fingerprint, fn, log=self.log,
@@ -93,7 +99,8 @@ def teacher_stage(run: Run) -> Teacher:
         ft = recipe.teacher.finetune
         budget = f"{ft.max_steps} steps" if ft.max_steps and ft.max_steps > 0 else f"{ft.epochs:g} epochs"
         if ft.select_best:
-            budget += f" at most, best epoch by validation accuracy, early stopping after {ft.patience} worse epochs"
+            budget += (f" at most, best epoch by validation {metric_label(task.primary_metric)}, early stopping after "
+                       f"{ft.patience} worse epochs")
         where = plan.stage_dir("teacher")
         done = run.stage("teacher", fps.teacher, finetune,
                          reusing=f"reusing the fine-tuned teacher in {where} (inputs unchanged)",
@@ -108,15 +115,16 @@ def teacher_stage(run: Run) -> Teacher:
 
 def teacher_trainer(run: Run, model):
     """The teacher fine-tuning's Trainer, on the labelled training rows (a transfer set has no labels). With
-    ``teacher.finetune.select_best`` it evaluates every epoch, keeps the best checkpoint by validation accuracy
-    and stops after ``patience`` epochs without improvement: the epoch count is a budget, not a setting."""
+    ``teacher.finetune.select_best`` it evaluates every epoch, keeps the best checkpoint by the task's primary
+    validation metric (accuracy; entity F1 for token classification) and stops after ``patience`` epochs without
+    improvement: the epoch count is a budget, not a setting."""
     from transformers import EarlyStoppingCallback
 
     plan = run.plan
     ft = plan.recipe.teacher.finetune
     extra = {}
     if ft.select_best:
-        extra = dict(eval_dataset=run.datasets["validation"], compute_metrics=compute_metrics,
+        extra = dict(eval_dataset=run.datasets["validation"], compute_metrics=run.compute_metrics,
                      callbacks=[EarlyStoppingCallback(early_stopping_patience=ft.patience)])
     train_dataset = labelled_only(run.datasets["train"])
     return plan.task.trainer_class()(model=model, args=plan.teacher_args, train_dataset=train_dataset,
@@ -124,21 +132,18 @@ def teacher_trainer(run: Run, model):
 
 
 # ---------------------------------------------------------------------------------------------- 2. analysis
-def alignment_layers(plan: RunPlan, profile, k: int | None) -> list:
-    """The teacher layers the distillation aligns, chosen from ``profile`` as the trainer would choose them."""
-    from ..spectral import select_layers
+@dataclass(frozen=True)
+class Analysis:
+    """What the analysis stage gives the later stages: the teacher's profile and the teacher blocks the student
+    copies (``student.init: teacher_layers``; None for another ``student.init``)."""
 
-    args = plan.distill_args
-    if args.teacher_layers:
-        return list(args.teacher_layers)
-    if args.beta == 0 or args.layer_selection == "manual" or not k:
-        return []
-    return select_layers(profile.intensity, k, strategy=args.layer_selection,
-                         include_embeddings=args.include_embeddings)
+    profile: Any
+    init_layers: list | None
 
 
-def analysis_stage(run: Run, teacher: Teacher):
-    """The teacher's spectral profile on the seeded training sample the trainer's own selection would read."""
+def analysis_stage(run: Run, teacher: Teacher) -> Analysis:
+    """The teacher's spectral profile on the seeded training sample the trainer's own selection would read, and
+    the student's init layers chosen from it (:func:`resolve_init_layers`)."""
     from ..analysis import collect_profile, plot_layer_intensity
     from ..sampling import sample_dataset
     from ..spectral import SpectralProfile
@@ -154,7 +159,7 @@ def analysis_stage(run: Run, teacher: Teacher):
         loader = DataLoader(subset, batch_size=plan.eval_batch_size, shuffle=False, collate_fn=run.collator)
         profile = collect_profile(teacher.model, loader, max_samples=n, progress=True,
                                   description="teacher spectral analysis")
-        selected = alignment_layers(plan, profile, plan.aligned_layers)
+        selected = select_teacher_layers(LayerSelection.from_config(args), profile.intensity, plan.aligned_layers)
         profile.metadata.update({"role": "teacher", "model": teacher.source, "selected_layers": selected,
                                  "strategy": args.layer_selection, "num_samples": profile.num_samples})
         profile.save(os.path.join(directory, PROFILE_FILENAME))
@@ -166,36 +171,29 @@ def analysis_stage(run: Run, teacher: Teacher):
                      reusing=f"reusing the teacher's spectral profile in {where}",
                      running=f"spectral analysis of the teacher on {min(n, len(run.datasets['train']))} training "
                              f"examples -> {where}/{PROFILE_FILENAME}, {PLOT_FILENAME}")
-    return SpectralProfile.load(os.path.join(done.directory, PROFILE_FILENAME))
+    profile = SpectralProfile.load(os.path.join(done.directory, PROFILE_FILENAME))
+    return Analysis(profile, resolve_init_layers(plan, profile))
 
 
 def resolve_init_layers(plan: RunPlan, profile) -> list | None:
-    """The teacher blocks copied into the student (``student.init: teacher_layers``), from the recipe's rule."""
-    from ..spectral import select_layers
-
+    """The teacher blocks copied into the student (``student.init: teacher_layers``), from the recipe's rule
+    (:func:`~hf_spectralkd.layer_map.choose_init_layers`); the student's depth is at most the teacher's (checked in
+    the teacher stage)."""
     s = plan.recipe.student
     if s.init != "teacher_layers":
         return None
-    if isinstance(s.init_layers, list):
-        return list(s.init_layers)
     intensity = [float(v) for v in profile.intensity]
-    m = s.num_layers  # at most the teacher's depth: check_depths ran in the teacher stage
-    if s.init_layers == "selected":
-        chosen = alignment_layers(plan, profile, m)
-        if len(chosen) == m:
-            return chosen
-        strategy = plan.distill_args.layer_selection
-        return select_layers(intensity, m, strategy="topk" if strategy == "manual" else strategy)
-    return select_layers(intensity, m, strategy=s.init_layers)
+    return choose_init_layers(s.init_layers, s.num_layers, len(intensity) - 1, intensity,
+                              LayerSelection.from_config(plan.distill_args))
 
 
 # ---------------------------------------------------------------------------------------------- 3. student
-def build_student(plan: RunPlan, teacher: Teacher):
+def build_student(plan: RunPlan, teacher: Teacher, init_layers: list | None):
     """The student before training, seeded (a LoRA student: adapters + classifier train, the rest is frozen)."""
     from transformers import set_seed
 
     set_seed(plan.training_values["seed"])
-    model = plan.task.build_student(plan.recipe, teacher.model, plan.label_names, plan.init_layers)
+    model = plan.task.build_student(plan.recipe, teacher.model, plan.label_names, init_layers)
     if plan.recipe.student.peft:
         from ..peft_students import apply_peft
 
@@ -218,23 +216,24 @@ def save_trained(plan: RunPlan, trainer, directory: str, stage: str) -> None:
     write_json(os.path.join(directory, TRAINING_LOG_FILENAME), trainer.state.log_history)
 
 
-def student_stage(run: Run, teacher: Teacher, profile) -> str:
+def student_stage(run: Run, teacher: Teacher, analysis: Analysis) -> str:
     """Distil the teacher into the student; the trainer aligns the layers it selects from the analysis' profile."""
     plan, recipe = run.plan, run.plan.recipe
     cache_dir = os.path.join(plan.out, TEACHER_CACHE_DIRNAME) if recipe.teacher.cache else None
     args = plan.distill_args
+    init_layers = analysis.init_layers
     # automatic selection: the trainer selects from the analysis' profile (no second analysis); with teacher_layers
     # given or no alignment term it selects nothing, and the student's folder gets the analysis' files below
-    automatic = not args.teacher_layers and args.beta > 0 and args.layer_selection != "manual"
+    automatic = selects_layers(LayerSelection.from_config(args))
 
     def distil(directory: str) -> None:
         from ..distillation_trainer import SpectralDistillationTrainer
 
         trainer = SpectralDistillationTrainer(
-            model=build_student(plan, teacher), args=args, teacher_model=teacher.model,
-            teacher_profile=profile if automatic else None, teacher_cache=cache_dir,
+            model=build_student(plan, teacher, init_layers), args=args, teacher_model=teacher.model,
+            teacher_profile=analysis.profile if automatic else None, teacher_cache=cache_dir,
             train_dataset=run.datasets["train"], eval_dataset=run.datasets["validation"], data_collator=run.collator,
-            compute_metrics=compute_metrics,
+            compute_metrics=run.compute_metrics,
         )
         trainer.train(resume_from_checkpoint=resume_checkpoint(directory))
         if trainer.teacher_cache is not None:
@@ -248,7 +247,7 @@ def student_stage(run: Run, teacher: Teacher, profile) -> str:
                 shutil.copy(os.path.join(analysis_dir, name), os.path.join(directory, name))
 
     init = recipe.student.init
-    what = {"teacher_layers": f"{len(plan.init_layers or [])} blocks copied from teacher layers {plan.init_layers}",
+    what = {"teacher_layers": f"{len(init_layers or [])} blocks copied from teacher layers {init_layers}",
             "pretrained": f"pretrained {recipe.student.model}", "config": "a fresh model from the config"}[init]
     done = run.stage("student", plan.fingerprints.student, distil,
                      reusing=f"reusing the distilled student in {plan.stage_dir('student')}",
@@ -284,14 +283,14 @@ def evaluate_role(run: Run, role: str, model_fingerprint: str, model=None, split
     if model is None:
         model = load()
     result = evaluate_model(model, dataset, run.collator, batch_size=plan.eval_batch_size,
-                            trainer_class=plan.task.trainer_class())
+                            trainer_class=plan.task.trainer_class(), compute_metrics=run.compute_metrics)
     run.eval_seconds += time.time() - start
     result["fingerprint"] = fingerprint
     write_json(path, result)
     return result
 
 
-def evaluate_stage(run: Run, teacher: Teacher, student_dir: str) -> dict:
+def evaluate_stage(run: Run, teacher: Teacher, student_dir: str, init_layers: list | None) -> dict:
     """The ``teacher`` and ``student`` sections of results.json, each evaluated on the evaluation split."""
     plan, recipe = run.plan, run.plan.recipe
     eval_dir = os.path.join(plan.out, EVALUATION_DIRNAME)
@@ -304,12 +303,12 @@ def evaluate_stage(run: Run, teacher: Teacher, student_dir: str) -> dict:
     return {
         "teacher": model_section(plan, teacher.model, teacher.source, teacher.path, teacher_eval),
         "student": {**model_section(plan, student, recipe.student.model or teacher.source, student_dir, student_eval),
-                    "init": recipe.student.init, "init_layers": plan.init_layers},
+                    "init": recipe.student.init, "init_layers": init_layers},
     }
 
 
 # ---------------------------------------------------------------------------------------------- 5. baseline
-def baseline_stage(run: Run, teacher: Teacher) -> dict | None:
+def baseline_stage(run: Run, teacher: Teacher, init_layers: list | None) -> dict | None:
     """The no-KD baseline (same student, same budget) trained and evaluated: its results.json section, or None."""
     plan, recipe = run.plan, run.plan.recipe
     if not recipe.evaluation.baseline:
@@ -320,9 +319,10 @@ def baseline_stage(run: Run, teacher: Teacher) -> dict | None:
 
     def train(directory: str) -> None:
         trainer = plan.task.trainer_class()(
-            model=build_student(plan, teacher), args=baseline_arguments(plan, run.datasets["train"], train_rows),
+            model=build_student(plan, teacher, init_layers),
+            args=baseline_arguments(plan, run.datasets["train"], train_rows),
             train_dataset=train_rows, eval_dataset=run.datasets["validation"], data_collator=run.collator,
-            compute_metrics=compute_metrics,
+            compute_metrics=run.compute_metrics,
         )
         trainer.train(resume_from_checkpoint=resume_checkpoint(directory))
         save_trained(plan, trainer, directory, "baseline")
@@ -333,7 +333,7 @@ def baseline_stage(run: Run, teacher: Teacher) -> dict | None:
     model = plan.task.load_classifier(recipe, done.directory, plan.label_names, what="baseline student")
     evaluation = evaluate_role(run, "baseline", plan.fingerprints.baseline, model)
     return {**model_section(plan, model, recipe.student.model or teacher.source, done.directory, evaluation),
-            "init": recipe.student.init, "init_layers": plan.init_layers}
+            "init": recipe.student.init, "init_layers": init_layers}
 
 
 def recommend_stage(run: Run, student_dir: str, baseline: dict | None) -> dict | None:
@@ -348,16 +348,16 @@ def recommend_stage(run: Run, student_dir: str, baseline: dict | None) -> dict |
         return None
     run.log(f"{tag('baseline')} choosing the model to use: distilled student and no-KD baseline on the {split} split "
             f"({len(run.datasets[split])} examples) -> {os.path.join(plan.out, EVALUATION_DIRNAME)}")
-    accuracy = {}
+    metric, scores = plan.task.primary_metric, {}
     for role, directory, fingerprint, what in (
             ("student", student_dir, plan.fingerprints.student, "distilled student"),
             ("baseline", baseline["path"], plan.fingerprints.baseline, "baseline student")):
         def load(directory=directory, what=what):
             return plan.task.load_classifier(recipe, directory, plan.label_names, what=what)
 
-        accuracy[role] = evaluate_role(run, role, fingerprint, split=split, load=load)["metrics"]["accuracy"]
-    return recommendation(accuracy["student"], accuracy["baseline"], recipe.evaluation.recommend_margin,
-                          student_dir, baseline["path"], split)
+        scores[role] = evaluate_role(run, role, fingerprint, split=split, load=load)["metrics"][metric]
+    return recommendation(scores["student"], scores["baseline"], recipe.evaluation.recommend_margin,
+                          student_dir, baseline["path"], split, metric=metric)
 
 
 def baseline_arguments(plan: RunPlan, distill_rows, baseline_rows):
@@ -374,12 +374,3 @@ def baseline_arguments(plan: RunPlan, distill_rows, baseline_rows):
     batches = math.ceil(len(distill_rows) / args.per_device_train_batch_size)
     steps_per_epoch = max(1, math.ceil(batches / args.gradient_accumulation_steps))
     return dataclasses.replace(args, max_steps=math.ceil(steps_per_epoch * args.num_train_epochs))
-
-
-def load_layer_map(student_dir: str):
-    """The student's aligned layers (none when the run aligned no layers)."""
-    from ..distillation_trainer import LayerMap
-
-    if os.path.exists(os.path.join(student_dir, LAYER_MAP_FILENAME)):
-        return LayerMap.load(student_dir)
-    return LayerMap([], [], "none")

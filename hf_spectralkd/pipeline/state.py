@@ -18,20 +18,15 @@ import re
 import socket
 import struct
 
-from ..constants import CARD_FILENAME, STAGE_MARKER
+from ..constants import CARD_FILENAME, CHECKPOINT_WEIGHT_FILES, STAGE_DIRNAMES, STAGE_MARKER
 from ..utils import read_json, write_json
 
-__all__ = ["STAGE_NAMES", "PARTIAL_FILENAME", "stage_manifest", "stage_damage", "check_own_folder",
+__all__ = ["PARTIAL_FILENAME", "stage_manifest", "stage_damage", "check_own_folder",
            "check_stage_folders", "claim_tmp_dir", "last_complete_checkpoint", "remove_checkpoints",
            "model_content_fingerprint", "pid_alive"]
 
-STAGE_NAMES = ("teacher", "analysis", "student", "baseline")
 PARTIAL_FILENAME = "partial.json"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
-# a checkpoint is complete when the Trainer wrote its state and the weights (it writes trainer_state.json last)
-CHECKPOINT_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                      "adapter_model.safetensors", "adapter_model.bin")
-MODEL_WEIGHTS = (*CHECKPOINT_WEIGHTS, "pytorch_model.bin.index.json", "tf_model.h5", "open_clip_model.safetensors")
 
 
 # ---------------------------------------------------------------------------------------------- finished stages
@@ -87,7 +82,7 @@ def check_own_folder(directory: str) -> None:
 
 def check_stage_folders(out: str) -> None:
     """Every stage folder of ``out`` that exists is the run's own (before any work)."""
-    for name in STAGE_NAMES:
+    for name in STAGE_DIRNAMES:
         check_own_folder(os.path.join(out, name))
 
 
@@ -142,7 +137,9 @@ def last_complete_checkpoint(folder: str) -> str | None:
     for base in (folder, os.path.join(folder, "_trainer")):
         for path in _checkpoints(base):
             state = read_json(os.path.join(path, "trainer_state.json"))
-            if isinstance(state, dict) and any(os.path.isfile(os.path.join(path, w)) for w in CHECKPOINT_WEIGHTS):
+            # complete when the Trainer wrote its state and the weights (it writes trainer_state.json last)
+            weights = any(os.path.isfile(os.path.join(path, w)) for w in CHECKPOINT_WEIGHT_FILES)
+            if isinstance(state, dict) and weights:
                 return path
     return None
 

@@ -5,20 +5,22 @@ student -> distillation -> evaluation -> baseline -> results, and asks a :class:
 depends on the data and the model family. A recipe names its task in ``task:`` (default
 ``text-classification``); ``get_task(name)`` returns an instance of the registered class.
 
-Adding a modality (e.g. the ``tasks/image/`` package for timm) means subclassing :class:`Task`, decorating it with
-``@register_task("image-classification")`` and adding its module to ``BUILTIN_TASK_MODULES`` (registry.py); the
-pipeline's flow does not change. The contract (every method gets the validated
-:class:`~hf_spectralkd.recipes.Recipe`):
+The token task (``tasks/tokens/``, ``token-classification``) is the text task with word-list / tag-list data, a
+token-classification head and its own metrics. Adding a modality (e.g. the ``tasks/image/`` package for timm)
+means subclassing :class:`Task`, decorating it with ``@register_task("image-classification")`` and adding its
+module to ``BUILTIN_TASK_MODULES`` (registry.py); the pipeline's flow does not change. The contract (every method
+gets the validated :class:`~hf_spectralkd.recipes.Recipe`):
 
 ``load_data(recipe) -> TaskData``
     Raw splits ``train`` / ``validation`` / ``test`` as a ``datasets.DatasetDict`` with an integer
     ``label`` column (ids into ``label_names``, sorted label names of the training split), plus ``info``
     (``name``, ``source``, ``text_column``, ``label_column``, ``license``, ``citation``) for results.json.
-    Raises ``ValueError`` before any work for missing files/columns, empty splits, unknown test labels.
+    Raises ``ValueError`` before any work for missing files/columns, empty splits, unknown test labels. (The token
+    task: ``tokens`` word lists and ``tags`` lists of tag ids; ``info`` names ``tokens_column`` / ``tags_column``.)
 ``load_processor(recipe, model_ref) -> processor``
     Tokenizer / image processor of the teacher (``model_ref`` is a resolved local dir or Hub id).
 ``prepare_datasets(recipe, data, processor) -> DatasetDict``
-    Model inputs plus ``labels`` for each split (tokenized / transformed).
+    Model inputs plus ``labels`` for each split (tokenized / transformed); the token task also adds ``kd_mask``.
 ``data_collator(processor)``
     Batch collator for the Trainer (dynamic padding for text).
 ``load_base(recipe, model_ref, label_names) -> model``
@@ -43,6 +45,11 @@ pipeline's flow does not change. The contract (every method gets the validated
     A model reference made usable (local dir or Hub id; the image task also takes timm model names).
 ``trainer_class()``
     The ``transformers.Trainer`` class for plain (no-KD) training and evaluation of the task's models.
+``compute_metrics(label_names)`` / ``metric_names`` / ``primary_metric``
+    The ``Trainer`` ``compute_metrics`` of the task's models, the ``metrics`` keys it returns (results.json, the
+    summary, the card) and the one the teacher's best epoch and the recommended model are chosen by: accuracy and
+    macro-F1 / ``accuracy`` by default, seqeval's ``f1`` / ``precision`` / ``recall`` and token ``accuracy`` /
+    ``f1`` for ``token-classification`` (:mod:`hf_spectralkd.metrics`).
 ``save_model(model, directory)``
     Save a trained model in its library's format (``save_pretrained`` for transformers, timm's for timm).
 

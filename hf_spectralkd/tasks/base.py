@@ -67,6 +67,24 @@ class Task:
         names = [str(id2label.get(i, f"LABEL_{i}")) for i in range(adapter.num_labels(model))]
         return None if all(n.startswith("LABEL_") for n in names) else names
 
+    @property
+    def metric_names(self) -> tuple:
+        """The ``metrics`` keys of this task's evaluations, in table order (see ``metrics.task_metrics``)."""
+        from ..metrics import task_metrics
+
+        return task_metrics(self.name)
+
+    @property
+    def primary_metric(self) -> str:
+        """The metric the teacher's best epoch and the recommended model are chosen by (accuracy by default)."""
+        return self.metric_names[0]
+
+    def compute_metrics(self, label_names):
+        """The ``Trainer`` ``compute_metrics`` of this task's models (accuracy and macro-F1 by default)."""
+        from ..metrics import compute_metrics
+
+        return compute_metrics
+
     def check_labels(self, model, label_names, what: str = "model") -> None:
         """Raise ``ValueError`` when ``model`` does not predict ``label_names``; nothing to check by default."""
 
@@ -136,7 +154,10 @@ class Task:
         return Trainer
 
     def save_model(self, model, directory: str) -> None:
-        model.save_pretrained(directory)
+        """Save ``model`` as its adapter saves it (timm: timm's format; transformers: ``save_pretrained``)."""
+        from ..adapters import get_adapter
+
+        get_adapter(model).save(model, directory)
 
     def save_processor(self, processor, directory: str) -> None:
         if processor is not None and hasattr(processor, "save_pretrained"):

@@ -8,7 +8,8 @@ __all__ = ["TASK_REGISTRY", "BUILTIN_TASK_MODULES", "register_task", "available_
 TASK_REGISTRY: dict = {}
 # modules imported lazily by get_task(), relative to hf_spectralkd.tasks; a missing optional dependency only
 # matters for that task
-BUILTIN_TASK_MODULES = {"text-classification": ".text", "image-classification": ".image"}
+BUILTIN_TASK_MODULES = {"text-classification": ".text", "image-classification": ".image",
+                        "token-classification": ".tokens"}
 
 
 def register_task(name: str):

@@ -12,7 +12,8 @@ import os
 
 from .validation import check_text_file
 
-__all__ = ["SPLITS", "BUILDERS", "builder_for", "read_data_file", "find_split_file", "read_rows", "sample_rows"]
+__all__ = ["SPLITS", "BUILDERS", "builder_for", "read_data_file", "find_split_file", "read_rows", "sample_rows",
+           "finish_splits"]
 
 SPLITS = ("train", "validation", "test")
 # local files: extension -> `datasets` packaged builder
@@ -140,3 +141,28 @@ def limit_splits(splits: dict, section) -> dict:
         if split in out and limit is not None and limit < len(out[split]):
             out[split] = out[split].shuffle(seed=section.seed).select(range(limit))
     return out
+
+
+def finish_splits(splits: dict, section, files: dict, label_names: list, need_test: bool, columns: dict) -> tuple:
+    """``(DatasetDict, info)``: the steps every labelled loader ends with: a test split when the run needs one,
+    ``max_train_samples`` / ``max_eval_samples``, and the dataset facts for results.json (``columns``: the names of
+    the task's columns, e.g. ``text_column`` / ``label_column``)."""
+    import datasets
+
+    if need_test and "test" not in splits:
+        raise ValueError(
+            f"data {section.source or section.train_file!r} has no test split: set data.test_file, or evaluate on the "
+            "validation split with evaluation.split=validation"
+        )
+    splits = limit_splits(splits, section)
+    source = section.source or files.get("train")
+    info = {
+        "name": section.name or (os.path.basename(os.path.normpath(source)) if source else None),
+        "source": source,
+        "num_labels": len(label_names),
+        "splits": {k: len(v) for k, v in splits.items()},
+        **columns,
+        "license": section.license,
+        "citation": section.citation,
+    }
+    return datasets.DatasetDict(splits), info

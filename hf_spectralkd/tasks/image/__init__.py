@@ -144,12 +144,6 @@ class ImageClassificationTask(Task):
         # timm's forward(x) takes no `pixel_values` / `labels` argument: keep every column, name the labels
         return {"remove_unused_columns": False, "label_names": ["labels"]}
 
-    def save_model(self, model, directory: str) -> None:
-        """Save in timm's format (``config.json`` + ``model.safetensors``)."""
-        from ...adapters import get_adapter
-
-        get_adapter(model).save_pretrained(model, directory)
-
     def trainer_class(self):
         """The ``transformers.Trainer`` subclass for plain (no-KD) training and evaluation of timm classifiers."""
         from .trainer import TimmClassifierTrainer

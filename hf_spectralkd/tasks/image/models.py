@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from ...adapters import unwrap_model
+from ...adapters import get_adapter, unwrap_model
 from ...utils import read_json
 from .processing import DATA_CONFIG_FILENAME, DATA_CONFIG_KEYS
 
@@ -67,44 +67,9 @@ def label_config(label_names) -> dict:
 
 def copy_timm_blocks(teacher, init_layers, overrides=None):
     """A student of the teacher's architecture with ``len(init_layers)`` blocks copied from the teacher
-    (ViT / DeiT / CaiT: ``blocks.{j}`` <- ``blocks.{init_layers[j]-1}``; everything else copied as is)."""
-    import re
-
-    import timm
-    import torch
-
-    teacher = unwrap_model(teacher, peft=True)
-    blocks = getattr(teacher, "blocks", None)
-    if not isinstance(blocks, (torch.nn.Sequential, torch.nn.ModuleList)):
-        raise ValueError(
-            f"student.init teacher_layers copies ViT-style blocks, but {type(teacher).__name__} has no `blocks` list "
-            "(Swin counts stages): use student.init config or pretrained"
-        )
-    n = len(blocks)
-    bad = [i for i in init_layers if not 1 <= i <= n]
-    if bad:
-        raise ValueError(f"student.init_layers {bad} out of range: the teacher has {n} blocks, valid layers are "
-                         f"1..{n}")
-    args = dict(getattr(teacher, "_model_args", {}) or {})
-    for key in ("embed_dim", "num_heads", "patch_size", "img_size"):
-        if key in (overrides or {}) and key in args and overrides[key] != args[key]:
-            raise ValueError(f"student.config.{key} cannot change when copying teacher blocks (the weights must fit)")
-    args.update({k: v for k, v in (overrides or {}).items() if k != "pretrained_cfg_overlay"})
-    args["depth"] = len(init_layers)
-    cfg = {k: v for k, v in teacher.pretrained_cfg.items() if k in (*DATA_CONFIG_KEYS, "label_names")}
-    architecture = teacher.pretrained_cfg["architecture"]
-    student = timm.create_model(architecture, pretrained=False, pretrained_cfg_overlay=cfg, **args)
-    pattern = re.compile(r"^blocks\.(\d+)\.(.*)$")
-    source = teacher.state_dict()
-    target = {}
-    for key in student.state_dict():
-        match = pattern.match(key)
-        teacher_key = f"blocks.{init_layers[int(match.group(1))] - 1}.{match.group(2)}" if match else key
-        target[key] = source[teacher_key].clone()
-    student.load_state_dict(target, strict=True)
-    return student
-
-
+    (ViT / DeiT / CaiT: ``blocks.{j}`` <- ``blocks.{init_layers[j]-1}``; everything else copied as is): the timm
+    adapter's :meth:`~hf_spectralkd.adapters.ModelAdapter.copy_blocks`."""
+    return get_adapter(teacher).copy_blocks(teacher, init_layers, overrides)
 
 
 def _fresh_student(section, teacher, label_names, overrides: dict):

@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from ...adapters.timm import DATA_CONFIG_KEYS
 from ...constants import TIMM_DATA_CONFIG_FILENAME as DATA_CONFIG_FILENAME
 from ...utils import write_json
 from .data import image_column as find_image_column
 
 __all__ = ["ImageProcessor", "transform_splits", "image_collator", "pixel_collator", "DATA_CONFIG_FILENAME",
            "DATA_CONFIG_KEYS"]
-
-DATA_CONFIG_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 
 
 @dataclass

@@ -3,14 +3,11 @@ evaluation of the image task."""
 
 from __future__ import annotations
 
-import os
-
-import torch
 import torch.nn.functional as F
 from transformers import Trainer
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ...adapters import get_adapter, unwrap_model
+from ...adapters import get_adapter
 
 __all__ = ["TimmClassifierTrainer"]
 
@@ -40,10 +37,5 @@ class TimmClassifierTrainer(Trainer):
 
     def _save(self, output_dir=None, state_dict=None):
         output_dir = output_dir if output_dir is not None else self.args.output_dir
-        model = unwrap_model(self.accelerator.unwrap_model(self.model, keep_torch_compile=False))
-        if self.args.should_save and get_adapter(model).save_pretrained(model, output_dir, state_dict=state_dict):
-            from transformers.trainer import TRAINING_ARGS_NAME
-
-            torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
-            return
-        super()._save(output_dir, state_dict)
+        if not get_adapter(self.model).save_trainer_model(self, output_dir, state_dict):  # timm's format
+            super()._save(output_dir, state_dict)

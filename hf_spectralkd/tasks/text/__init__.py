@@ -20,6 +20,7 @@ class TextClassificationTask(Task):
     """Text (or text-pair) classification with a transformers ``AutoModelForSequenceClassification``."""
 
     check_labels = staticmethod(check_labels)
+    auto_class = "AutoModelForSequenceClassification"  # the transformers auto class of the task's models
 
     def tokenize(self, dataset, tokenizer, text_column="text", text_pair_column=None, max_length=128, **options):
         """The task's one tokeniser (:func:`hf_spectralkd.tasks.text.processing.tokenize`): training splits, the
@@ -106,8 +107,8 @@ class TextClassificationTask(Task):
 
         id2label, label2id = label_maps(label_names)
         return load_classifier(
-            model_ref, what="teacher.base", num_labels=len(label_names), id2label=id2label, label2id=label2id,
-            ignore_mismatched_sizes=True,
+            model_ref, what="teacher.base", auto_class=self.auto_class, num_labels=len(label_names),
+            id2label=id2label, label2id=label2id, ignore_mismatched_sizes=True,
         )
 
     def load_model(self, reference: str, what: str = "--model", quiet: bool = False):
@@ -127,16 +128,13 @@ class TextClassificationTask(Task):
     def load_classifier(self, recipe, model_ref, label_names=None, what="model"):
         from ...loading import load_classifier
 
-        model = load_classifier(model_ref, what=what)
+        model = load_classifier(model_ref, what=what, auto_class=self.auto_class)
         if label_names is not None:
             self.check_labels(model, label_names, what)
         return model
 
     def build_student(self, recipe, teacher, label_names, init_layers):
-        return build_text_student(recipe.student, teacher, label_names, init_layers)
-
-    def num_layers(self, model) -> int:
-        return int(model.config.num_hidden_layers)
+        return build_text_student(recipe.student, teacher, label_names, init_layers, self.auto_class)
 
     def reference_depth(self, recipe, model_ref):
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from ...loading import is_offline
-from ..sources import builder_for, carve_validation, find_split_file, limit_splits
+from ..sources import builder_for, carve_validation, find_split_file, finish_splits
 from ..validation import check_labelled_rows, check_text_file
 
 __all__ = ["load_text_data", "is_local_source"]
@@ -184,21 +184,6 @@ def load_text_data(section, need_test: bool = True):
     label_names = _label_names(raw, section, fixed, to_name)
     _check_known_labels(raw, section, {name: i for i, name in enumerate(label_names)}, fixed, to_name)
     splits = carve_validation(_encode_labels(raw, section, label_names, to_name), section)
-    if need_test and "test" not in splits:
-        raise ValueError(
-            f"data {section.source or section.train_file!r} has no test split: set data.test_file, or evaluate on the "
-            "validation split with evaluation.split=validation"
-        )
-    splits = limit_splits(splits, section)
-    source = section.source or files.get("train")
-    info = {
-        "name": section.name or (os.path.basename(os.path.normpath(source)) if source else None),
-        "source": source,
-        "num_labels": len(label_names),
-        "splits": {k: len(v) for k, v in splits.items()},
-        "text_column": section.text_column,
-        "label_column": section.label_column,
-        "license": section.license,
-        "citation": section.citation,
-    }
-    return datasets.DatasetDict(splits), label_names, info
+    splits, info = finish_splits(splits, section, files, label_names, need_test,
+                                 {"text_column": section.text_column, "label_column": section.label_column})
+    return splits, label_names, info

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
-import re
+
+from ...adapters import get_adapter
+from ...adapters.hf import find_layer_list
 
 __all__ = ["find_layer_list", "copy_teacher_layers", "label_maps", "check_labels", "build_text_student"]
 
@@ -13,52 +15,14 @@ def label_maps(label_names) -> tuple:
     return dict(enumerate(label_names)), {n: i for i, n in enumerate(label_names)}
 
 
-def find_layer_list(model):
-    """``(prefix, ModuleList)`` of the transformer blocks (e.g. ``bert.encoder.layer``)."""
-    import torch
-
-    n = getattr(model.config, "num_hidden_layers", None)
-    best = None
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module) == n and n:
-            if best is None or len(name) < len(best[0]):
-                best = (name, module)
-    if best is None:
-        raise ValueError(
-            f"cannot find the {n} transformer blocks of {type(model).__name__}; build the student with "
-            "student.init: pretrained or config instead of teacher_layers"
-        )
-    return best
-
-
 def copy_teacher_layers(teacher, init_layers, config_overrides=None):
     """A student of the teacher's class with ``len(init_layers)`` blocks copied from the teacher.
 
     Embeddings, pooler and classifier are copied as they are; student block ``j`` is teacher block
     ``init_layers[j]`` (``hidden_states`` indexing: 1 = first block), as DistilBERT copied every other layer.
+    The transformers adapter's :meth:`~hf_spectralkd.adapters.ModelAdapter.copy_blocks` does it.
     """
-    n = teacher.config.num_hidden_layers
-    bad = [i for i in init_layers if not 1 <= i <= n]
-    if bad:
-        raise ValueError(f"student.init_layers {bad} out of range: the teacher has {n} blocks, valid layers are "
-                         f"1..{n}")
-    config = copy.deepcopy(teacher.config)
-    config.num_hidden_layers = len(init_layers)
-    for key, value in (config_overrides or {}).items():
-        if key in ("hidden_size", "num_attention_heads", "intermediate_size") and value != getattr(config, key, None):
-            raise ValueError(f"student.config.{key} cannot change when copying teacher layers (the weights must fit)")
-        setattr(config, key, value)
-    student = type(teacher)(config)
-    prefix, _ = find_layer_list(teacher)
-    pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.(.*)$")
-    source = teacher.state_dict()
-    target = {}
-    for key in student.state_dict():
-        match = pattern.match(key)
-        teacher_key = f"{prefix}.{init_layers[int(match.group(1))] - 1}.{match.group(2)}" if match else key
-        target[key] = source[teacher_key].clone()
-    student.load_state_dict(target, strict=True)
-    return student
+    return get_adapter(teacher).copy_blocks(teacher, init_layers, config_overrides)
 
 
 def check_labels(model, label_names, what="model") -> None:
@@ -77,9 +41,12 @@ def check_labels(model, label_names, what="model") -> None:
         )
 
 
-def build_text_student(section, teacher, label_names, init_layers):
-    """The student of ``student.init`` (``section``: the recipe's student section)."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+def build_text_student(section, teacher, label_names, init_layers,
+                       auto_class: str = "AutoModelForSequenceClassification"):
+    """The student of ``student.init`` (``section``: the recipe's student section); ``auto_class``: the transformers
+    auto class of the head (``AutoModelForTokenClassification`` for the token task)."""
+    import transformers
+    from transformers import AutoConfig
 
     from ...loading import load_classifier
 
@@ -88,8 +55,8 @@ def build_text_student(section, teacher, label_names, init_layers):
         student = copy_teacher_layers(teacher, list(init_layers), section.config)
     elif section.init == "pretrained":
         student = load_classifier(
-            section.model, what="student.model", num_labels=len(label_names), id2label=id2label, label2id=label2id,
-            ignore_mismatched_sizes=True,
+            section.model, what="student.model", auto_class=auto_class, num_labels=len(label_names),
+            id2label=id2label, label2id=label2id, ignore_mismatched_sizes=True,
         )
     else:  # a fresh model from the teacher's config with overrides
         config = copy.deepcopy(teacher.config)
@@ -97,6 +64,6 @@ def build_text_student(section, teacher, label_names, init_layers):
             config.num_hidden_layers = section.num_layers
         for key, value in section.config.items():
             setattr(config, key, value)
-        student = AutoModelForSequenceClassification.from_config(AutoConfig.for_model(**config.to_dict()))
+        student = getattr(transformers, auto_class).from_config(AutoConfig.for_model(**config.to_dict()))
     student.config.id2label, student.config.label2id = id2label, label2id
     return student

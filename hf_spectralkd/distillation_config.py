@@ -12,6 +12,11 @@ from .numbers import check_training_arguments
 from .spectral import FFT_AXES, LOSS_NORMALIZATIONS, LOSS_VARIANTS, SELECTION_STRATEGIES, check_loss_normalize
 
 
+# upper bounds of the loss weights: beyond them float32 overflows (tau**2, beta * L_freq gradients)
+MAX_TEMPERATURE = 1e3
+MAX_BETA = 1e4
+
+
 @dataclass
 class SpectralDistillationConfig(TrainingArguments):
     r"""
@@ -155,10 +160,11 @@ class SpectralDistillationConfig(TrainingArguments):
         super().__post_init__()
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
-        if not self.temperature > 0.0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if not self.beta >= 0.0:
-            raise ValueError(f"beta must be >= 0, got {self.beta}")
+        # bounded: tau**2 overflows past ~1e154 and a beta of 1e30 sends every gradient to inf (a run that "trains")
+        if not 0.0 < self.temperature <= MAX_TEMPERATURE:
+            raise ValueError(f"temperature must be in (0, {MAX_TEMPERATURE:g}], got {self.temperature}")
+        if not 0.0 <= self.beta <= MAX_BETA:
+            raise ValueError(f"beta must be in [0, {MAX_BETA:g}], got {self.beta}")
         if self.layer_selection not in (*SELECTION_STRATEGIES, "manual"):
             raise ValueError(
                 f"layer_selection must be one of {', '.join(SELECTION_STRATEGIES)} or manual, "

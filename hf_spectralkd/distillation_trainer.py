@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import os
 from collections import defaultdict
 from dataclasses import asdict
@@ -32,7 +33,7 @@ from .constants import KD_MASK_COLUMN, LAYER_MAP_FILENAME, PLOT_FILENAME, PROFIL
 from .distillation_config import SpectralDistillationConfig
 from .distributed import prepare_teacher, preserve_rng_state
 from .dynamics import SpectralDynamicsCallback
-from .guards import check_finite_loss
+from .guards import NonFiniteLossError, check_finite_loss
 from .hub import trainer_push_to_hub
 from .layer_map import (
     LayerMap,
@@ -143,6 +144,7 @@ class SpectralDistillationTrainer(Trainer):
         self.layer_map: LayerMap | None = None
         self.spectral_profile = None
         self._given_layer_map, self._given_profile = layer_map, teacher_profile
+        self._label_order_checked = False
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
         self._metric_weights = {"train": defaultdict(list), "eval": defaultdict(list)}
         if hasattr(self.model, "add_model_tags"):
@@ -400,10 +402,72 @@ class SpectralDistillationTrainer(Trainer):
             layer_map = LayerMap(**holder[0])
         self.layer_map = layer_map
         self.spectral_profile = profile
+        if not self._label_order_checked:
+            with preserve_rng_state(self.accelerator.device):
+                self._check_label_order()
+            self._label_order_checked = True
         self._save_selection(layer_map, profile)
         if self.is_world_process_zero():
             log_layer_selection(layer_map)
         return layer_map
+
+    @torch.no_grad()
+    def _check_label_order(self, max_units: int = 2048) -> None:
+        """Stop when the training labels are the teacher's classes under another numbering (the user's own integer
+        labels, a label map in another order): the teacher then agrees with the labels about as often as chance,
+        yet almost always under one relabelling of the classes. Read on the layer-selection sample (labelled rows
+        and, for token heads, labelled positions); a weak or untrained teacher agrees under no relabelling and
+        passes."""
+        head = self.teacher_head
+        if head.name not in ("sequence-classification", "multiple-choice", "token-classification"):
+            return
+        if self.train_dataset is None or not hasattr(self.train_dataset, "__len__"):
+            return
+        try:
+            loader = self._selection_dataloader()
+        except ValueError:
+            return
+        predicted, labels = [], []
+        device = self.accelerator.device
+        for batch in loader:
+            gold = batch.get("labels") if isinstance(batch, dict) else None
+            if gold is None:
+                return
+            inputs = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+            out = self.teacher_adapter.forward(self.teacher, inputs, output_hidden_states=False, head=head)
+            keep = gold != IGNORE_INDEX
+            predicted.append(out.logits.argmax(-1).cpu()[keep])
+            labels.append(gold[keep])
+            if sum(len(x) for x in labels) >= max_units:
+                break
+        if not labels:
+            return
+        predicted, labels = torch.cat(predicted), torch.cat(labels)
+        n = len(labels)
+        num_classes = int(max(int(predicted.max()), int(labels.max())) + 1) if n else 0
+        if n < 30 or num_classes < 2:
+            return
+        confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64)
+        confusion.index_put_((labels, predicted), torch.ones(n, dtype=torch.float64), accumulate=True)
+        from scipy.optimize import linear_sum_assignment
+
+        rows, cols = linear_sum_assignment(-confusion.numpy())
+        direct = float(confusion.diagonal().sum()) / n
+        mapped = float(confusion[rows, cols].sum()) / n
+        if mapped >= 0.5 and direct <= mapped / 3:
+            id2label = self.teacher_adapter.id2label(self.teacher) or {}
+            moved = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if r != c and confusion[r, c] > 0][:3]
+            examples = "; ".join(
+                f"rows labelled {r} are what the teacher calls {c} ({id2label.get(c, f'LABEL_{c}')!r})"
+                for r, c in moved
+            )
+            raise ValueError(
+                f"the training labels do not follow the teacher's id2label: on {n} sampled training "
+                f"{'positions' if head.per_token else 'rows'} the teacher agrees with the labels {100 * direct:.0f} % "
+                f"of the time but {100 * mapped:.0f} % under a renumbering of the classes ({examples}). Encode the "
+                "labels with the teacher's config.label2id (and build the student from the teacher, "
+                "build_student(teacher, ...), so it shares the mapping)"
+            )
 
     def _choose_layers(self) -> tuple:
         """``(layer_map, teacher profile or None)`` from, in order: a given layer map, ``args.teacher_layers``,
@@ -668,6 +732,13 @@ class SpectralDistillationTrainer(Trainer):
     def log(self, logs: dict, start_time=None) -> None:
         if "loss" in logs and self._metrics["train"]:
             logs = {**logs, **self._reduce_metrics("train")}
+        grad_norm = logs.get("grad_norm")
+        if grad_norm is not None and not math.isfinite(float(grad_norm)) and not self.args.fp16:
+            # fp16's grad scaler skips such steps itself; otherwise the weights are about to become NaN
+            raise NonFiniteLossError(
+                f"the gradient norm is {float(grad_norm)} at step {self.state.global_step} (loss {logs.get('loss')}): "
+                "training stopped and no model was saved. Lower beta / the learning rate, or check the data"
+            )
         super().log(logs, start_time)
 
     def evaluation_loop(
@@ -678,10 +749,12 @@ class SpectralDistillationTrainer(Trainer):
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         for key, value in self._reduce_metrics("eval").items():
             output.metrics[f"{metric_key_prefix}_{key}"] = value
-        if description == "Evaluation":  # evaluate(), not predict(): the dynamics keys join this one log entry
-            for callback in self.callback_handler.callbacks:
-                if isinstance(callback, SpectralDynamicsCallback):
-                    output.metrics.update(callback.evaluation_metrics(self.state))
+        # the dynamics keys join this one entry under the same prefix (eval_dynamics/..., usable as
+        # metric_for_best_model); predict() measures a sample of its own data (test_dynamics/...)
+        for callback in self.callback_handler.callbacks:
+            if isinstance(callback, SpectralDynamicsCallback):
+                predicted = None if description == "Evaluation" else dataloader
+                output.metrics.update(callback.evaluation_metrics(self.state, metric_key_prefix, predicted))
         return output
 
     # ------------------------------------------------------------------ saving

@@ -14,8 +14,15 @@ Agreement between two intensity curves (one implementation, shared with ``hf-spe
 * ``all``: both whole curves (``hidden_states`` indices ``0..n``, embeddings included) placed on a relative
   depth axis ``l / n`` in ``[0, 1]`` and linearly resampled to a common grid of ``max(n_teacher, n_student) + 1``
   evenly spaced points (the deeper curve is unchanged, the shallower one is interpolated);
-* ``pearson``: Pearson correlation of the two vectors (shape agreement; NaN with fewer than 2 points or a
-  constant curve); ``mre``: mean over points of ``|student - teacher| / |teacher|`` (scale agreement).
+* ``pearson``: Pearson correlation of the two vectors (shape agreement); NaN with fewer than
+  :data:`MIN_PEARSON_POINTS` (4) points or a constant curve: a correlation over ``k`` points has ``k - 2`` degrees
+  of freedom, so over 2 points it is +-1 whatever the curves, and over 3 points (1 degree of freedom) even
+  |r| = 0.99 is not significant at the 5 % level; ``mre``: mean over points of ``|student - teacher| / |teacher|``
+  (scale agreement; defined for any number of points, so the aligned pairs always have it).
+
+Log keys carry the ``metric_key_prefix`` of the evaluation they join (``eval_dynamics/pearson_all`` in
+``evaluate()``, ``test_dynamics/...`` in ``predict()``), so ``metric_for_best_model="dynamics/pearson_all"``
+(the Trainer prepends ``eval_``) works.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from .utils import json_number, write_json
 
 __all__ = [
     "LOG_PREFIX",
+    "MIN_PEARSON_POINTS",
     "SpectralDynamicsCallback",
     "curve_agreement",
     "mean_relative_error",
@@ -46,7 +54,11 @@ __all__ = [
     "resample_curve",
 ]
 
-LOG_PREFIX = "dynamics/"
+LOG_PREFIX = "dynamics/"  # after the evaluation's metric_key_prefix: eval_dynamics/..., test_dynamics/...
+DEFAULT_PREFIX = "eval"  # measurements outside an evaluation (start / end of training) are of the eval sample
+# a Pearson correlation over k points has k - 2 degrees of freedom: 2 points always give +-1, 3 points one degree
+# of freedom (|r| must exceed 0.997 to be significant at 5 %); from 4 points on it says something about the shape
+MIN_PEARSON_POINTS = 4
 AGREEMENT_KEYS = ("pearson_aligned", "mre_aligned", "pearson_all", "mre_all")
 
 
@@ -100,10 +112,17 @@ def mean_relative_error(student, teacher) -> float:
     return float(np.mean(np.abs(s - t) / np.abs(t)))
 
 
+def _pearson_if_meaningful(a, b) -> float:
+    """:func:`pearson`, NaN below :data:`MIN_PEARSON_POINTS` points."""
+    return pearson(a, b) if _vector(a).size >= MIN_PEARSON_POINTS else math.nan
+
+
 def curve_agreement(teacher_intensity, student_intensity, pairs: Sequence = ()) -> dict:
     """``{"pearson_aligned", "mre_aligned", "pearson_all", "mre_all"}`` of a student curve against a teacher
     curve (both indexed like ``hidden_states``). ``pairs`` are ``(student_layer, teacher_layer)`` tuples as in
-    :attr:`LayerMap.pairs`; without pairs the two ``aligned`` values are NaN."""
+    :attr:`LayerMap.pairs`; without pairs the two ``aligned`` values are NaN. A Pearson value over fewer than
+    :data:`MIN_PEARSON_POINTS` points (e.g. ``pearson_aligned`` with 2 or 3 pairs) is NaN: it would be +-1 by
+    construction (2 points) or carry a single degree of freedom (3 points)."""
     teacher, student = _vector(teacher_intensity), _vector(student_intensity)
     pairs = [(int(s), int(t)) for s, t in pairs]
     bad = [(s, t) for s, t in pairs if not (0 <= s < student.size and 0 <= t < teacher.size)]
@@ -116,11 +135,11 @@ def curve_agreement(teacher_intensity, student_intensity, pairs: Sequence = ()) 
     if pairs:
         aligned_s = student[[s for s, _ in pairs]]
         aligned_t = teacher[[t for _, t in pairs]]
-        result["pearson_aligned"] = pearson(aligned_s, aligned_t)
+        result["pearson_aligned"] = _pearson_if_meaningful(aligned_s, aligned_t)
         result["mre_aligned"] = mean_relative_error(aligned_s, aligned_t)
     grid = max(teacher.size, student.size)
     s_all, t_all = resample_curve(student, grid), resample_curve(teacher, grid)
-    result["pearson_all"] = pearson(s_all, t_all)
+    result["pearson_all"] = _pearson_if_meaningful(s_all, t_all)
     result["mre_all"] = mean_relative_error(s_all, t_all)
     return result
 
@@ -225,29 +244,53 @@ def _plot_history(ax2, history) -> None:
 # --------------------------------------------------------------------------------------------------
 # The callback
 # --------------------------------------------------------------------------------------------------
+class _TeacherRecorder(ModelAdapter):
+    """Wraps the teacher adapter for :func:`collect_profile`: the one teacher pass over the sample that gives the
+    teacher's curve also keeps, per batch, the teacher's hidden states at the paired layers (on the CPU), which
+    every later measurement of the student's alignment loss reads instead of running the teacher again."""
+
+    name = "dynamics-teacher"
+
+    def __init__(self, teacher_adapter, teacher_layers):
+        self.teacher_adapter, self.teacher_layers = teacher_adapter, sorted(set(teacher_layers))
+        self.hidden: list = []  # per batch: {teacher layer: hidden state}
+
+    def forward(self, model, inputs: dict, output_hidden_states: bool = True, head=None):
+        out = self.teacher_adapter.forward(model, inputs, output_hidden_states=True)
+        self.hidden.append({t: out.hidden_states[t].detach().to("cpu") for t in self.teacher_layers})
+        return out
+
+    def num_layers(self, model) -> int:
+        return self.teacher_adapter.num_layers(model)
+
+
 class _FrequencyLossProbe(ModelAdapter):
     """Wraps the student adapter for :func:`collect_profile`: the same forward pass that feeds the student's
-    profile also runs the teacher on that batch and accumulates the alignment loss of the pairs, computed by
-    ``alignment_loss`` (the trainer's :meth:`~hf_spectralkd.SpectralDistillationTrainer.alignment_loss`, so the
-    logged value is the training term for every configuration and subclass)."""
+    profile also accumulates the alignment loss of the pairs against the teacher's hidden states of the same
+    batch (recorded once by :class:`_TeacherRecorder`), computed by ``alignment_loss`` (the trainer's
+    :meth:`~hf_spectralkd.SpectralDistillationTrainer.alignment_loss`, so the logged value is the training term for
+    every configuration and subclass)."""
 
     name = "dynamics-probe"
 
-    def __init__(self, student_adapter, teacher, teacher_adapter, pairs, alignment_loss):
-        self.student_adapter, self.teacher, self.teacher_adapter = student_adapter, teacher, teacher_adapter
+    def __init__(self, student_adapter, teacher_hidden, pairs, alignment_loss):
+        self.student_adapter, self.teacher_hidden = student_adapter, teacher_hidden
         self.pairs, self.alignment_loss = list(pairs), alignment_loss
-        self.weighted_sum, self.count = 0.0, 0
+        self.weighted_sum, self.count, self.batch = 0.0, 0, 0
 
     def forward(self, model, inputs: dict, output_hidden_states: bool = True, head=None):
         student = self.student_adapter.forward(model, inputs, output_hidden_states=True)
         if self.pairs:
-            teacher = self.teacher_adapter.forward(self.teacher, inputs, output_hidden_states=True)
+            teacher = self.teacher_hidden[self.batch]
             mask = student.attention_mask
-            losses = [self.alignment_loss(student.hidden_states[s], teacher.hidden_states[t], mask)
-                      for s, t in self.pairs]
+            losses = []
+            for s, t in self.pairs:
+                hidden = student.hidden_states[s]
+                losses.append(self.alignment_loss(hidden, teacher[t].to(hidden.device), mask))
             size = int(student.logits.shape[0])
             self.weighted_sum += float(torch.stack(losses).mean()) * size
             self.count += size
+        self.batch += 1
         return student
 
     def num_layers(self, model) -> int:
@@ -258,76 +301,105 @@ class _FrequencyLossProbe(ModelAdapter):
         return self.weighted_sum / self.count if self.count else None
 
 
+class _Sample:
+    """A fixed sample, collated once into batches (kept on the CPU), with the teacher's profile on it and the
+    teacher's hidden states at the paired layers: what every measurement of the student on it needs from the
+    teacher, computed once."""
+
+    def __init__(self, rows, batches: list, teacher_profile, teacher_hidden: list, info: dict):
+        self.rows, self.batches, self.info = rows, batches, info
+        self.teacher_profile, self.teacher_hidden = teacher_profile, teacher_hidden
+
+
 class SpectralDynamicsCallback(TrainerCallback):
     """Measures the student's spectral intensity curve during distillation (on by default).
 
     Added by :class:`~hf_spectralkd.SpectralDistillationTrainer` when ``args.spectral_dynamics`` is true and
     an ``eval_dataset`` is given. A fixed sample of ``args.dynamics_samples`` evaluation examples (indices
-    drawn once with ``args.seed``; the first ones of an iterable dataset; the first dataset of a dict) is
+    drawn once with ``args.seed``; a seeded shuffle buffer of an iterable dataset; the first dataset of a dict) is
     measured
 
     * at the start of training (step 0 curve), at every evaluation (once per global step), and at the end of
       training if the last measurement is stale (the model ``train()`` returns);
-    * the teacher's curve on the same sample is measured once.
+    * the teacher runs once over the sample: its curve and its hidden states at the paired layers (for the
+      alignment loss) are kept; the sample is collated into batches once.
 
-    Each measurement is logged with ``Trainer.log`` (one ``log_history`` entry per measurement) under:
+    Each measurement joins the evaluation's metrics (one dictionary per evaluation; outside an evaluation, at the
+    start and end of training, it is logged with ``Trainer.log``) under, with ``prefix`` the evaluation's
+    ``metric_key_prefix`` (``eval``; ``eval`` too for the start/end entries):
 
-    * ``dynamics/student_intensity_l{i}`` for every ``hidden_states`` index ``i`` (0 = embeddings);
-    * ``dynamics/pearson_aligned``, ``dynamics/mre_aligned`` (aligned pairs; absent without pairs),
-      ``dynamics/pearson_all``, ``dynamics/mre_all`` (all layers on a common depth grid), see
-      :func:`curve_agreement`;
-    * ``dynamics/freq_loss``: the mean alignment loss of the pairs on the sample, by the trainer's
+    * ``{prefix}_dynamics/student_intensity_l{i}`` for every ``hidden_states`` index ``i`` (0 = embeddings);
+    * ``{prefix}_dynamics/pearson_aligned`` (with at least :data:`MIN_PEARSON_POINTS` pairs),
+      ``{prefix}_dynamics/mre_aligned`` (absent without pairs), ``{prefix}_dynamics/pearson_all``,
+      ``{prefix}_dynamics/mre_all`` (all layers on a common depth grid), see :func:`curve_agreement`;
+    * ``{prefix}_dynamics/freq_loss``: the mean alignment loss of the pairs on the sample, by the trainer's
       ``alignment_loss`` (the training ``freq_loss`` term; absent without pairs).
+
+    ``predict()`` adds ``test_dynamics/...`` (its ``metric_key_prefix``) measured on a seeded sample of the
+    predicted data (not added to the training history).
 
     After training the main process writes ``distillation_dynamics.json`` (all measurements, the teacher
     curve, the layer map, the callback's own cost in seconds) and ``distillation_dynamics.png`` to
-    ``args.output_dir``. Memory: only the per-measurement summaries (a few floats per layer) are kept.
+    ``args.output_dir``. Memory: the per-measurement summaries (a few floats per layer), the sample's collated
+    batches and the teacher's hidden states at the paired layers on the sample (CPU memory).
     """
 
     def __init__(self, trainer):
         self.trainer = trainer
         self.num_samples = int(trainer.args.dynamics_samples)
-        self.teacher_profile = None
         self.records: list = []
         self.seconds = 0.0  # cumulative wall time of this callback (measurements + report)
-        self._sample = None
-        self._sample_info: dict = {}
+        self._fixed: _Sample | None = None
+
+    @property
+    def teacher_profile(self):
+        """The teacher's profile on the fixed sample (None before the first measurement)."""
+        return self._fixed.teacher_profile if self._fixed is not None else None
+
+    @property
+    def _sample_info(self) -> dict:
+        return self._fixed.info if self._fixed is not None else {}
 
     # ---------------------------------------------------------------- the fixed sample
     def _sample_dataset(self):
-        if self._sample is not None:
-            return self._sample
-        trainer = self.trainer
-        dataset, name = trainer.eval_dataset, None
+        """The fixed sample of the evaluation data (rows, before collation)."""
+        if self._fixed is not None:
+            return self._fixed.rows
+        return self._draw(self._eval_source()[1], "evaluation dataset")[0]
+
+    def _eval_source(self) -> tuple:
+        """``(name, dataset)`` the fixed sample is drawn from: the eval dataset (name None) or a dict's first one."""
+        dataset = self.trainer.eval_dataset
         if isinstance(dataset, dict):
             if not dataset:
                 raise ValueError("spectral dynamics: eval_dataset is an empty dict")
-            name, dataset = next(iter(dataset.items()))
+            return next(iter(dataset.items()))
+        return None, dataset
+
+    def _draw(self, dataset, what: str):
+        trainer = self.trainer
         seed = trainer.args.seed
         sample = sample_dataset(dataset, self.num_samples, seed)
         if isinstance(sample, list):  # an iterable dataset has no length to sample from
-            how = "first examples (iterable dataset)"
+            how = f"shuffle buffer (iterable dataset, seed {seed})"
         else:
             how = f"random subset (seed {seed})"
             if hasattr(sample, "column_names"):
                 sample = trainer._remove_unused_columns(sample, description="spectral dynamics")
         if len(sample) == 0:
             raise ValueError(
-                "spectral dynamics: the evaluation dataset is empty; pass a non-empty eval_dataset or set "
+                f"spectral dynamics: the {what} is empty; pass a non-empty eval_dataset or set "
                 "spectral_dynamics=False"
             )
-        self._sample = sample
-        self._sample_info = {"num_samples": len(sample), "selection": how, "seed": seed, "eval_dataset": name}
-        return sample
+        return sample, {"num_samples": len(sample), "selection": how, "seed": seed}
 
-    def dataloader(self):
-        """The fixed sample as batches of model inputs (the trainer's collator and eval batch size)."""
+    def dataloader(self, rows=None):
+        """The fixed sample (or ``rows``) as batches of model inputs (the trainer's collator and eval batch size)."""
         from torch.utils.data import DataLoader
 
-        trainer = self.trainer
         return DataLoader(
-            self._sample_dataset(),
-            batch_size=trainer.args.per_device_eval_batch_size,
+            self._sample_dataset() if rows is None else rows,
+            batch_size=self.trainer.args.per_device_eval_batch_size,
             shuffle=False,
             collate_fn=self._collate,
         )
@@ -339,6 +411,21 @@ class SpectralDynamicsCallback(TrainerCallback):
             batch.pop(column, None)
         return batch
 
+    def _prepare(self, rows, info: dict, pairs) -> _Sample:
+        """Collate ``rows`` once and run the teacher over them once (its curve and paired hidden states)."""
+        trainer = self.trainer
+        batches = list(self.dataloader(rows))
+        recorder = _TeacherRecorder(trainer.teacher_adapter, [t for _, t in pairs])
+        profile = collect_profile(trainer.teacher, batches, adapter=recorder, device=trainer.accelerator.device)
+        return _Sample(rows, batches, profile, recorder.hidden, info)
+
+    def _fixed_sample(self, pairs) -> _Sample:
+        if self._fixed is None:
+            name, dataset = self._eval_source()
+            rows, info = self._draw(dataset, "evaluation dataset")
+            self._fixed = self._prepare(rows, {**info, "eval_dataset": name}, pairs)
+        return self._fixed
+
     # ---------------------------------------------------------------- measuring
     def measure(self, state, event: str, log: bool = True) -> dict:
         """Measure the student now, log the result (unless ``log=False``) and keep its summary (without touching
@@ -349,36 +436,56 @@ class SpectralDynamicsCallback(TrainerCallback):
             self.trainer.log(self.log_values(record))
         return record
 
-    def evaluation_metrics(self, state) -> dict:
-        """The dynamics log keys of this step, measured now unless already measured at this step. The trainer adds
-        them to the evaluation's metrics, so each evaluation logs (and prints) one dictionary, not two."""
+    def evaluation_metrics(self, state, metric_key_prefix: str = DEFAULT_PREFIX, dataloader=None) -> dict:
+        """The dynamics keys an evaluation adds to its metrics (so each evaluation logs and prints one dictionary),
+        named after its ``metric_key_prefix``.
+
+        Without ``dataloader`` (``evaluate()``): the fixed sample, measured now unless already measured at this
+        step; with a dict of eval datasets only the evaluation of the sampled (first) dataset gets them. With
+        ``dataloader`` (``predict()``): a seeded sample of its dataset, measured now (teacher included) and not
+        added to the training history."""
+        if dataloader is not None:
+            dataset = getattr(dataloader, "dataset", None)
+            if dataset is None:
+                return {}
+            with preserve_rng_state(self.trainer.accelerator.device):
+                record = self._measure(state, "predict", dataset=dataset)
+            return self.log_values(record, metric_key_prefix)
+        dataset = self.trainer.eval_dataset
+        name = next(iter(dataset), None) if isinstance(dataset, dict) else None
+        if name is not None and not metric_key_prefix.endswith(f"_{name}"):
+            return {}  # another dataset of the dict: the fixed sample is not from it
         record = self.measure(state, "evaluate", log=False) if self._stale(state) else self.records[-1]
-        return self.log_values(record)
+        return self.log_values(record, metric_key_prefix)
 
     @staticmethod
-    def log_values(record: dict) -> dict:
-        """``dynamics/student_intensity_l{i}``, the agreement keys and ``dynamics/freq_loss`` of one measurement."""
-        logs = {f"{LOG_PREFIX}student_intensity_l{i}": value for i, value in enumerate(record["student_intensity"])}
+    def log_values(record: dict, metric_key_prefix: str = DEFAULT_PREFIX) -> dict:
+        """``{prefix}_dynamics/student_intensity_l{i}``, the agreement keys and ``{prefix}_dynamics/freq_loss`` of one
+        measurement (the agreement values that are undefined, e.g. ``pearson_aligned`` with < 4 pairs, are left
+        out)."""
+        prefix = f"{metric_key_prefix}_{LOG_PREFIX}" if metric_key_prefix else LOG_PREFIX
+        logs = {f"{prefix}student_intensity_l{i}": value for i, value in enumerate(record["student_intensity"])}
         for key in (*AGREEMENT_KEYS, "freq_loss"):
             if record[key] is not None:
-                logs[f"{LOG_PREFIX}{key}"] = record[key]
+                logs[f"{prefix}{key}"] = record[key]
         return logs
 
-    def _measure(self, state, event: str) -> dict:
+    def _measure(self, state, event: str, dataset=None) -> dict:
         start = time.perf_counter()
         trainer = self.trainer
         layer_map = trainer.layer_map if trainer.layer_map is not None else trainer.setup_layer_map()
-        device = trainer.accelerator.device
-        if self.teacher_profile is None:
-            self.teacher_profile = collect_profile(
-                trainer.teacher, self.dataloader(), adapter=trainer.teacher_adapter, device=device
-            )
-        probe = _FrequencyLossProbe(
-            trainer.student_adapter, trainer.teacher, trainer.teacher_adapter, layer_map.pairs, trainer.alignment_loss
+        pairs = layer_map.pairs
+        if dataset is None:
+            sample = self._fixed_sample(pairs)
+        else:
+            rows, info = self._draw(dataset, "predicted dataset")
+            sample = self._prepare(rows, info, pairs)
+        probe = _FrequencyLossProbe(trainer.student_adapter, sample.teacher_hidden, pairs, trainer.alignment_loss)
+        profile = collect_profile(
+            unwrap_model(trainer.model), sample.batches, adapter=probe, device=trainer.accelerator.device
         )
-        profile = collect_profile(unwrap_model(trainer.model), self.dataloader(), adapter=probe, device=device)
         student = [float(v) for v in profile.intensity]
-        agreement = curve_agreement(self.teacher_profile.intensity, student, layer_map.pairs)
+        agreement = curve_agreement(sample.teacher_profile.intensity, student, pairs)
         elapsed = time.perf_counter() - start
         self.seconds += elapsed
         record = {
@@ -390,7 +497,8 @@ class SpectralDynamicsCallback(TrainerCallback):
             "freq_loss": json_number(probe.freq_loss),
             "seconds": elapsed,
         }
-        self.records.append(record)
+        if dataset is None:
+            self.records.append(record)
         return record
 
     def _stale(self, state) -> bool:

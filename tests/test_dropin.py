@@ -322,12 +322,12 @@ def test_evaluation_prints_one_dict_and_the_plot_lists_each_step_once(tmp_path, 
     capsys.readouterr()
     metrics = trainer.evaluate()
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    assert len(printed) == 1 and "eval_loss" in printed[0] and "dynamics/pearson_all" in printed[0]
-    assert "dynamics/pearson_all" in metrics
+    assert len(printed) == 1 and "eval_loss" in printed[0] and "eval_dynamics/pearson_all" in printed[0]
+    assert "eval_dynamics/pearson_all" in metrics
     evaluations = [e for e in trainer.state.log_history if "eval_loss" in e]
-    assert len(evaluations) == 3 and all("dynamics/pearson_all" in e for e in evaluations)
+    assert len(evaluations) == 3 and all("eval_dynamics/pearson_all" in e for e in evaluations)
     # entries of their own only where no evaluation runs: the start of training and the best model loaded at the end
-    alone = [e["step"] for e in trainer.state.log_history if "dynamics/pearson_all" in e and "eval_loss" not in e]
+    alone = [e["step"] for e in trainer.state.log_history if "eval_dynamics/pearson_all" in e and "eval_loss" not in e]
     assert alone == [0, 2]
     # measured at steps 0 (train begin), 1, 2 and again at 2 (best model loaded at the end): step 2 listed once
     assert labels == ["student @ step 0", "student @ step 1", "student @ step 2"]

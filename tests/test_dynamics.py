@@ -31,12 +31,12 @@ def _one_thread():
     torch.set_num_threads(previous)
 
 
+# the fixture's student has 2 aligned pairs: no pearson_aligned (see test_pearson_needs_four_points)
 DYN_KEYS = (
-    "dynamics/pearson_aligned",
-    "dynamics/mre_aligned",
-    "dynamics/pearson_all",
-    "dynamics/mre_all",
-    "dynamics/freq_loss",
+    "eval_dynamics/mre_aligned",
+    "eval_dynamics/pearson_all",
+    "eval_dynamics/mre_all",
+    "eval_dynamics/freq_loss",
 )
 
 
@@ -72,8 +72,9 @@ def test_curve_agreement_by_hand():
     student = [1.0, 3.0, 6.6]  # 2 blocks
     pairs = [(1, 2), (2, 4)]  # student 1 <-> teacher 2, student 2 <-> teacher 4
     result = curve_agreement(teacher, student, pairs)
-    # aligned: student [3, 6.6] vs teacher [3, 6]: two points -> Pearson 1, MRE (0 + 0.1) / 2
-    assert result["pearson_aligned"] == pytest.approx(1.0)
+    # aligned: student [3, 6.6] vs teacher [3, 6]: two points -> no Pearson (it is +-1 by construction),
+    # MRE (0 + 0.1) / 2
+    assert math.isnan(result["pearson_aligned"])
     assert result["mre_aligned"] == pytest.approx(0.05)
     # all: the student resampled to 5 depth points: [1, 2, 3, 4.8, 6.6]
     s_all = np.array([1.0, 2.0, 3.0, 4.8, 6.6])
@@ -164,20 +165,22 @@ def test_callback_numbers_equal_collect_profile(trained):
 def test_log_keys_at_each_evaluation(trained):
     trainer, _ = trained
     history = trainer.state.log_history
-    dynamics = [entry for entry in history if any(k.startswith("dynamics/") for k in entry)]
+    dynamics = [entry for entry in history if any(k.startswith("eval_dynamics/") for k in entry)]
     evaluations = [entry["step"] for entry in history if "eval_loss" in entry]
     assert evaluations == [2, 4, 6]
     # one entry at the start (step 0) and exactly one per evaluation
     assert [entry["step"] for entry in dynamics] == [0, 2, 4, 6]
     n_student = 2
     for entry in dynamics:
-        for key in DYN_KEYS + tuple(f"dynamics/student_intensity_l{i}" for i in range(n_student + 1)):
+        for key in DYN_KEYS + tuple(f"eval_dynamics/student_intensity_l{i}" for i in range(n_student + 1)):
             assert isinstance(entry[key], float) and math.isfinite(entry[key]), key
-        assert "dynamics/student_intensity_l3" not in entry
-        assert -1.0 <= entry["dynamics/pearson_all"] <= 1.0
+        assert "eval_dynamics/student_intensity_l3" not in entry
+        assert "eval_dynamics/pearson_aligned" not in entry  # 2 pairs: +-1 by construction, not logged
+        assert not [k for k in entry if k.startswith("dynamics/")]  # every key carries the eval_ prefix
+        assert -1.0 <= entry["eval_dynamics/pearson_all"] <= 1.0
     # the log carries the same numbers as the callback's records
     records = _callback(trainer).records
-    assert [entry["dynamics/mre_all"] for entry in dynamics] == [r["mre_all"] for r in records]
+    assert [entry["eval_dynamics/mre_all"] for entry in dynamics] == [r["mre_all"] for r in records]
 
 
 def test_report_files_written(trained):
@@ -214,7 +217,7 @@ def test_callback_off(tmp_path, bert_pair, token_dataset):
     assert not [cb for cb in trainer.callback_handler.callbacks if isinstance(cb, SpectralDynamicsCallback)]
     trainer.train()
     assert [e["step"] for e in trainer.state.log_history if "eval_loss" in e] == [1, 2]
-    assert not [k for e in trainer.state.log_history for k in e if k.startswith("dynamics/")]
+    assert not [k for e in trainer.state.log_history for k in e if "dynamics/" in k]
     assert not os.path.exists(os.path.join(args.output_dir, DYNAMICS_JSON))
     assert not os.path.exists(os.path.join(args.output_dir, DYNAMICS_PLOT))
 
@@ -390,14 +393,16 @@ def test_callback_on_timm_vision_models(tmp_path):
         model=student, teacher_model=teacher, args=args, train_dataset=rows, eval_dataset=rows, data_collator=collate
     )
     trainer.train()
-    dynamics = [e for e in trainer.state.log_history if "dynamics/pearson_all" in e]
+    dynamics = [e for e in trainer.state.log_history if "eval_dynamics/pearson_all" in e]
     assert [e["step"] for e in dynamics] == [0, 2]
     indices = sorted(torch.randperm(24, generator=torch.Generator().manual_seed(args.seed))[:6].tolist())
     loader = DataLoader([rows[i] for i in indices], batch_size=args.per_device_eval_batch_size, collate_fn=collate)
     expected = collect_profile(trainer.model, loader).intensity.tolist()
     assert len(expected) == 3  # patch embedding + 2 blocks
-    assert [dynamics[-1][f"dynamics/student_intensity_l{i}"] for i in range(3)] == pytest.approx(expected, rel=1e-6)
-    assert math.isfinite(dynamics[-1]["dynamics/freq_loss"])
+    assert [dynamics[-1][f"eval_dynamics/student_intensity_l{i}"] for i in range(3)] == pytest.approx(
+        expected, rel=1e-6
+    )
+    assert math.isfinite(dynamics[-1]["eval_dynamics/freq_loss"])
     assert os.path.exists(os.path.join(args.output_dir, DYNAMICS_JSON))
 
 
@@ -435,7 +440,7 @@ def test_callback_with_teacher_cache_id_column(tmp_path):
     )
     trainer.train()
     assert trainer.teacher_cache is not None and len(trainer.teacher_cache) == 24
-    dynamics = [e for e in trainer.state.log_history if "dynamics/freq_loss" in e]
+    dynamics = [e for e in trainer.state.log_history if "eval_dynamics/freq_loss" in e]
     assert [e["step"] for e in dynamics] == [0, 2]
     callback = _callback(trainer)
     assert "example_id" in callback._sample_dataset().column_names  # kept: the cache added it to the signature
@@ -467,7 +472,7 @@ def _evaluated(tmp_path, trainer_class, **config):
                          ids=["bins-normalized", "default"])
 def test_dynamics_freq_loss_is_the_training_freq_loss(tmp_path, config):
     trainer, metrics, rows = _evaluated(tmp_path, SpectralDistillationTrainer, **config)
-    assert metrics["dynamics/freq_loss"] == pytest.approx(metrics["eval_freq_loss"], rel=1e-5)
+    assert metrics["eval_dynamics/freq_loss"] == pytest.approx(metrics["eval_freq_loss"], rel=1e-5)
     # the configured term, not the default one: recomputed here by hand with the config's bins / normalisation
     batch = pad_collate(list(rows))
     inputs = {k: v for k, v in batch.items() if k != "labels"}
@@ -480,13 +485,13 @@ def test_dynamics_freq_loss_is_the_training_freq_loss(tmp_path, config):
                                                        normalize=config.get("freq_loss_normalize"))
                               for a, b in pairs]).mean()
     default = torch.stack([frequency_alignment_loss(s[a], t[b], mask) for a, b in pairs]).mean()
-    assert metrics["dynamics/freq_loss"] == pytest.approx(float(configured), rel=1e-5)
+    assert metrics["eval_dynamics/freq_loss"] == pytest.approx(float(configured), rel=1e-5)
     if config:
         assert float(configured) != pytest.approx(float(default), rel=1e-3)
 
 
 def test_dynamics_freq_loss_follows_a_subclass_alignment_loss(tmp_path):
     trainer, metrics, rows = _evaluated(tmp_path, _MeanFeatureTrainer)
-    assert metrics["dynamics/freq_loss"] == pytest.approx(metrics["eval_freq_loss"], rel=1e-5)
+    assert metrics["eval_dynamics/freq_loss"] == pytest.approx(metrics["eval_freq_loss"], rel=1e-5)
     plain = _evaluated(tmp_path / "plain", SpectralDistillationTrainer)[1]
-    assert metrics["dynamics/freq_loss"] != pytest.approx(plain["dynamics/freq_loss"], rel=1e-3)
+    assert metrics["eval_dynamics/freq_loss"] != pytest.approx(plain["eval_dynamics/freq_loss"], rel=1e-3)

@@ -155,9 +155,9 @@ def test_student_without_hidden_states(tmp_path):
     [
         ("alpha", 1.5, r"alpha must be in \[0, 1\], got 1.5"),
         ("alpha", -0.1, r"alpha must be in \[0, 1\], got -0.1"),
-        ("temperature", 0.0, "temperature must be > 0, got 0.0"),
-        ("temperature", -2.0, "temperature must be > 0, got -2.0"),
-        ("beta", -0.5, "beta must be >= 0, got -0.5"),
+        ("temperature", 0.0, r"temperature must be in \(0, 1000\], got 0.0"),
+        ("temperature", -2.0, r"temperature must be in \(0, 1000\], got -2.0"),
+        ("beta", -0.5, r"beta must be in \[0, 10000\], got -0.5"),
         ("beta", float("nan"), "beta must be a finite number, got nan"),
     ],
 )

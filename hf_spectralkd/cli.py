@@ -13,7 +13,7 @@ import sys
 from .errors import UserError  # library errors the CLI prints as one line (the library never imports the CLI)
 
 # sub-command modules, in the order `--help` lists them
-COMMANDS = ("analyze", "distill", "evaluate", "compare", "push", "card", "cache_teacher")
+COMMANDS = ("init", "analyze", "distill", "evaluate", "compare", "push", "card", "cache_teacher")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,6 @@ from .config_coercion import coerce_numeric_strings, parse_init_kwargs
 from .numbers import check_training_arguments
 from .spectral import FFT_AXES, LOSS_NORMALIZATIONS, LOSS_VARIANTS, SELECTION_STRATEGIES, check_loss_normalize
 
-
 # upper bounds of the loss weights: beyond them float32 overflows (tau**2, beta * L_freq gradients)
 MAX_TEMPERATURE = 1e3
 MAX_BETA = 1e4

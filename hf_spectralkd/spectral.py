@@ -321,25 +321,56 @@ def frequency_alignment_loss(
     normalize = _check_alignment_options(student_hidden, teacher_hidden, fft_axis, variant, bins, normalize)
     if student_hidden.dim() == 3:
         xs, xt, dims = _token_inputs(student_hidden.float(), teacher_hidden.float(), attention_mask, fft_axis)
+        groups = _real_token_groups(xs, xt, attention_mask)
     else:
         if attention_mask is not None:
             raise ValueError("attention_mask is only valid for (N, L, D) token tensors, not NCHW feature maps")
         xs, xt, dims = _map_inputs(student_hidden.float(), teacher_hidden.float(), fft_axis)
+        groups = [(xs, xt)]
 
-    fs = torch.fft.rfftn(xs, dim=dims, norm="ortho")
-    ft = torch.fft.rfftn(xt, dim=dims, norm="ortho")
-    if bins is not None:
-        axis = dims[-1]
-        keep = min(bins, fs.shape[axis])
-        fs, ft = fs.narrow(axis, 0, keep), ft.narrow(axis, 0, keep)
-    if variant == "magnitude":
-        loss = F.mse_loss(fs.abs(), ft.abs())
-    else:
-        loss = F.mse_loss(torch.view_as_real(fs), torch.view_as_real(ft))
+    # sums over every kept element of every group, then one division: the mean over the real tokens' spectra
+    total = xs.new_zeros(())
+    count, energy, energy_count = 0, xs.new_zeros(()), 0
+    for gs, gt in groups:
+        fs = torch.fft.rfftn(gs, dim=dims, norm="ortho")
+        ft = torch.fft.rfftn(gt, dim=dims, norm="ortho")
+        if bins is not None:
+            axis = dims[-1]
+            keep = min(bins, fs.shape[axis])
+            fs, ft = fs.narrow(axis, 0, keep), ft.narrow(axis, 0, keep)
+        if variant == "magnitude":
+            squared = (fs.abs() - ft.abs()).pow(2)
+        else:
+            squared = (torch.view_as_real(fs) - torch.view_as_real(ft)).pow(2)
+        total, count = total + squared.sum(), count + squared.numel()
+        energy, energy_count = energy + ft.detach().abs().pow(2).sum(), energy_count + ft.numel()
+    if count == 0:  # no real token in the batch: nothing to align (zero, attached to the graph)
+        return xs.sum() * 0.0
+    loss = total / count
     if normalize == "teacher_energy":
-        energy = ft.detach().abs().pow(2).mean()
+        energy = energy / energy_count
         loss = loss / energy.clamp_min(torch.finfo(energy.dtype).tiny)
     return loss
+
+
+def _real_token_groups(xs, xt, attention_mask) -> list:
+    """The real tokens of an ``(N, L, D)`` pair, as ``(n, r, D)`` groups of the rows with ``r`` real tokens (in their
+    order): each sequence is transformed over its own real tokens, so padding (its amount, its side, the batch's
+    longest row) never changes the loss (docs/method.md, step 2). Without a mask every row is real."""
+    if attention_mask is None:
+        return [(xs, xt)]
+    mask = attention_mask.to(xs.device).bool()
+    lengths = mask.sum(1)
+    groups = []
+    for length in lengths.unique().tolist():
+        if length == 0:
+            continue
+        rows = (lengths == length).nonzero().squeeze(1)
+        real = mask[rows]
+        width = xs.shape[-1]
+        groups.append((xs[rows][real].reshape(len(rows), length, width),
+                       xt[rows][real].reshape(len(rows), length, width)))
+    return groups
 
 
 def _check_alignment_options(student_hidden, teacher_hidden, fft_axis, variant, bins, normalize):

@@ -144,7 +144,8 @@ def test_callback_numbers_equal_collect_profile(trained):
     assert callback.teacher_profile.intensity.tolist() == pytest.approx(teacher_profile.intensity.tolist(), rel=1e-6)
     expected = curve_agreement(teacher_profile.intensity, student_profile.intensity, trainer.layer_map.pairs)
     for key, value in expected.items():
-        assert final[key] == pytest.approx(value, rel=1e-5)
+        assert final[key] is None if math.isnan(value) else final[key] == pytest.approx(value, rel=1e-5)
+    assert final["pearson_aligned"] is None  # 2 pairs
     # freq_loss: per-batch mean over the pairs, weighted by batch size
     total, count = 0.0, 0
     with torch.no_grad():
@@ -296,7 +297,12 @@ def test_compare_two_saved_models(tmp_path, capsys):
     assert report["num_samples"] == 16 and report["pairs"] == [[1, 3], [2, 4]]
     expected = curve_agreement(report["teacher"]["intensity"], report["student"]["intensity"], [(1, 3), (2, 4)])
     for key, value in expected.items():
-        assert report["agreement"][key] == pytest.approx(value, rel=1e-9)
+        if math.isnan(value):
+            assert report["agreement"][key] is None
+        else:
+            assert report["agreement"][key] == pytest.approx(value, rel=1e-9)
+    assert report["agreement"]["pearson_aligned"] is None  # 2 pairs: +-1 by construction
+    assert "pearson_aligned: n/a (2 aligned pairs; needs at least 4)" in printed
     # both curves printed side by side, with the agreement numbers
     for index, value in enumerate(reference_t):
         line = next(row for row in printed.splitlines() if row.strip().startswith(f"{index} "))
@@ -495,3 +501,102 @@ def test_dynamics_freq_loss_follows_a_subclass_alignment_loss(tmp_path):
     assert metrics["eval_dynamics/freq_loss"] == pytest.approx(metrics["eval_freq_loss"], rel=1e-5)
     plain = _evaluated(tmp_path / "plain", SpectralDistillationTrainer)[1]
     assert metrics["eval_dynamics/freq_loss"] != pytest.approx(plain["eval_dynamics/freq_loss"], rel=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------- issue 26
+def test_pearson_needs_four_points():
+    """A correlation over k points has k - 2 degrees of freedom: over 2 it is +-1 whatever the curves, over 3 a
+    single degree of freedom; curve_agreement reports it from 4 points on (MRE always)."""
+    from hf_spectralkd.dynamics import MIN_PEARSON_POINTS
+
+    assert MIN_PEARSON_POINTS == 4
+    teacher = [1.0, 2.0, 3.0, 4.0, 6.0]
+    student = [1.0, 2.5, 2.0, 5.0, 5.5]
+    three = curve_agreement(teacher, student, [(1, 1), (2, 2), (3, 3)])
+    assert math.isnan(three["pearson_aligned"]) and three["mre_aligned"] == pytest.approx(
+        np.mean([0.25, 1 / 3, 0.25])
+    )
+    four = curve_agreement(teacher, student, [(1, 1), (2, 2), (3, 3), (4, 4)])
+    assert four["pearson_aligned"] == pytest.approx(pearson([2.5, 2.0, 5.0, 5.5], [2.0, 3.0, 4.0, 6.0]))
+    # a 2-block teacher and a 1-block student: 3 depth points over all layers, no Pearson either
+    short = curve_agreement([1.0, 2.0, 4.0], [1.0, 3.0], [(1, 2)])
+    assert math.isnan(short["pearson_all"]) and math.isfinite(short["mre_all"])
+
+
+def _short_run(tmp_path, **config):
+    from datasets import Dataset
+
+    args = small_config(tmp_path, max_steps=4, eval_strategy="steps", eval_steps=2, dynamics_samples=10,
+                        learning_rate=1e-3, **config)
+    return SpectralDistillationTrainer(
+        model=tiny_bert(num_layers=2, hidden=16, seed=1), teacher_model=tiny_bert(num_layers=4, hidden=32, seed=0),
+        args=args, train_dataset=Dataset.from_list(make_token_rows(32)),
+        eval_dataset=Dataset.from_list(make_token_rows(24, seed=7)), data_collator=pad_collate,
+    )
+
+
+@pytest.mark.parametrize("name", ["dynamics/pearson_all", "eval_dynamics/mre_all"])
+def test_dynamics_key_as_metric_for_best_model(tmp_path, name):
+    """The keys carry the evaluation's prefix, so the Trainer (which prepends eval_ when missing) finds them."""
+    greater = "pearson" in name
+    trainer = _short_run(tmp_path, save_strategy="steps", save_steps=2, load_best_model_at_end=True,
+                         metric_for_best_model=name, greater_is_better=greater)
+    trainer.train()
+    key = name if name.startswith("eval_") else f"eval_{name}"
+    values = {e["step"]: e[key] for e in trainer.state.log_history if "eval_loss" in e}
+    assert sorted(values) == [2, 4]
+    best = (max if greater else min)(values.values())
+    assert trainer.state.best_metric == pytest.approx(best)
+    best_step = next(step for step, value in values.items() if value == best)
+    assert trainer.state.best_model_checkpoint.endswith(f"checkpoint-{best_step}")
+    # TensorBoard / W&B names: eval/dynamics/..., not train/dynamics/...
+    from transformers.integrations.integration_utils import rewrite_logs
+
+    start = next(e for e in trainer.state.log_history if e["step"] == 0 and "eval_dynamics/mre_all" in e)
+    assert "eval/dynamics/mre_all" in rewrite_logs({k: v for k, v in start.items() if k != "step"})
+
+
+def test_dynamics_keys_follow_metric_key_prefix_and_predict(tmp_path):
+    trainer = _short_run(tmp_path)
+    trainer.train()
+    callback = _callback(trainer)
+    measured = len(callback.records)
+    metrics = trainer.evaluate(metric_key_prefix="dev")
+    assert "dev_dynamics/mre_all" in metrics and not [k for k in metrics if k.startswith(("eval_", "dynamics/"))]
+    assert metrics["dev_dynamics/mre_all"] == callback.records[-1]["mre_all"]  # same step: not measured again
+    # predict(): test_dynamics/... measured on a seeded sample of the predicted data, not the eval sample
+    from datasets import Dataset
+
+    rows = make_token_rows(30, seed=11)
+    output = trainer.predict(Dataset.from_list(rows))
+    assert len(callback.records) == measured  # not part of the training history
+    loader = _independent_loader(rows, 10, trainer.args.seed, trainer.args.per_device_eval_batch_size)
+    student = collect_profile(trainer.model, loader).intensity.tolist()
+    teacher = collect_profile(trainer.teacher, loader).intensity.tolist()
+    assert [output.metrics[f"test_dynamics/student_intensity_l{i}"] for i in range(3)] == pytest.approx(
+        student, rel=1e-6
+    )
+    expected = curve_agreement(teacher, student, trainer.layer_map.pairs)
+    assert output.metrics["test_dynamics/mre_all"] == pytest.approx(expected["mre_all"], rel=1e-6)
+    assert "test_dynamics/freq_loss" in output.metrics
+
+
+def test_teacher_runs_once_over_the_sample(tmp_path, monkeypatch):
+    """The teacher's curve and its paired hidden states are computed once; later measurements run the student
+    only (and still give the training freq_loss term, checked by test_dynamics_freq_loss_is_the_training_freq_loss)."""
+    from hf_spectralkd import dynamics
+
+    calls = []
+    real = dynamics._TeacherRecorder.forward
+
+    def counting(self, model, inputs, *args, **kwargs):
+        calls.append(int(inputs["input_ids"].shape[0]))
+        return real(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(dynamics._TeacherRecorder, "forward", counting)
+    trainer = _short_run(tmp_path)
+    trainer.train()
+    callback = _callback(trainer)
+    assert [r["step"] for r in callback.records] == [0, 2, 4]
+    assert sum(calls) == 10  # one pass over the 10 sampled examples, for three measurements
+    assert len(callback._fixed.batches) == len(callback._fixed.teacher_hidden) == 2  # eval batch size 8

@@ -58,20 +58,29 @@ def ref_mse(fs, ft, variant):
 
 
 def ref_freq_loss(xs, xt, mask=None, fft_axis="tokens", variant="complex", pool=ref_adaptive_pool):
-    """Token tensors (N, L, D): pool the wider hidden axis, zero padding, rfft (ortho), stacked MSE."""
+    """Token tensors (N, L, D): pool the wider hidden axis; each sequence's real tokens alone, rfft (ortho) over
+    the axis; the squared differences of every stacked element of every sequence, summed, over their count
+    (docs/method.md: padding never enters). Written as a loop over sequences."""
     xs, xt = np.asarray(xs, dtype=np.float64), np.asarray(xt, dtype=np.float64)
     width = min(xs.shape[2], xt.shape[2])
     if xs.shape[2] != width:
         xs = pool(xs, width, 2)
     if xt.shape[2] != width:
         xt = pool(xt, width, 2)
-    if mask is not None:
-        m = np.asarray(mask, dtype=np.float64)[..., None]
-        xs, xt = xs * m, xt * m
-    axes = {"tokens": (1,), "hidden": (2,), "tokens+hidden": (1, 2)}[fft_axis]
-    fs = np.fft.rfftn(xs, axes=axes, norm="ortho")
-    ft = np.fft.rfftn(xt, axes=axes, norm="ortho")
-    return ref_mse(fs, ft, variant)
+    m = np.ones(xs.shape[:2], dtype=bool) if mask is None else np.asarray(mask).astype(bool)
+    axes = {"tokens": (0,), "hidden": (1,), "tokens+hidden": (0, 1)}[fft_axis]
+    total, count = 0.0, 0
+    for i in range(xs.shape[0]):
+        if not m[i].any():
+            continue
+        fs = np.fft.rfftn(xs[i][m[i]], axes=axes, norm="ortho")
+        ft = np.fft.rfftn(xt[i][m[i]], axes=axes, norm="ortho")
+        if variant == "magnitude":
+            squared = (np.abs(fs) - np.abs(ft)) ** 2
+        else:
+            squared = (np.stack([fs.real, fs.imag], -1) - np.stack([ft.real, ft.imag], -1)) ** 2
+        total, count = total + squared.sum(), count + squared.size
+    return total / count
 
 
 def ref_freq_loss_nchw(xs, xt, fft_axis="tokens", variant="complex"):
@@ -162,17 +171,54 @@ def test_loss_matches_numpy_reference(fft_axis, variant):
     np.testing.assert_allclose(float(got), want, rtol=1e-5)
 
 
-def test_loss_default_is_tokens_complex_and_counts_stacked_elements():
-    xs, mask = padded_batch(n=2, length=6, d=4, seed=3)
-    xt, _ = padded_batch(n=2, length=6, d=4, seed=4)
+def test_loss_default_is_tokens_complex_and_counts_real_stacked_elements():
+    xs, mask = padded_batch(n=2, length=6, d=4, seed=3, lengths=[6, 4])
+    xt, _ = padded_batch(n=2, length=6, d=4, seed=4, lengths=[6, 4])
     got = frequency_alignment_loss(xs, xt, mask)
-    # N × (L//2+1) × D × 2 elements in the mean (docs/method.md, "Frequency-alignment loss", step 4)
-    m = mask.numpy()[..., None]
-    fs = np.fft.rfft(xs.numpy() * m, axis=1, norm="ortho")
-    ft = np.fft.rfft(xt.numpy() * m, axis=1, norm="ortho")
-    diff = np.concatenate([(fs - ft).real.ravel(), (fs - ft).imag.ravel()])
-    assert diff.size == 2 * (6 // 2 + 1) * 4 * 2
+    # each sequence over its own real tokens: (6//2+1) + (4//2+1) bins × D × 2 elements (docs/method.md, step 4)
+    diffs = []
+    for i, real in enumerate([6, 4]):
+        fs = np.fft.rfft(xs.numpy()[i, :real], axis=0, norm="ortho")
+        ft = np.fft.rfft(xt.numpy()[i, :real], axis=0, norm="ortho")
+        diffs.append(np.concatenate([(fs - ft).real.ravel(), (fs - ft).imag.ravel()]))
+    diff = np.concatenate(diffs)
+    assert diff.size == ((6 // 2 + 1) + (4 // 2 + 1)) * 4 * 2
     np.testing.assert_allclose(float(got), (diff**2).sum() / diff.size, rtol=1e-5)
+
+
+@pytest.mark.parametrize("fft_axis", ["tokens", "hidden", "tokens+hidden"])
+@pytest.mark.parametrize("variant", ["complex", "magnitude"])
+def test_the_padded_length_does_not_change_the_loss(fft_axis, variant):
+    """The same 3 sequences padded to their longest row, to 32 and to 128 (and left-padded): one value."""
+    g = torch.Generator().manual_seed(7)
+    lengths = [5, 9, 3]
+    rows_s = [torch.randn(n, 6, generator=g) for n in lengths]
+    rows_t = [torch.randn(n, 6, generator=g) for n in lengths]
+
+    def pad(rows, length, left=False):
+        x = 50.0 * torch.ones(len(rows), length, 6)  # garbage in the padding
+        mask = torch.zeros(len(rows), length, dtype=torch.long)
+        for i, row in enumerate(rows):
+            span = slice(length - len(row), length) if left else slice(0, len(row))
+            x[i, span], mask[i, span] = row, 1
+        return x, mask
+
+    values = []
+    for length, left in ((9, False), (32, False), (128, False), (32, True)):
+        xs, mask = pad(rows_s, length, left)
+        xt, _ = pad(rows_t, length, left)
+        values.append(float(frequency_alignment_loss(xs, xt, mask, fft_axis=fft_axis, variant=variant)))
+    np.testing.assert_allclose(values, values[0], rtol=1e-5)
+
+
+def test_accumulated_halves_equal_the_whole_batch_on_equal_length_rows():
+    """Gradient accumulation 2 x 4 = 1 x 8: on equal-length rows the loss is a mean over rows."""
+    g = torch.Generator().manual_seed(8)
+    xs, xt = torch.randn(8, 7, 6, generator=g), torch.randn(8, 7, 6, generator=g)
+    mask = torch.ones(8, 7, dtype=torch.long)
+    whole = float(frequency_alignment_loss(xs, xt, mask))
+    halves = [float(frequency_alignment_loss(xs[i:i + 4], xt[i:i + 4], mask[i:i + 4])) for i in (0, 4)]
+    assert np.mean(halves) == pytest.approx(whole, rel=1e-6)
 
 
 @pytest.mark.parametrize("fft_axis", ["tokens", "hidden", "tokens+hidden"])
@@ -483,22 +529,31 @@ def test_new_options_off_are_bit_identical_to_the_default():
 
 
 def test_band_limited_loss_matches_numpy_on_a_padded_batch():
-    xs, mask = padded_batch(n=2, length=9, d=6, seed=5)
-    xt, _ = padded_batch(n=2, length=9, d=6, seed=6)
-    m = mask.numpy()[..., None]
-    fs = np.fft.rfft(xs.numpy() * m, axis=1, norm="ortho")[:, :3]
-    ft = np.fft.rfft(xt.numpy() * m, axis=1, norm="ortho")[:, :3]
-    want = (np.abs(fs - ft) ** 2).sum() / (fs.size * 2)
+    xs, mask = padded_batch(n=2, length=9, d=6, seed=5, lengths=[9, 7])
+    xt, _ = padded_batch(n=2, length=9, d=6, seed=6, lengths=[9, 7])
+
+    def spectra(axis, keep):
+        pairs = []
+        for i, real in enumerate([9, 7]):
+            fs = np.fft.rfft(xs.numpy()[i, :real], axis=axis, norm="ortho")
+            ft = np.fft.rfft(xt.numpy()[i, :real], axis=axis, norm="ortho")
+            index = [slice(None), slice(None)]
+            index[axis] = slice(0, keep)
+            pairs.append((fs[tuple(index)], ft[tuple(index)]))
+        return pairs
+
+    pairs = spectra(0, 3)  # tokens: the first 3 bins of each sequence's own rfft
+    want = sum((np.abs(fs - ft) ** 2).sum() for fs, ft in pairs) / sum(fs.size * 2 for fs, _ in pairs)
     got = frequency_alignment_loss(xs, xt, mask, bins=3)
     np.testing.assert_allclose(float(got), want, rtol=1e-5)
-    energy = (np.abs(ft) ** 2).mean()
+    energy = sum((np.abs(ft) ** 2).sum() for _, ft in pairs) / sum(ft.size for _, ft in pairs)
     got = frequency_alignment_loss(xs, xt, mask, bins=3, normalize="teacher_energy")
     np.testing.assert_allclose(float(got), want / energy, rtol=1e-5)
-    # hidden axis: the first 2 of D//2+1 = 4 bins
-    fs = np.fft.rfft(xs.numpy() * m, axis=2, norm="ortho")[:, :, :2]
-    ft = np.fft.rfft(xt.numpy() * m, axis=2, norm="ortho")[:, :, :2]
+    # hidden axis: the first 2 of D//2+1 = 4 bins, real tokens only
+    pairs = spectra(1, 2)
+    want = sum((np.abs(fs - ft) ** 2).sum() for fs, ft in pairs) / sum(fs.size * 2 for fs, _ in pairs)
     got = frequency_alignment_loss(xs, xt, mask, fft_axis="hidden", bins=2)
-    np.testing.assert_allclose(float(got), (np.abs(fs - ft) ** 2).sum() / (fs.size * 2), rtol=1e-5)
+    np.testing.assert_allclose(float(got), want, rtol=1e-5)
 
 
 def test_scale_free_loss_is_invariant_to_a_common_scale_and_teacher_energy_is_detached():

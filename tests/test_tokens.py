@@ -330,3 +330,21 @@ def test_a_per_token_teacher_cache_in_the_token_pipeline(atis_run):
     assert any("teacher cache:" in line and "64 examples" in line for line in lines)
     assert set(results["student"]["metrics"]) == TOKEN_METRICS
     assert (atis_run["out"] / "teacher_cache").is_dir()
+
+
+@needs_atis
+def test_evaluate_command_scores_a_token_student_with_seqeval(atis_run, tmp_path, capsys):
+    from hf_spectralkd.cli import main
+
+    out = tmp_path / "eval.json"
+    student = str(atis_run["out"] / "student")
+    code = main(["evaluate", "--task", "token-classification", "--model", student, "--data",
+                 str(atis_run["root"] / "data"), "--split", "test", "--output", str(out)])
+    assert code in (0, None)
+    printed = capsys.readouterr().out
+    assert "F1" in printed and "12 examples" in printed
+    written = json.loads(out.read_text())
+    run_metrics = atis_run["results"]["student"]["metrics"]
+    assert set(written["metrics"]) == {"f1", "precision", "recall", "accuracy"}
+    for key in written["metrics"]:  # the same model on the same split: the pipeline's own numbers
+        assert written["metrics"][key] == pytest.approx(run_metrics[key], abs=1e-6), key

@@ -111,7 +111,7 @@ def short_name(reference: str) -> str:
 
 
 def print_curves(args, teacher, student, pairs, agreement, num_samples) -> None:
-    from ..dynamics import AGREEMENT_KEYS
+    from ..dynamics import AGREEMENT_KEYS, MIN_PEARSON_POINTS
 
     aligned_with = dict(pairs)
     drawn = "the first" if args.in_order else f"random (seed {args.seed})"
@@ -126,6 +126,8 @@ def print_curves(args, teacher, student, pairs, agreement, num_samples) -> None:
         print(f"{index:>5}  {t:>10}  {s:>10}  {note}")
     for key in AGREEMENT_KEYS:
         shown = "n/a (no aligned pairs)" if key.endswith("aligned") and not pairs else f"{agreement[key]:.4f}"
+        if key == "pearson_aligned" and 0 < len(pairs) < MIN_PEARSON_POINTS:  # +-1 by construction, or 1 d.o.f.
+            shown = f"n/a ({len(pairs)} aligned pairs; needs at least {MIN_PEARSON_POINTS})"
         print(f"{key:>16}: {shown}")
 
 

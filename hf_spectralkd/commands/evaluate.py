@@ -22,6 +22,10 @@ def register(subparsers) -> None:
     parser.add_argument("--text-column", default="text", help="text column")
     parser.add_argument("--text-pair-column", default=None, help="second text column for pair classification")
     parser.add_argument("--label-column", default="label", help="label column")
+    parser.add_argument("--tokens-column", default="tokens",
+                        help="token-classification: the column holding each row's list of words")
+    parser.add_argument("--tags-column", default="tags",
+                        help="token-classification: the column holding each row's list of tags")
     parser.add_argument("--max-length", type=int, default=128, help="truncation length in tokens")
     parser.add_argument("--max-samples", type=int, default=None, help="evaluate at most this many examples")
     parser.add_argument("--batch-size", type=int, default=128, help="evaluation batch size")
@@ -36,9 +40,12 @@ def load_evaluation_data(task, model, args):
     from ..tasks.sections import data_section
 
     label_names = task.model_label_names(model)
-    section = data_section(args.data, args.split, text_column=args.text_column, text_pair_column=args.text_pair_column,
-                           label_column=args.label_column, max_length=args.max_length,
-                           max_eval_samples=args.max_samples, label_names=label_names)
+    columns = dict(text_column=args.text_column, text_pair_column=args.text_pair_column,
+                   label_column=args.label_column)
+    if task.name == "token-classification":
+        columns = dict(tokens_column=args.tokens_column, tags_column=args.tags_column)
+    section = data_section(args.data, args.split, max_length=args.max_length, max_eval_samples=args.max_samples,
+                           label_names=label_names, **columns)
     if label_names is None and not (section.source or section.train_file):
         raise ValueError(f"{args.model} has no label names (id2label is LABEL_i): pass a data directory with a "
                          "train file")
@@ -48,6 +55,7 @@ def load_evaluation_data(task, model, args):
 
 
 def run(args) -> int:
+    from ..metrics import metric_label
     from ..pipeline import evaluate_model
     from ..tasks import get_task
 
@@ -60,10 +68,11 @@ def run(args) -> int:
     processor = task.load_processor(None, location)
     prepared = task.prepare_splits(data.splits, processor, section)
     result = evaluate_model(model, prepared[args.split], task.data_collator(processor), batch_size=args.batch_size,
-                            trainer_class=task.trainer_class())
+                            trainer_class=task.trainer_class(), compute_metrics=task.compute_metrics(data.label_names))
     m = result["metrics"]
-    print(f"{args.model} on {args.split} ({result['num_samples']} examples): accuracy {100 * m['accuracy']:.2f}%, "
-          f"macro-F1 {100 * m['macro_f1']:.2f}%, {result['throughput_samples_per_s']:.0f} samples/s")
+    shown = ", ".join(f"{metric_label(k)} {100 * m[k]:.2f}%" for k in task.metric_names if k in m)
+    print(f"{args.model} on {args.split} ({result['num_samples']} examples): {shown}, "
+          f"{result['throughput_samples_per_s']:.0f} samples/s")
     if args.output:
         write_json(args.output, {"model": args.model, "data": args.data, "split": args.split, **result})
     return 0

@@ -44,7 +44,7 @@ METHODS = {
 }
 LOW_FRACTION = 0.1
 MAX_LENGTH = 64
-STUDENT = dict(learning_rate=1e-4, num_train_epochs=3, per_device_train_batch_size=32, warmup_steps=0.06)
+STUDENT = dict(learning_rate=1e-4, num_train_epochs=2, per_device_train_batch_size=32, warmup_steps=0.06)
 TEACHER = {"full": dict(num_train_epochs=3, learning_rate=1e-4), "low": dict(num_train_epochs=10, learning_rate=1e-4)}
 
 

@@ -13,6 +13,8 @@ DYNAMICS_JSON_FILENAME = "distillation_dynamics.json"
 DYNAMICS_PLOT_FILENAME = "distillation_dynamics.png"
 TRAINING_LOG_FILENAME = "training_log.json"
 CARD_FILENAME = "README.md"
+# beside a trainer's saved student: what the model card is built from (`hf-spectralkd push` / `card` on the folder)
+TRAINER_RESULTS_FILENAME = "distillation_results.json"
 ADAPTER_DIRNAME = "adapter"  # a LoRA student's PEFT adapter, beside the merged model
 PEFT_BASE_DIRNAME = "base_model"  # beside a saved PEFT adapter: the (truncated) base it was trained on
 TIMM_DATA_CONFIG_FILENAME = "timm_data_config.json"

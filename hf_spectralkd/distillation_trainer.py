@@ -29,7 +29,7 @@ from . import paper
 from .adapters import get_adapter, unwrap_model
 from .analysis import collect_profile, plot_layer_intensity
 from .cards import write_trainer_model_card
-from .constants import KD_MASK_COLUMN, LAYER_MAP_FILENAME, PLOT_FILENAME, PROFILE_FILENAME
+from .constants import KD_MASK_COLUMN, LAYER_MAP_FILENAME, PLOT_FILENAME, PROFILE_FILENAME, TRAINER_RESULTS_FILENAME
 from .distillation_config import SpectralDistillationConfig
 from .distributed import prepare_teacher, preserve_rng_state
 from .dynamics import SpectralDynamicsCallback
@@ -54,7 +54,7 @@ from .trainer_options import (
     load_model,
     resolve_teacher,
 )
-from .utils import check_layer_range
+from .utils import check_layer_range, write_json
 
 __all__ = ["SpectralDistillationTrainer", "LayerMap", "LAYER_MAP_FILENAME", "IGNORE_INDEX"]
 
@@ -772,6 +772,12 @@ class SpectralDistillationTrainer(Trainer):
             save_peft_base(model, output_dir or self.args.output_dir)
         if self.layer_map is not None and self.args.should_save:
             self.layer_map.save(output_dir or self.args.output_dir)
+        if not _internal_call and self.args.should_save:
+            # what `hf-spectralkd push` / `card` build the model card from when this folder is pushed later
+            from .results import results_from_trainer
+
+            path = os.path.join(output_dir or self.args.output_dir, TRAINER_RESULTS_FILENAME)
+            write_json(path, results_from_trainer(self).to_dict(), indent=1)
 
     # ------------------------------------------------------------------ Hub (hf_spectralkd/cards/, hub.py)
     def create_model_card(

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from typing import Any
 
-from .constants import RESULTS_FILENAME, STAGE_DIRNAMES, STAGE_MARKER, STUDENT_DIRNAME, TRAINING_LOG_FILENAME
+from .constants import (
+    RESULTS_FILENAME,
+    STAGE_DIRNAMES,
+    STAGE_MARKER,
+    STUDENT_DIRNAME,
+    TRAINER_RESULTS_FILENAME,
+    TRAINING_LOG_FILENAME,
+)
 from .utils import read_json, write_json
 
 __all__ = [
@@ -168,6 +175,9 @@ def find_run_results(model_dir, option: str = "--model-dir") -> tuple:
             results = RunResults.load(candidate)
             check_results_current(results, os.path.dirname(candidate))
             return results, model_dir
+    trainer_results = os.path.join(model_dir, TRAINER_RESULTS_FILENAME)  # a script's trainer.save_model()
+    if os.path.isfile(trainer_results):
+        return RunResults.load(trainer_results), model_dir
     return None, model_dir
 
 
@@ -277,8 +287,10 @@ def results_from_trainer(trainer, dataset: str | None = None, eval_split: str = 
     student["metrics"] = last_eval_metrics(trainer.state.log_history)[0]
     sizes = (("train", _length(trainer.train_dataset)), (eval_split, _length(trainer.eval_dataset)))
     distillation, training = _trainer_hyperparameters(trainer)
+    evaluated = trainer.eval_dataset is not None
     dataset_section = {
-        "name": dataset or "the Trainer's eval_dataset", "source": dataset,
+        "name": dataset or ("the Trainer's eval_dataset" if evaluated else "no evaluation data (no eval_dataset)"),
+        "source": dataset,
         "num_labels": trainer.student_adapter.num_labels(student_model),
         "splits": {k: v for k, v in sizes if v is not None},
     }

@@ -518,3 +518,28 @@ def test_trainer_push_failure_says_how_to_retry_and_saves_model_and_card(tmp_pat
         trainer.push_to_hub()
     assert "HTTP 401" in str(failure.value)
     assert {"README.md", "model.safetensors", "config.json"} <= set(os.listdir(trainer.args.output_dir))
+
+
+def test_push_of_a_trainer_output_dir_builds_the_card_from_the_saved_state(tmp_path, online):
+    """A script's trainer.save_model() folder (no README, no results.json) pushes with a generated card."""
+    from conftest import make_token_rows, pad_collate, small_config, tiny_bert
+    from datasets import Dataset
+
+    from hf_spectralkd import SpectralDistillationTrainer
+    from hf_spectralkd.constants import TRAINER_RESULTS_FILENAME
+
+    trainer = SpectralDistillationTrainer(
+        model=tiny_bert(num_layers=2, hidden=16, seed=1), teacher_model=tiny_bert(num_layers=4, seed=0),
+        args=small_config(tmp_path, max_steps=2, spectral_dynamics=False),
+        train_dataset=Dataset.from_list(make_token_rows(16)), data_collator=pad_collate,
+    )
+    trainer.train()
+    trainer.save_model()
+    out = tmp_path / "out"
+    assert (out / TRAINER_RESULTS_FILENAME).is_file() and not (out / "README.md").exists()
+    assert cli_main(["push", "--model-dir", str(out), "--repo-id", "someone/tiny-student"]) == 0
+    upload = [call for name, call in online.calls if name == "upload_folder"][0]
+    assert "README.md" in upload["files"] and "model.safetensors" in upload["files"]
+    card = upload["card"]
+    assert "someone/tiny-student" in card or "tiny-student" in card
+    assert "no evaluation data (no eval_dataset)" in card and "the Trainer's eval_dataset" not in card

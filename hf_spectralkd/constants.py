@@ -28,6 +28,7 @@ MODEL_WEIGHT_FILES = (*CHECKPOINT_WEIGHT_FILES, WEIGHTS_INDEX_NAME)
 RESULTS_FILENAME = "results.json"
 SUMMARY_FILENAME = "summary.md"
 STAGE_MARKER = "stage_done.json"
+RUN_MARKER = ".hf_spectralkd_run.json"  # at the top of a run's output directory: its run files are the run's own
 FINGERPRINT_FILENAME = "fingerprint.json"
 TEACHER_CACHE_DIRNAME = "teacher_cache"
 EVALUATION_DIRNAME = "evaluation"

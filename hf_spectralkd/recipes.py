@@ -1,15 +1,20 @@
-"""Recipe files: plain YAML (``yaml.safe_load``) validated into dataclasses before any work starts.
+"""Recipe files: YAML validated by pydantic into dataclasses before any work starts.
 
 A recipe has the sections ``name``, ``task``, ``teacher``, ``student``, ``data``, ``distillation``,
-``training``, ``evaluation``, ``output`` and ``hub`` (see ``recipes/clinc150_minilm.yaml``). Validation:
+``training``, ``evaluation``, ``output`` and ``hub`` (see ``recipes/clinc150_minilm.yaml``). Loading:
 
-- an unknown key is an error naming the key, its section and the file (with close matches suggested);
-- values are type-checked against the dataclass annotations (and, for ``distillation`` / ``training``,
-  against :class:`~hf_spectralkd.SpectralDistillationConfig`); PyYAML reads ``1e-4`` as a string, so
-  numeric strings are accepted where a float is expected;
+- one YAML loader, :class:`RecipeLoader` (``yaml.SafeLoader``, never executes anything), reads ``1e-4`` as a float
+  (YAML 1.1 reads it as a string), refuses a key given twice (naming key and line) and an alias bomb (aliases that
+  expand past :data:`MAX_YAML_NODES` values);
+- pydantic checks every value against the dataclass annotations (``distillation`` / ``training`` /
+  ``teacher.finetune.args``: against :class:`~hf_spectralkd.SpectralDistillationConfig`'s fields) and a mistake is
+  reported at its dotted path (``unknown key 'distillation.betaa' ... (did you mean 'distillation.beta'?)``); a
+  number given as a string (``"1e-4"``) is read as one, and a bare ``no`` for a TrainingArguments strategy
+  (``eval_strategy: no``) is the strategy ``"no"``;
+- the domain rules (ranges, one of ``teacher.model`` / ``teacher.base``, ...) are checked after, in ``_validate``;
 - relative paths in the file resolve against the recipe file's directory (paths given as command-line
   overrides and ``output.dir`` resolve against the current directory);
-- ``key.sub=value`` overrides (value parsed with ``yaml.safe_load``) are applied before validation;
+- ``key.sub=value`` overrides (value parsed as YAML by the same loader) are applied before validation;
 - :func:`smoke` shrinks any recipe to a run of about a minute that still runs every stage.
 """
 
@@ -18,18 +23,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import enum
 import functools
 import math
 import os
-import types
+import re
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Union
 
 import yaml
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
 
 from .augment import AugmentConfig
+from .config_coercion import Float, Int, fields_adapter
 
 __all__ = [
     "Recipe",
@@ -40,7 +45,9 @@ __all__ = [
     "EvaluationSection",
     "OutputSection",
     "HubSection",
+    "RecipeLoader",
     "load_recipe",
+    "load_yaml",
     "parse_overrides",
     "apply_overrides",
     "smoke",
@@ -52,26 +59,98 @@ __all__ = [
 STUDENT_INITS = ("teacher_layers", "pretrained", "config")
 INIT_LAYER_RULES = ("uniform", "selected", "topk", "ends")
 UNSEEN_TAG_RULES = ("error", "keep")  # data.unseen_tags (token-classification)
+MAX_RECIPE_BYTES = 1 << 20  # a recipe is a small text file
+MAX_YAML_NODES = 100_000  # values of a document once its aliases are expanded (pydantic walks every one)
+
+
+# ---------------------------------------------------------------------------------------------- YAML
+class RecipeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that reads ``1e-4`` / ``1.0e5`` as floats (YAML 1.2; YAML 1.1 wants a dot and a signed
+    exponent), refuses duplicate keys, and counts the values aliases expand to (a bomb fails before it is built)."""
+
+    def __init__(self, stream, name: str = "<recipe>"):
+        super().__init__(stream)
+        self.name = name  # named in the error marks
+        self._values = 0
+
+    def _count(self, values: int, mark) -> None:
+        self._values += values
+        if self._values > MAX_YAML_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"the document expands to more than {MAX_YAML_NODES} values (an alias bomb?)", mark)
+
+    def compose_node(self, parent, index):
+        mark = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            anchor = self.peek_event().anchor
+            target = self.anchors.get(anchor)
+            values = getattr(target, "expanded_values", None) if target is not None else 1
+            if values is None:
+                raise yaml.composer.ComposerError(None, None, f"alias *{anchor} is inside its own anchor", mark)
+            self._count(values, mark)
+            return super().compose_node(parent, index)
+        before = self._values
+        node = super().compose_node(parent, index)
+        self._count(1, mark)
+        node.expanded_values = self._values - before
+        return node
+
+    def construct_mapping(self, node, deep=False):
+        lines = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`: keys given after it win, as in YAML
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = lines.get(key)
+            except TypeError:  # an unhashable key: SafeConstructor says so below
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given on line {first})", key_node.start_mark)
+            lines[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str, name: str = "<recipe>"):
+    """One YAML document read with :class:`RecipeLoader` (``name`` is named in the error marks)."""
+    loader = RecipeLoader(text, name)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+_forbid_extra = with_config(ConfigDict(extra="forbid"))  # an unknown key is an error (nested dataclasses too)
 
 
 # ---------------------------------------------------------------------------------------------- sections
+@_forbid_extra
 @dataclass
 class FinetuneSection:
     """How the teacher base is fine-tuned on the training split."""
 
-    epochs: float = 3.0
-    learning_rate: float = 5e-5
-    batch_size: int = 32
-    weight_decay: float = 0.0
-    warmup_steps: float = 0.0
-    max_steps: int = -1
-    gradient_accumulation_steps: int = 1
-    seed: int = 42
+    epochs: Float = 3.0
+    learning_rate: Float = 5e-5
+    batch_size: Int = 32
+    weight_decay: Float = 0.0
+    warmup_steps: Float = 0.0
+    max_steps: Int = -1
+    gradient_accumulation_steps: Int = 1
+    seed: Int = 42
     select_best: bool = True  # evaluate every epoch on validation, keep the best epoch, stop early (epochs = budget)
-    patience: int = 2  # select_best: stop after this many epochs without a better validation accuracy
+    patience: Int = 2  # select_best: stop after this many epochs without a better validation accuracy
     args: dict = field(default_factory=dict)  # any other TrainingArguments field
 
 
+@_forbid_extra
 @dataclass
 class TeacherSection:
     model: str | None = field(default=None, metadata={"path": "model"})  # a fine-tuned classifier
@@ -81,16 +160,18 @@ class TeacherSection:
     cache: bool = False  # distillation reads the teacher's outputs from <out>/teacher_cache instead of re-running it
 
 
+@_forbid_extra
 @dataclass
 class StudentSection:
     init: str = "teacher_layers"
-    num_layers: int | None = None
-    init_layers: str | list[int] = "uniform"
+    num_layers: Int | None = None
+    init_layers: str | list[Int] = "uniform"
     model: str | None = field(default=None, metadata={"path": "model"})
     config: dict = field(default_factory=dict)
     peft: dict | None = None  # filled in by the scale-out work (LoRA students)
 
 
+@_forbid_extra
 @dataclass
 class TransferSection:
     """Unlabelled texts the teacher labels for the student (``data.transfer``); labels in the source are ignored."""
@@ -98,9 +179,10 @@ class TransferSection:
     source: str = field(metadata={"path": "model"})  # a file, a directory, a Hub id, or `train` (see labels_per_class)
     text_column: str | None = None  # default: data.text_column (token-classification: data.tokens_column)
     split: str = "train"
-    max_samples: int | None = None
+    max_samples: Int | None = None
 
 
+@_forbid_extra
 @dataclass
 class DataSection:
     source: str | None = field(default=None, metadata={"path": "model"})
@@ -120,12 +202,12 @@ class DataSection:
     tags_column: str = "tags"
     label_all_tokens: bool = False  # label every sub-word of a word (default: the first only, the others -100)
     unseen_tags: str = "error"  # a validation/test tag training never saw: "error", or "keep" (counted as misses)
-    max_length: int = 128
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    validation_fraction: float = 0.1
-    seed: int = 42
-    labels_per_class: int | None = None  # keep this many labelled training rows per class (low-label regime)
+    max_length: Int = 128
+    max_train_samples: Int | None = None
+    max_eval_samples: Int | None = None
+    validation_fraction: Float = 0.1
+    seed: Int = 42
+    labels_per_class: Int | None = None  # keep this many labelled training rows per class (low-label regime)
     transfer: TransferSection | None = None  # unlabelled texts the teacher labels (KD and L_freq only)
     augment: AugmentConfig | None = None  # augmented copies of the labelled training texts, as transfer rows
     name: str | None = None  # dataset name in results.json / the model card
@@ -133,21 +215,24 @@ class DataSection:
     citation: str | None = None
 
 
+@_forbid_extra
 @dataclass
 class EvaluationSection:
     split: str = "test"
     baseline: bool = True
-    batch_size: int | None = None
+    batch_size: Int | None = None
     # the no-KD baseline is recommended over the distilled student only when it leads by more than this many points
     # of validation accuracy
-    recommend_margin: float = 0.0
+    recommend_margin: Float = 0.0
 
 
+@_forbid_extra
 @dataclass
 class OutputSection:
     dir: str | None = None  # default runs/<name>, relative to the current directory
 
 
+@_forbid_extra
 @dataclass
 class HubSection:
     push_to_hub: bool = False
@@ -155,6 +240,7 @@ class HubSection:
     private: bool = False
 
 
+@_forbid_extra
 @dataclass
 class Recipe:
     name: str
@@ -211,120 +297,103 @@ def training_field_names() -> list:
 
 # fields the pipeline sets itself
 _RESERVED_TRAINING = {"output_dir": "set output.dir instead"}
+_SETTINGS = ("distillation", "training", "teacher.finetune.args")  # dicts of SpectralDistillationConfig fields
+_INTERNAL = ("path", "smoke")  # Recipe fields load_recipe sets, not the file
 
 
-def _type_hints(cls) -> dict:
+def _section_keys(section: str) -> list:
+    """The keys allowed in ``section`` (a dotted path, ``""`` for the top level)."""
+    if section == "distillation":
+        return distillation_field_names()
+    if section in _SETTINGS:
+        return [name for name in training_field_names() if name not in _RESERVED_TRAINING]
+    cls = Recipe
+    for part in filter(None, section.split(".")):
+        hint = typing.get_type_hints(cls)[part]
+        cls = next(a for a in (hint, *typing.get_args(hint)) if dataclasses.is_dataclass(a))
+    return [f.name for f in dataclasses.fields(cls) if cls is not Recipe or f.name not in _INTERNAL]
+
+
+def _settings(values: dict, section: str, ctx: _Context) -> dict:
+    """``distillation`` / ``training`` / ``teacher.finetune.args`` checked against SpectralDistillationConfig."""
+    from .distillation_config import SpectralDistillationConfig
+
+    adapter = fields_adapter(SpectralDistillationConfig, frozenset(_section_keys(section)))
     try:
-        return typing.get_type_hints(cls)
-    except Exception:  # pragma: no cover - exotic annotations: fall back to unchecked
-        return {}
+        checked = adapter.validate_python(values)
+    except ValidationError as exc:
+        raise ValueError(_describe(exc, values, section, ctx)) from None
+    return {key: checked[key] for key in values}  # in the file's order
 
 
-# ---------------------------------------------------------------------------------------------- coercion
-class _Mismatch(Exception):
-    pass
-
-
-def _describe_type(tp) -> str:
-    if tp in (int, float, str, bool, dict, list):
-        return tp.__name__
-    return str(tp).replace("typing.", "")
-
-
-def _coerce(value, tp):
-    """Return ``value`` converted to ``tp`` (the few conversions YAML needs), or raise _Mismatch."""
-    if tp is Any or tp is None or tp is type(None) and value is None:
-        return value
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise _Mismatch
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg)
-            except _Mismatch:
-                continue
-        raise _Mismatch
-    if origin is typing.Literal:
-        if value in typing.get_args(tp):
-            return value
-        raise _Mismatch
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise _Mismatch
-        (item,) = typing.get_args(tp)[:1] or (Any,)
-        return [_coerce(v, item) for v in value]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise _Mismatch
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise _Mismatch
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise _Mismatch
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                raise _Mismatch from None
-        raise _Mismatch
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise _Mismatch
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        if isinstance(value, str) and value in {m.value for m in tp}:
-            return value
-        raise _Mismatch
-    if tp in (dict, list):
-        if isinstance(value, tp):
-            return value
-        raise _Mismatch
-    return value  # a type we do not check here: the config's own __post_init__ validates it
-
-
-def _coerce_key(value, tp, key: str, section: str, ctx: _Context):
-    """``value`` of ``key`` converted to ``tp``, or a ValueError naming the key, its section and the file."""
-    try:
-        return _coerce(value, tp)
-    except _Mismatch:
-        raise ValueError(
-            f"'{key}' in {ctx.where(section)} must be {_describe_type(tp)}, got {type(value).__name__}: {value!r}"
-        ) from None
-
-
-def _suggest(key, valid) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=3, cutoff=0.6)
-    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-
-
+# ---------------------------------------------------------------------------------------------- errors
 class _Context:
     def __init__(self, file: str, recipe_dir: str, overridden: set):
         self.file = file
         self.recipe_dir = recipe_dir
         self.overridden = overridden
 
-    def where(self, section: str) -> str:
-        return f"section '{section}' of {self.file}" if section else f"the top level of {self.file}"
+
+def _unknown_key(section: str, key, ctx: _Context) -> str:
+    dotted = f"{section}.{key}" if section else str(key)
+    redirect = _RESERVED_TRAINING.get(key) if section in _SETTINGS[1:] else None
+    if section == "training" and key in _distillation_only_fields():
+        redirect = "it is a distillation setting: put it in 'distillation'"
+    if section == "distillation" and key in training_field_names():
+        redirect = "it is a training argument: put it in 'training'"
+    if redirect:
+        return f"'{dotted}' is not allowed in {ctx.file}: {redirect}"
+    valid = _section_keys(section)
+    close = [f"{section}.{c}" if section else c for c in difflib.get_close_matches(str(key), valid, n=3, cutoff=0.6)]
+    message = f"unknown key '{dotted}' in {ctx.file}"
+    if close:
+        message += f" (did you mean {', '.join(repr(c) for c in close)}?)"
+    if section not in _SETTINGS:  # (not the hundred TrainingArguments fields)
+        message += f"; valid keys{f' of {section!r}' if section else ''}: {', '.join(valid)}"
+    return message
+
+
+def _locate(error: dict, data) -> tuple:
+    """The path of ``error`` in ``data`` (pydantic's ``loc`` without the union members it names) and its value."""
+    path, node = [], data
+    for i, part in enumerate(error["loc"]):
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int):
+            path.append(part)
+            node = node[part]
+        elif error["type"].startswith("missing") and i == len(error["loc"]) - 1:
+            path.append(part)
+        else:  # a union member ("str", "list[int]"): the error is about this value
+            break
+    return tuple(path), node
+
+
+def _describe(exc: ValidationError, data: dict, section: str, ctx: _Context) -> str:
+    """pydantic's errors, one line per key, each naming the key by its dotted path and the file."""
+    found = {}
+    for error in exc.errors():
+        path, value = _locate(error, data)
+        found.setdefault(".".join(str(p) for p in (section, *path) if p != ""), []).append((error, value))
+    lines = []
+    for dotted, errors in found.items():
+        error, value = errors[0]
+        parent, _, key = dotted.rpartition(".")
+        if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            lines.append(_unknown_key(parent, key, ctx))
+        elif error["type"].startswith("missing"):
+            lines.append(f"missing required key '{dotted}' in {ctx.file}")
+        elif error["type"] in ("dataclass_type", "dict_type"):
+            lines.append(f"'{dotted}' in {ctx.file} must be a mapping of keys to values (got "
+                         f"{type(value).__name__}: {value!r})")
+        elif error["msg"].startswith("Input should be "):
+            wanted = dict.fromkeys(e["msg"].removeprefix("Input should be ") for e, _ in errors)
+            lines.append(f"'{dotted}' in {ctx.file} must be {' or '.join(wanted)} (got {type(value).__name__}: "
+                         f"{value!r})")
+        else:  # a ValueError of a dataclass's own checks (data.augment)
+            lines.append(f"'{dotted}' in {ctx.file}: {error['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
 
 
 def _resolve_path(value: str, kind: str, dotted: str, ctx: _Context) -> str:
-    if value is None:
-        return None
     base = os.getcwd() if dotted in ctx.overridden else ctx.recipe_dir
     expanded = os.path.expanduser(value)
     if os.path.isabs(expanded):
@@ -338,77 +407,19 @@ def _resolve_path(value: str, kind: str, dotted: str, ctx: _Context) -> str:
     return value
 
 
-def _build_section(cls, data, section: str, ctx: _Context):
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(
-            f"'{section}' must be a mapping of keys to values in {ctx.file}, got {type(data).__name__}: {data!r}"
-        )
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = _type_hints(cls)
-    for key in data:
-        if key not in fields or key in ("path", "smoke") and cls is Recipe:
-            valid = [k for k in fields if not (cls is Recipe and k in ("path", "smoke"))]
-            raise ValueError(
-                f"unknown key '{key}' in {ctx.where(section)}{_suggest(str(key), valid)}; "
-                f"valid keys: {', '.join(valid)}"
-            )
-    values = {}
-    for name, value in data.items():
-        f = fields[name]
-        dotted = f"{section}.{name}" if section else name
-        tp = hints.get(name, Any)
-        nested = _nested_dataclass(tp)
-        if nested is not None and (isinstance(value, dict) or value is None):
-            keep_none = value is None and _optional(tp)
-            values[name] = None if keep_none else _build_section(nested, value, dotted, ctx)
-            continue
-        converted = _coerce_key(value, tp, name, section, ctx)
-        kind = f.metadata.get("path")
-        if kind and isinstance(converted, str):
-            converted = _resolve_path(converted, kind, dotted, ctx)
-        values[name] = converted
-    missing = [
-        name
-        for name, f in fields.items()
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and name not in values
-    ]
-    if missing:
-        raise ValueError(f"missing required key(s) {', '.join(repr(m) for m in missing)} in {ctx.where(section)}")
-    return cls(**values)
-
-
-def _optional(tp) -> bool:
-    return typing.get_origin(tp) in (Union, types.UnionType) and type(None) in typing.get_args(tp)
-
-
-def _nested_dataclass(tp):
-    if dataclasses.is_dataclass(tp):
-        return tp
-    if typing.get_origin(tp) in (Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            if dataclasses.is_dataclass(arg):
-                return arg
-    return None
-
-
-def _check_args_dict(values: dict, allowed: dict, hints: dict, section: str, ctx: _Context, redirect: dict) -> dict:
-    if not isinstance(values, dict):
-        raise ValueError(f"'{section}' in {ctx.file} must be a mapping, got {type(values).__name__}: {values!r}")
-    out = {}
-    for key, value in values.items():
-        if key in redirect:
-            raise ValueError(f"key '{key}' is not allowed in {ctx.where(section)}: {redirect[key]}")
-        if key not in allowed:
-            raise ValueError(f"unknown key '{key}' in {ctx.where(section)}{_suggest(str(key), allowed)}")
-        out[key] = _coerce_key(value, hints.get(key, Any), key, section, ctx)
-    return out
+def _resolve_paths(section, prefix: str, ctx: _Context) -> None:
+    """Resolve the path fields (``metadata={"path": ...}``) of ``section`` and its subsections, in place."""
+    for f in dataclasses.fields(section):
+        value, dotted = getattr(section, f.name), f"{prefix}.{f.name}" if prefix else f.name
+        if f.metadata.get("path") and isinstance(value, str):
+            setattr(section, f.name, _resolve_path(value, f.metadata["path"], dotted, ctx))
+        elif dataclasses.is_dataclass(value):
+            _resolve_paths(value, dotted, ctx)
 
 
 # ---------------------------------------------------------------------------------------------- overrides
 def parse_overrides(items) -> list:
-    """``["a.b=1", ...]`` -> ``[("a.b", 1), ...]`` (values parsed with ``yaml.safe_load``)."""
+    """``["a.b=1", ...]`` -> ``[("a.b", 1), ...]`` (values parsed as YAML, by :class:`RecipeLoader`)."""
     parsed = []
     for item in items or []:
         if "=" not in item:
@@ -418,7 +429,7 @@ def parse_overrides(items) -> list:
         if not key or any(not part for part in key.split(".")):
             raise ValueError(f"override {item!r}: the key {key!r} is not a dotted name like training.learning_rate")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = load_yaml(raw, f"override {key}") if raw.strip() else None
         except yaml.YAMLError as exc:
             raise ValueError(f"override {item!r}: the value is not valid YAML ({exc})") from None
         parsed.append((key, value))
@@ -450,6 +461,9 @@ def load_recipe(path, overrides=(), smoke_run: bool = False) -> Recipe:
                          f"{os.path.join(path, 'recipe.yaml')!r}")
     if not os.path.isfile(path):
         raise ValueError(f"recipe file {path!r} does not exist")
+    if os.path.getsize(path) > MAX_RECIPE_BYTES:
+        raise ValueError(f"recipe {path} is {os.path.getsize(path)} bytes: a recipe is a small YAML file (at most "
+                         f"{MAX_RECIPE_BYTES} bytes)")
     with open(path, "rb") as handle:
         raw = handle.read()
     try:
@@ -458,9 +472,11 @@ def load_recipe(path, overrides=(), smoke_run: bool = False) -> Recipe:
         raise ValueError(f"recipe {path} is not UTF-8 text: byte 0x{raw[exc.start:exc.start + 1].hex()} at byte "
                          f"offset {exc.start} cannot be decoded; save the recipe as UTF-8") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text, path)
     except yaml.YAMLError as exc:
         raise ValueError(f"recipe {path} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"recipe {path} is nested too deeply to be a recipe") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -479,32 +495,27 @@ def load_recipe(path, overrides=(), smoke_run: bool = False) -> Recipe:
     return recipe
 
 
+@functools.cache
+def _recipe_adapter() -> TypeAdapter:
+    return TypeAdapter(Recipe)
+
+
 def recipe_from_dict(data: dict, ctx: _Context | None = None) -> Recipe:
     ctx = ctx or _Context("<recipe>", os.getcwd(), set())
-    data = dict(data)
-    for section in ("distillation", "training"):
-        if data.get(section) is None:
-            data[section] = {}
-    recipe = _build_section(Recipe, data, "", ctx)
-
-    from .distillation_config import SpectralDistillationConfig
-
-    hints = _type_hints(SpectralDistillationConfig)
-    distill_fields = _distillation_only_fields()
-    training_allowed = set(training_field_names())
-    recipe.distillation = _check_args_dict(
-        recipe.distillation, distill_fields, hints, "distillation", ctx,
-        {k: "it is a training argument: put it in 'training'" for k in training_allowed},
-    )
-    recipe.training = _check_args_dict(
-        recipe.training, training_allowed, hints, "training", ctx,
-        {**_RESERVED_TRAINING,
-         **{k: "it is a distillation setting: put it in 'distillation'" for k in distill_fields}},
-    )
+    sections = {f.name for f in dataclasses.fields(Recipe) if f.name not in ("name", "task", *_INTERNAL)}
+    data = {key: {} if value is None and key in sections else value for key, value in data.items()}  # `student:`
+    internal = [key for key in _INTERNAL if key in data]
+    if internal:
+        raise ValueError(_unknown_key("", internal[0], ctx))
+    try:
+        recipe = _recipe_adapter().validate_python(data)
+    except ValidationError as exc:
+        raise ValueError(_describe(exc, data, "", ctx)) from None
+    recipe.distillation = _settings(recipe.distillation, "distillation", ctx)
+    recipe.training = _settings(recipe.training, "training", ctx)
     if recipe.teacher.finetune is not None:
-        recipe.teacher.finetune.args = _check_args_dict(
-            recipe.teacher.finetune.args, training_allowed, hints, "teacher.finetune.args", ctx, _RESERVED_TRAINING
-        )
+        recipe.teacher.finetune.args = _settings(recipe.teacher.finetune.args, "teacher.finetune.args", ctx)
+    _resolve_paths(recipe, "", ctx)
     _validate(recipe, ctx)
     return recipe
 

@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -409,9 +410,10 @@ def build_teacher_cache(
     device = device or next(teacher.parameters()).device
     was_training = teacher.training
     teacher.eval()
-    tmp = directory.rstrip("/") + ".building"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
+    # a fresh folder of this build's own beside the target (never a folder someone else made, e.g. X.building)
+    parent = os.path.dirname(os.path.abspath(directory.rstrip("/")))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory.rstrip('/'))}.building.", dir=parent)
     start_time = time.time()
     try:
         loader = DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collator)

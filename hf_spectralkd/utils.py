@@ -14,10 +14,21 @@ __all__ = ["write_json", "read_json", "hash_object", "file_digest", "json_number
 
 def write_json(path: str, payload, indent: int = 2) -> str:
     """Write ``payload`` to ``path`` atomically (a reader never sees a half-written file)."""
+    return write_text(path, json.dumps(payload, indent=indent, default=str))
+
+
+def write_text(path: str, text: str) -> str:
+    """Write ``text`` to ``path`` atomically: a temporary file beside it, then a rename (a kill or a full disk
+    leaves the previous file whole, never a truncated one)."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=indent, default=str)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     return path
 
 

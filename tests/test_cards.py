@@ -467,6 +467,9 @@ def _trainer(tmp_path, **overrides):
 def test_trainer_checkpoint_pushes_and_push_to_hub_upload_output_dir_with_this_card(tmp_path, monkeypatch):
     api = FakeHfApi()
     monkeypatch.setattr("transformers.trainer.hf_api", lambda: api)
+    # the Hub is faked, not offline (push_to_hub=True offline is refused at construction)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
     trainer = _trainer(
         tmp_path,
         push_to_hub=True,

@@ -526,8 +526,8 @@ def test_unknown_recipe_key_through_the_cli(workspace, tmp_path, capsys):
     path.write_text(yaml.safe_dump(data))
     assert main(["distill", "--config", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "unknown key 'baseline_runs' in section 'evaluation' of" in err and "bad.yaml" in err
-    assert "did you mean 'baseline'" in err
+    assert "unknown key 'evaluation.baseline_runs' in" in err and "bad.yaml" in err
+    assert "did you mean 'evaluation.baseline'" in err
     assert not os.path.exists(tmp_path / "out")
 
 

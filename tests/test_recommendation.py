@@ -184,7 +184,7 @@ def test_the_margin_defaults_to_zero_and_takes_points(tiny):  # noqa: F811
     assert load_recipe(recipe_file(tiny, "margin", {})).evaluation.recommend_margin == 0.0
     recipe = load_recipe(recipe_file(tiny, "margin", {}), overrides=["evaluation.recommend_margin=1.5"])
     assert recipe.evaluation.recommend_margin == 1.5 and math.isfinite(recipe.evaluation.recommend_margin)
-    with pytest.raises(ValueError, match="'recommend_margin' in section 'evaluation' .* must be float"):
+    with pytest.raises(ValueError, match="'evaluation.recommend_margin' in .* must be a valid number"):
         load_recipe(recipe_file(tiny, "margin", {}), overrides=["evaluation.recommend_margin=lots"])
 
 

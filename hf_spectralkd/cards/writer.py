@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..constants import ANALYSIS_DIRNAME, CARD_FILENAME, DYNAMICS_PLOT_FILENAME, PLOT_FILENAME
 from ..results import as_results_dict, results_from_trainer
+from ..utils import write_text
 from .metadata import card_data, merge_existing
 from .values import card_values
 
@@ -112,9 +113,7 @@ def write_model_card(
     content = str(card)
     if os.path.isfile(path) and not overwrite:
         content = merge_existing(card, path)
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        handle.write(content)
-    return path
+    return write_text(path, content)  # atomic: a kill or a full disk never leaves a truncated card
 
 
 def write_trainer_model_card(trainer, language=None, license=None, tags=None, model_name=None, finetuned_from=None,

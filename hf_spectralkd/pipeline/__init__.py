@@ -31,6 +31,7 @@ from ..constants import FINGERPRINT_FILENAME, RESULTS_FILENAME, STAGE_MARKER, SU
 from ..layer_map import LayerMap
 from ..recipes import Recipe
 from ..results import RunResults
+from ..utils import write_text
 from .checks import check_depths, check_single_process
 from .evaluation import evaluate_model
 from .plan import RunPlan, preflight
@@ -46,6 +47,7 @@ from .stages import (
     tag,
     teacher_stage,
 )
+from .state import mark_run_dir
 
 __all__ = ["run_pipeline", "preflight", "evaluate_model", "summary_markdown", "RunPlan", "run_stage", "stage_done",
            "StageResult", "check_single_process", "check_depths", "STAGE_MARKER", "FINGERPRINT_FILENAME",
@@ -58,6 +60,7 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
     datasets = plan.task.prepare_datasets(recipe, plan.data, plan.processor)
     run = Run(plan, datasets, plan.task.data_collator(plan.processor), log)
     os.makedirs(plan.out, exist_ok=True)
+    mark_run_dir(plan.out)  # from now on the folder's run files are this run's own (replaced, never others')
     log(f"[hf-spectralkd] recipe {recipe.name!r}{' (smoke)' if recipe.smoke else ''}: task {recipe.task}, "
         f"{len(plan.label_names)} labels, splits {plan.data.info['splits']}; outputs in {plan.out}")
 
@@ -92,8 +95,7 @@ def write_results(run: Run, results: RunResults, student_dir: str) -> None:
     results.stages = stage_records(out)  # card/push check that the run dir still holds these stages
     results.save(out)
     summary = summary_markdown(results.to_dict())
-    with open(os.path.join(out, SUMMARY_FILENAME), "w", encoding="utf-8") as handle:
-        handle.write(summary)
+    write_text(os.path.join(out, SUMMARY_FILENAME), summary)
     write_model_card(student_dir, results)
     run.log(f"{tag('results')} {os.path.join(out, RESULTS_FILENAME)}, {os.path.join(out, SUMMARY_FILENAME)}")
     run.log(summary)

@@ -12,13 +12,24 @@ which interrupted stage can resume from its checkpoints, and content fingerprint
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
 import socket
 import struct
 
-from ..constants import CARD_FILENAME, CHECKPOINT_WEIGHT_FILES, STAGE_DIRNAMES, STAGE_MARKER
+from ..constants import (
+    CARD_FILENAME,
+    CHECKPOINT_WEIGHT_FILES,
+    EVALUATION_DIRNAME,
+    RESULTS_FILENAME,
+    RUN_MARKER,
+    STAGE_DIRNAMES,
+    STAGE_MARKER,
+    SUMMARY_FILENAME,
+    TEACHER_CACHE_DIRNAME,
+)
 from ..utils import read_json, write_json
 
 __all__ = ["PARTIAL_FILENAME", "stage_manifest", "stage_damage", "check_own_folder",
@@ -71,7 +82,14 @@ def stage_damage(directory: str, marker: dict) -> str | None:
 
 
 def check_own_folder(directory: str) -> None:
-    """Raise ``ValueError`` when ``directory`` exists but no run wrote it (no stage marker): it is never deleted."""
+    """Raise ``ValueError`` when ``directory`` exists but no run wrote it (no stage marker): it is never deleted;
+    nor is a symbolic link (a stage is replaced by renaming a finished folder into place)."""
+    if os.path.islink(directory):
+        raise ValueError(
+            f"{directory} is a symbolic link: a stage replaces its folder as a whole when it finishes, which a link "
+            "cannot be (and the folder it points to is not the run's to delete); nothing was done. Replace the link "
+            "with a real folder (or remove it), or set output.dir to another directory"
+        )
     if os.path.lexists(directory) and not os.path.isfile(os.path.join(directory, STAGE_MARKER)):
         raise ValueError(
             f"{directory} exists but was not written by an hf-spectralkd run (it has no {STAGE_MARKER}); the run "
@@ -81,9 +99,54 @@ def check_own_folder(directory: str) -> None:
 
 
 def check_stage_folders(out: str) -> None:
-    """Every stage folder of ``out`` that exists is the run's own (before any work)."""
+    """Every stage folder of ``out`` that exists is the run's own, and so are the files the run writes at its top
+    (before any work)."""
+    check_run_files(out)
     for name in STAGE_DIRNAMES:
         check_own_folder(os.path.join(out, name))
+
+
+# what a run writes at the top of its output directory besides its stage folders
+RUN_FILES = (RESULTS_FILENAME, SUMMARY_FILENAME, EVALUATION_DIRNAME, TEACHER_CACHE_DIRNAME)
+
+
+def _is_run_dir(out: str) -> bool:
+    """Whether ``out`` is a run's folder: it carries the run marker, or (a run from before the marker existed) a
+    finished stage folder or a results.json the library wrote."""
+    if os.path.isfile(os.path.join(out, RUN_MARKER)):
+        return True
+    if any(os.path.isfile(os.path.join(out, name, STAGE_MARKER)) for name in STAGE_DIRNAMES):
+        return True
+    results = read_json(os.path.join(out, RESULTS_FILENAME))
+    return isinstance(results, dict) and "format_version" in results and "student" in results
+
+
+def check_run_files(out: str) -> None:
+    """Refuse, before any work, an output directory that is the filesystem root or the home directory, or one that
+    holds files this run would replace (results.json, summary.md, evaluation/, teacher_cache/) which no run wrote."""
+    real = os.path.realpath(out)
+    if real in (os.path.realpath(os.sep), os.path.realpath(os.path.expanduser("~"))):
+        raise ValueError(
+            f"output.dir {out!r} is the filesystem root or your home directory: a run writes results.json, summary.md "
+            "and its stage folders there. Set output.dir to a folder of its own (e.g. runs/NAME)"
+        )
+    if not os.path.isdir(out) or _is_run_dir(out):
+        return
+    clashes = [name for name in RUN_FILES if os.path.lexists(os.path.join(out, name))]
+    if clashes:
+        raise ValueError(
+            f"output.dir {out} holds {', '.join(clashes)}, which this run would replace, but no hf-spectralkd run "
+            f"wrote them (the folder has no {RUN_MARKER}): nothing was done and nothing was changed. Move them away "
+            "or set output.dir to another directory"
+        )
+
+
+def mark_run_dir(out: str) -> None:
+    """Mark ``out`` as a run's folder (its top-level run files are then the run's to replace)."""
+    path = os.path.join(out, RUN_MARKER)
+    if not os.path.isfile(path):
+        write_json(path, {"library": "hf_spectralkd", "created": datetime.datetime.now(datetime.timezone.utc)
+                          .isoformat(timespec="seconds")})
 
 
 # ---------------------------------------------------------------------------------------------- interrupted stages

@@ -327,16 +327,15 @@ def _settings(values: dict, section: str, ctx: _Context) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- errors
-class _Context:
-    def __init__(self, file: str, recipe_dir: str, overridden: set):
-        self.file = file
-        self.recipe_dir = recipe_dir
-        self.overridden = overridden
+class _Context(typing.NamedTuple):
+    file: str  # named in every message
+    recipe_dir: str  # relative paths in the file resolve against it
+    overridden: set  # dotted keys given on the command line (their paths resolve against the current directory)
 
 
 def _unknown_key(section: str, key, ctx: _Context) -> str:
     dotted = f"{section}.{key}" if section else str(key)
-    redirect = _RESERVED_TRAINING.get(key) if section in _SETTINGS[1:] else None
+    redirect = _RESERVED_TRAINING.get(key) if section in ("training", "teacher.finetune.args") else None
     if section == "training" and key in _distillation_only_fields():
         redirect = "it is a distillation setting: put it in 'distillation'"
     if section == "distillation" and key in training_field_names():

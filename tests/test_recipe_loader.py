@@ -64,12 +64,13 @@ def test_an_alias_bomb_is_refused_quickly(tmp_path):
 def test_a_huge_or_deeply_nested_file_is_refused(tmp_path):
     with pytest.raises(ValueError, match="a recipe is a small YAML file"):
         load_recipe(recipe(tmp_path, BASE + "#" * (2 << 20) + "\n"))
-    with pytest.raises(ValueError, match="nested too deeply|expands to more than"):
-        load_recipe(recipe(tmp_path, BASE + "x: " + "[" * 200_000 + "]" * 200_000 + "\n"))
+    with pytest.raises(ValueError, match="nested too deeply"):
+        load_recipe(recipe(tmp_path, BASE + "x: " + "[" * 5_000 + "]" * 5_000 + "\n"))
 
 
 @pytest.mark.parametrize("extra, message", [
-    ("distillation: {betaa: 1}", r"unknown key 'distillation.betaa' in .*recipe.yaml \(did you mean 'distillation.beta'"),
+    ("distillation: {betaa: 1}",
+     r"unknown key 'distillation.betaa' in .*recipe.yaml \(did you mean 'distillation.beta'"),
     ("data: {source: data.csv, transfer: {source: x.jsonl, max_sample: 3}}",
      r"unknown key 'data.transfer.max_sample' .*did you mean 'data.transfer.max_samples'.*valid keys of"),
     ("teacher: {base: x, finetune: {args: {weight_decy: 0.1}}}",
@@ -86,8 +87,7 @@ def test_a_huge_or_deeply_nested_file_is_refused(tmp_path):
 ])
 def test_mistakes_name_the_dotted_key(tmp_path, extra, message):
     with pytest.raises(ValueError, match=message):
-        load_recipe(recipe(tmp_path, BASE + extra + "\n") if not extra.startswith(("student:", "data:", "teacher:"))
-                    else recipe(tmp_path, _replace_section(BASE, extra)))
+        load_recipe(recipe(tmp_path, _replace_section(BASE, extra)))
 
 
 def test_every_mistake_is_reported_at_once(tmp_path):
@@ -98,7 +98,7 @@ def test_every_mistake_is_reported_at_once(tmp_path):
 
 
 def _replace_section(text: str, section: str) -> str:
-    """BASE with the top-level section named in ``section`` replaced by it."""
+    """``text`` with ``section`` (one line, ``name: value``) in place of its top-level section of that name."""
     name = section.split(":", 1)[0]
     kept, skipping = [], False
     for line in text.splitlines():

@@ -131,3 +131,41 @@ def test_a_cache_build_never_removes_a_building_folder_it_did_not_make(tmp_path)
     assert len(cache) == 8
     assert (users / "precious.txt").read_text() == "mine"
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".cache.building")]  # its own temp folder is gone
+
+
+def test_a_changed_transfer_file_changes_the_data_fingerprint(tmp_path):
+    import json as json_module
+
+    import yaml
+
+    from hf_spectralkd.pipeline.plan import data_fingerprint
+    from hf_spectralkd.recipes import load_recipe
+
+    root = os.path.join(os.path.dirname(__file__), "..")
+    recipe = yaml.safe_load(open(os.path.join(root, "recipes", "clinc150_lowlabel.yaml")))
+    transfer = tmp_path / "unlabelled.jsonl"
+    transfer.write_text(json_module.dumps({"text": "wake me up at seven"}) + "\n")
+    recipe["data"]["source"] = os.path.abspath(os.path.join(root, "hf_spectralkd", "data", "clinc150"))
+    recipe["data"]["transfer"] = {"source": str(transfer)}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    before = data_fingerprint(load_recipe(path))
+    stat = os.stat(transfer)
+    transfer.write_text(json_module.dumps({"text": "play some jazz please"}) + "\n")
+    os.utime(transfer, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same mtime: only the bytes changed
+    after = data_fingerprint(load_recipe(path))
+    assert before["files"]["transfer.source"] != after["files"]["transfer.source"]
+    assert before != after
+
+
+def test_a_rewritten_file_with_its_mtime_kept_is_read_anew(tmp_path):
+    """datasets' cache keys a JSON file on path and mtime; the task reads it by content."""
+    from hf_spectralkd.tasks.sources import read_rows
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(f'{{"text": "row {i}", "label": "a"}}\n' for i in range(40)))
+    stat = os.stat(data)
+    assert len(read_rows(str(data), "train", "--data")) == 40
+    data.write_text("".join(f'{{"text": "row {i}", "label": "a"}}\n' for i in range(80)))
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert len(read_rows(str(data), "train", "--data")) == 80

@@ -130,8 +130,10 @@ def data_fingerprint(recipe: Recipe) -> dict:
     """The data section plus a digest of every local data file (a changed file re-runs what read it)."""
     section = dataclasses.asdict(recipe.data)
     files = {}
-    for key in DATA_FILE_KEYS:
-        path = section.get(key)
+    transfer = section.get("transfer") or {}
+    paths = {key: section.get(key) for key in DATA_FILE_KEYS}
+    paths["transfer.source"] = transfer.get("source") if isinstance(transfer, dict) else None  # unlabelled rows
+    for key, path in paths.items():
         if path and os.path.isfile(path):
             files[key] = file_digest(path)
         elif path and os.path.isdir(path):

@@ -40,7 +40,9 @@ def read_data_file(path: str, what: str = "--data"):
     # a parse failure is reported once, below, not logged too
     datasets.logging.set_verbosity(datasets.logging.CRITICAL)
     try:
-        rows = datasets.load_dataset(builder, data_files={"data": path}, split="data")
+        # by content, not datasets' path+mtime cache key (a rewritten file with its mtime kept is read anew)
+        rows = datasets.load_dataset(builder, data_files={"data": path}, split="data",
+                                     download_mode="force_redownload", verification_mode="no_checks")
     except (ValueError, OSError, StopIteration, datasets.exceptions.DatasetGenerationError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         cause = getattr(exc, "__cause__", None)

@@ -75,7 +75,10 @@ def _load_local(section):
     if len(builders) > 1:
         raise ValueError(f"data files mix formats ({', '.join(sorted(builders))}): use one format for every split")
     try:
-        raw = datasets.load_dataset(builders.pop(), data_files=files)
+        # read by content: datasets' cache is keyed on path and mtime, so a file rewritten with its mtime kept
+        # would be read as the old rows while the run's own fingerprint (its bytes) says it changed
+        raw = datasets.load_dataset(builders.pop(), data_files=files, download_mode="force_redownload",
+                                    verification_mode="no_checks")
     except (ValueError, OSError, datasets.exceptions.DatasetGenerationError) as exc:
         raise ValueError(f"could not read the data files {files}: {str(exc).splitlines()[0]}") from exc
     return raw, files

@@ -109,5 +109,18 @@ result = {
     "teacher_wrapped": type(trainer.teacher).__name__,
     "param_checksum": float(sum(p.double().sum() for p in final.parameters())),
 }
+
+# one epoch over 48 rows at 4 per device: a real two-process run takes 6 steps per rank (12 alone)
+epoch_args = SpectralDistillationConfig(
+    output_dir=os.path.join(out_dir, "epoch_run"), num_train_epochs=1, per_device_train_batch_size=4,
+    logging_steps=100, report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, seed=0,
+    ddp_backend="gloo", selection_samples=32, spectral_dynamics=False, beta=0.0,
+)
+epoch_trainer = SpectralDistillationTrainer(
+    model=tiny_bert(num_layers=2, hidden=16, seed=1), teacher_model=teacher, args=epoch_args,
+    train_dataset=Dataset.from_list(make_token_rows(48)), data_collator=pad_collate,
+)
+epoch_trainer.train()
+result["epoch_steps"] = epoch_trainer.state.global_step
 with open(os.path.join(out_dir, f"rank{rank}.json"), "w", encoding="utf-8") as handle:
     json.dump(result, handle)

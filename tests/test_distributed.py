@@ -52,6 +52,11 @@ def test_two_processes_really_ran(two_rank_run):
     assert all(r["teacher_wrapped"] == "BertForSequenceClassification" for r in ranks)
 
 
+def test_an_epoch_is_split_between_the_ranks(two_rank_run):
+    _, ranks = two_rank_run
+    assert [r["epoch_steps"] for r in ranks] == [6, 6]  # 48 rows / (2 ranks x 4 per device); one process: 12
+
+
 def test_layer_selection_is_rank_zeros_on_every_rank(two_rank_run):
     out, ranks = two_rank_run
     # rank 1 sees a reversed profile, so on its own it would align different layers ...

@@ -111,7 +111,7 @@ def test_method_page_defines_the_math():
         assert re.search(rf"^## {heading}", text, re.M), f"docs/method.md has no '## {heading}' section"
     assert "L = (1-α)·CE(student_logits, y) + α·τ²·KL(softmax(t/τ) ‖ softmax(s/τ)) + β·L_freq" in text
     for definition in ("F[n,t,k] = (1/D)", "S[k] = Σ_{n,t} M[n,t]·|F[n,t,k]|", "I = (1/D) · Σ_{k=0}^{D-1} S[k]",
-                       'rfft(Xs, axis=tokens, norm="ortho")'):
+                       'rfft(Xs_i, axis=tokens, norm="ortho")'):
         assert definition in text
 
 

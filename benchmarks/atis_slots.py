@@ -226,24 +226,39 @@ def save_results(results):
     os.replace(tmp, OUT)
 
 
+def _cell(values) -> str:
+    if not values:
+        return "–"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {std:.2f}" + ("" if len(values) >= 3 else f" (n={len(values)})")
+
+
 def summarize() -> str:
+    """Markdown tables of entity F1 (test, then validation), mean ± std over seeds, and the paired differences."""
     results = load_results()
-    lines = ["| regime | teacher (val F1) | " + " | ".join(METHODS) + " |", "|---" * (len(METHODS) + 2) + "|"]
-    for regime in ("full", "low"):
-        runs = [r for r in results["runs"] if r["regime"] == regime]
-        if not runs:
-            continue
-        cells = []
-        for method in METHODS:
-            values = [r["test_f1"] for r in runs if r["method"] == method]
-            if not values:
-                cells.append("–")
+    lines = []
+    for split in ("test", "validation"):
+        lines += [f"{split} entity F1 (%):", "",
+                  "| regime | teacher | " + " | ".join(METHODS) + " |", "|---" * (len(METHODS) + 2) + "|"]
+        for regime in ("full", "low"):
+            runs = [r for r in results["runs"] if r["regime"] == regime]
+            if not runs:
                 continue
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.mean(values):.2f} ± {std:.2f} (n={len(values)})")
-        teacher = results["teachers"].get(regime, {})
-        teacher_f1 = f"{100 * teacher['test_f1']:.2f} ({100 * teacher['validation_f1']:.2f})" if teacher else "–"
-        lines.append(f"| {regime} | {teacher_f1} | " + " | ".join(cells) + " |")
+            cells = [_cell([r[f"{split}_f1"] for r in runs if r["method"] == m]) for m in METHODS]
+            teacher = results["teachers"].get(regime, {})
+            key = f"{split}_f1"
+            teacher_f1 = f"{100 * teacher[key]:.2f}" if key in teacher else "–"
+            lines.append(f"| {regime} | {teacher_f1} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["paired test-F1 differences (same seed), mean ± std:", ""]
+    for regime in ("full", "low"):
+        by = {(r["method"], r["seed"]): r["test_f1"] for r in results["runs"] if r["regime"] == regime}
+        seeds = sorted({seed for _, seed in by})
+        for a, b in (("spectralkd", "logit_kd"), ("spectralkd", "no_kd"), ("logit_kd", "no_kd"),
+                     ("hidden_mse", "logit_kd")):
+            diffs = [by[(a, s)] - by[(b, s)] for s in seeds if (a, s) in by and (b, s) in by]
+            if diffs:
+                lines.append(f"- {regime}: {a} − {b}: {_cell(diffs)} pt over {len(diffs)} seeds")
     return "\n".join(lines)
 
 

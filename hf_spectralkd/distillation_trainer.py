@@ -103,15 +103,19 @@ class SpectralDistillationTrainer(Trainer):
     ):
         args = self._check_arguments(model, args, teacher_model, kwargs)
         self._peft_config, self._pending_model = peft_config, None
+        # the teacher first: a student given by path or Hub id (often a base checkpoint whose config names no head,
+        # or a masked-LM head) is loaded with the auto class of the teacher's head, with a fresh head as before
+        teacher_model = resolve_teacher(teacher_model, args)
+        self._student_auto_class = get_adapter(teacher_model).head(teacher_model).auto_class
+        self._student_head_options = self._fresh_head_options(teacher_model)
         model_init = kwargs.get("model_init")
         if model_init is not None:
             # hyperparameter search: the first student is built now for the checks; Trainer.__init__ receives it
             # from call_model_init, and train(trial=...) builds a fresh one per trial
             self.model_init = model_init
-            model = self._pending_model = self.call_model_init()
+            model = self._pending_model = self.call_model_init(seed=args)
         else:
-            model = apply_peft_config(load_model(model, what="student model"), peft_config)
-        teacher_model = resolve_teacher(teacher_model, args)
+            model = apply_peft_config(self._load_student(model), peft_config)
         self.student_adapter = get_adapter(model)
         self.teacher_adapter = get_adapter(teacher_model)
         # what the logits are and which positions count (refuses a head the trainer does not distil)
@@ -445,15 +449,23 @@ class SpectralDistillationTrainer(Trainer):
         predicted, labels = torch.cat(predicted), torch.cat(labels)
         n = len(labels)
         num_classes = int(max(int(predicted.max()), int(labels.max())) + 1) if n else 0
-        if n < 30 or num_classes < 2:
+        seen = int(labels.unique().numel())
+        # too few units per class and the best renumbering of a noisy confusion matrix looks good by chance
+        if num_classes < 2 or n < max(30, 3 * seen):
             return
         confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64)
         confusion.index_put_((labels, predicted), torch.ones(n, dtype=torch.float64), accumulate=True)
         from scipy.optimize import linear_sum_assignment
 
         rows, cols = linear_sum_assignment(-confusion.numpy())
-        direct = float(confusion.diagonal().sum()) / n
-        mapped = float(confusion[rows, cols].sum()) / n
+        # class-balanced rates (mean recall over the labels present): a dominant class (a token task's O, the same id
+        # in both numberings) must not hide that every other class is renumbered
+        support = confusion.sum(1)
+        present = support > 0
+        matched = torch.zeros(num_classes, dtype=torch.float64)
+        matched[torch.as_tensor(rows)] = confusion[rows, cols]
+        direct = float((confusion.diagonal()[present] / support[present]).mean())
+        mapped = float((matched[present] / support[present]).mean())
         if mapped >= 0.5 and direct <= mapped / 3:
             id2label = self.teacher_adapter.id2label(self.teacher) or {}
             moved = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if r != c and confusion[r, c] > 0][:3]
@@ -464,7 +476,8 @@ class SpectralDistillationTrainer(Trainer):
             raise ValueError(
                 f"the training labels do not follow the teacher's id2label: on {n} sampled training "
                 f"{'positions' if head.per_token else 'rows'} the teacher agrees with the labels {100 * direct:.0f} % "
-                f"of the time but {100 * mapped:.0f} % under a renumbering of the classes ({examples}). Encode the "
+                f"of the time (mean over classes) but {100 * mapped:.0f} % under a renumbering of the classes "
+                f"({examples}). Encode the "
                 "labels with the teacher's config.label2id (and build the student from the teacher, "
                 "build_student(teacher, ...), so it shares the mapping)"
             )
@@ -543,14 +556,48 @@ class SpectralDistillationTrainer(Trainer):
         )
 
     # ------------------------------------------------------------------ training
-    def call_model_init(self, trial=None):
+    def call_model_init(self, trial=None, seed=None):
         """The student of ``model_init`` (called with the trial when it takes one), loaded and wrapped with
-        ``peft_config`` as ``model=`` is."""
+        ``peft_config`` as ``model=`` is. ``seed`` (the arguments whose seed to set first, as ``Trainer`` does right
+        before each ``model_init`` call): every trial's student starts from the same seeded initialisation."""
         pending, self._pending_model = self._pending_model, None
         if pending is not None:
             return pending
-        model = super().call_model_init(trial)
-        return apply_peft_config(load_model(model, what="the student model_init() returned"), self._peft_config)
+        if seed is not None:
+            from transformers.trainer_utils import enable_full_determinism, set_seed
+
+            enable_full_determinism(seed.seed) if seed.full_determinism else set_seed(seed.seed)
+        model = self._load_student(super().call_model_init(trial), what="the student model_init() returned")
+        return apply_peft_config(model, self._peft_config)
+
+    @staticmethod
+    def _fresh_head_options(teacher) -> dict:
+        """The teacher's label set, for a student head made fresh from a base checkpoint (classification heads)."""
+        config = getattr(unwrap_model(teacher, peft=True), "config", None)
+        head = get_adapter(teacher).head(teacher)
+        if config is None or head.name in ("causal-lm", "masked-lm", "question-answering", "multiple-choice"):
+            return {}
+        options = {"num_labels": config.num_labels}
+        if getattr(config, "id2label", None):
+            options.update(id2label=dict(config.id2label), label2id=dict(config.label2id))
+        if getattr(config, "problem_type", None):
+            options["problem_type"] = config.problem_type
+        return options
+
+    def _load_student(self, reference, what: str = "student model"):
+        """A student given by path or Hub id, with the auto class of the teacher's head. A checkpoint of that head
+        loads as it is; any other (a base encoder, a masked-LM checkpoint) gets a fresh head with the teacher's
+        label set."""
+        if not isinstance(reference, (str, os.PathLike)):
+            return reference
+        from .adapters.hf import head_of_reference
+        from .loading import resolve_model_reference
+
+        location = resolve_model_reference(os.fspath(reference), what)
+        named = head_of_reference(location, strict=True)
+        same_head = named is not None and named.auto_class == self._student_auto_class
+        options = {} if same_head else self._student_head_options
+        return load_model(location, what=what, auto_class=self._student_auto_class, **options)
 
     def _new_trial(self, trial) -> None:
         """Before a ``model_init`` run: this trial's arguments first (Trainer sets them again, to the same values),
@@ -560,9 +607,8 @@ class SpectralDistillationTrainer(Trainer):
         if self.spectral_profile is not None and self._given_profile is None:
             self._given_profile = self.spectral_profile
         self.layer_map, self.teacher_cache = None, None
-        self.model = self._pending_model = self.call_model_init(trial)
-        self.student_adapter.head(self.model)  # the same family: refused here, not mid-step, otherwise
-        if self.student_adapter.head(self.model).name != self.student_head.name:
+        self.model = self._pending_model = self.call_model_init(trial, seed=self.args)
+        if self.student_adapter.head(self.model).name != self.student_head.name:  # refused here, not mid-step
             raise ValueError("model_init returned a student with another head than the first one it built")
 
     def train(self, resume_from_checkpoint=None, trial=None, **kwargs):
@@ -625,8 +671,8 @@ class SpectralDistillationTrainer(Trainer):
         # CE is a mean over labelled units, KD a mean over counted units: an unlabelled unit adds only α·KD
         ce_units = torch.where(labelled, terms.ce, torch.zeros_like(terms.ce))
         ce_weight = torch.where(labelled, 1 - alpha, torch.zeros_like(alpha)) / max(n_labelled, 1)
-        kd_weight = torch.where(counted, alpha, torch.zeros_like(alpha)) / max(n_counted, 1)
-        combined = (ce_weight * ce_units).sum() + (kd_weight * kd_units).sum()
+        kd_term = (torch.where(counted, alpha, torch.zeros_like(alpha)) * kd_units).sum() / max(n_counted, 1)
+        combined = (ce_weight * ce_units).sum() + kd_term
         ce_mean = ce_units.sum() / max(n_labelled, 1)
         return combined, ce_mean, kd_mean, n_labelled, n_counted
 

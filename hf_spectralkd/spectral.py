@@ -301,11 +301,12 @@ def frequency_alignment_loss(
 ) -> torch.Tensor:
     """Frequency-domain alignment loss of one student/teacher layer pair (float32 scalar).
 
-    Token tensors ``(N, L, D)``: the wider hidden axis is adaptive-average-pooled to the narrower one,
-    padded positions (``attention_mask == 0``) are zeroed in both, then ``rfft`` with ``norm="ortho"``
-    over the axis given by ``fft_axis`` (``"tokens"``, ``"hidden"`` or ``"tokens+hidden"``); real and
-    imaginary parts are stacked and the mean squared difference over all stacked elements is returned
-    (``variant="complex"``), or the MSE of the magnitudes (``variant="magnitude"``, phase-free).
+    Token tensors ``(N, L, D)``: the wider hidden axis is adaptive-average-pooled to the narrower one; each
+    sequence's real tokens (``attention_mask == 1``) alone are transformed, ``rfft`` with ``norm="ortho"``
+    over the axis given by ``fft_axis`` (``"tokens"``, ``"hidden"`` or ``"tokens+hidden"``), so padding never
+    changes the loss; real and imaginary parts are stacked and the squared differences of every stacked element
+    of every sequence, summed, are divided by their number (``variant="complex"``), or the same of the magnitudes
+    (``variant="magnitude"``, phase-free).
 
     Vision feature maps ``(N, C, H, W)``: channels are pooled the same way, grids of different size are
     pooled to the smaller one, and ``fft_axis="tokens"`` means ``rfft2`` over ``(H, W)``.
@@ -360,16 +361,24 @@ def _real_token_groups(xs, xt, attention_mask) -> list:
     if attention_mask is None:
         return [(xs, xt)]
     mask = attention_mask.to(xs.device).bool()
-    lengths = mask.sum(1)
-    groups = []
-    for length in lengths.unique().tolist():
-        if length == 0:
-            continue
-        rows = (lengths == length).nonzero().squeeze(1)
-        real = mask[rows]
-        width = xs.shape[-1]
-        groups.append((xs[rows][real].reshape(len(rows), length, width),
-                       xt[rows][real].reshape(len(rows), length, width)))
+    lengths = mask.sum(1).tolist()  # one host sync per call
+    if min(lengths) == mask.shape[1]:  # no padding at all: the batch is one group
+        return [(xs, xt)]
+    # right padding (every row's real tokens first): a slice per group instead of a boolean gather
+    right_padded = bool((mask[:, 1:] <= mask[:, :-1]).all()) if mask.shape[1] > 1 else True
+    by_length: dict = {}
+    for row, length in enumerate(lengths):
+        if length:
+            by_length.setdefault(length, []).append(row)
+    groups, width = [], xs.shape[-1]
+    for length, rows in by_length.items():
+        index = torch.tensor(rows, device=xs.device)
+        gs, gt = xs.index_select(0, index), xt.index_select(0, index)
+        if right_padded:
+            groups.append((gs[:, :length], gt[:, :length]))
+        else:
+            real = mask.index_select(0, index)
+            groups.append((gs[real].reshape(len(rows), length, width), gt[real].reshape(len(rows), length, width)))
     return groups
 
 

@@ -68,16 +68,21 @@ def resolve_teacher(teacher_model, args):
     return load_model(teacher_model, what="teacher_model", **_init_kwargs(args))
 
 
-def load_model(reference, what: str, **kwargs):
-    """A model given by path or Hub id, loaded with the auto class of its head (read from its config's
-    ``architectures``: a saved token classifier loads as one); a model object is returned as it is."""
+def load_model(reference, what: str, auto_class: str | None = None, **kwargs):
+    """A model given by path or Hub id, loaded with ``auto_class`` (the student: the teacher's head's), else with the
+    auto class of its own head, read from its config's ``architectures`` (a fine-tuned token classifier loads as
+    one; a base checkpoint as a sequence classifier with a fresh head, as before heads existed); a model object is
+    returned as it is. ``kwargs`` go to ``from_pretrained`` (and the config lookup: revision, token, ...)."""
     if not isinstance(reference, (str, os.PathLike)):
         return reference
     from .adapters.hf import head_of_reference
     from .loading import resolve_model_reference
 
-    head = head_of_reference(resolve_model_reference(os.fspath(reference), what))
-    return load_classifier(reference, what=what, auto_class=head.auto_class, **kwargs)
+    if auto_class is None:
+        config_keys = ("revision", "token", "trust_remote_code", "subfolder", "cache_dir")
+        options = {k: v for k, v in kwargs.items() if k in config_keys}
+        auto_class = head_of_reference(resolve_model_reference(os.fspath(reference), what), **options).auto_class
+    return load_classifier(reference, what=what, auto_class=auto_class, **kwargs)
 
 
 def apply_peft_config(model, peft_config):
@@ -95,7 +100,11 @@ def apply_peft_config(model, peft_config):
     if getattr(peft_config, "task_type", None) is None and isinstance(model, PreTrainedModel):
         from .adapters import get_adapter
 
-        task_type = get_adapter(model).head(model).peft_task_type  # SEQ_CLS, TOKEN_CLS, QUESTION_ANS, CAUSAL_LM
-        if task_type is not None:
-            peft_config = dataclasses.replace(peft_config, task_type=task_type)
+        head = get_adapter(model).head(model)
+        if head.peft_task_type is not None:  # SEQ_CLS, TOKEN_CLS, QUESTION_ANS, CAUSAL_LM
+            peft_config = dataclasses.replace(peft_config, task_type=head.peft_task_type)
+        elif head.name == "multiple-choice" and getattr(peft_config, "modules_to_save", None) is None \
+                and hasattr(model, "classifier"):
+            # PEFT has no multiple-choice task type: the choice head trains (and saves) as a module to save
+            peft_config = dataclasses.replace(peft_config, modules_to_save=["classifier"])
     return get_peft_model(model, peft_config)

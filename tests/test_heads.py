@@ -473,3 +473,60 @@ def test_results_of_a_trainer_name_the_heads_task(tmp_path, name, tag):
 
     trainer, _ = build(tmp_path, name, beta=0.0)
     assert results_from_trainer(trainer).task == tag
+
+
+def test_a_base_checkpoint_given_by_path_becomes_a_student_with_the_teachers_head(tmp_path):
+    """A base encoder (config names BertModel) or a masked-LM checkpoint passed as a path, as before heads existed."""
+    teacher = bert("BertForSequenceClassification", 4, 32, 0, num_labels=NUM_LABELS)
+    bert("BertModel", 2, 32, 1).save_pretrained(tmp_path / "base")
+    bert("BertForMaskedLM", 2, 32, 1).save_pretrained(tmp_path / "mlm")
+    for folder in ("base", "mlm"):
+        trainer = SpectralDistillationTrainer(
+            model=str(tmp_path / folder), teacher_model=teacher,
+            args=small_config(tmp_path / f"run_{folder}", beta=0.0, spectral_dynamics=False),
+            train_dataset=Dataset.from_list(rows_for("sequence-classification")), data_collator=collate,
+        )
+        assert type(trainer.model).__name__ == "BertForSequenceClassification", folder
+
+
+def test_a_subclass_of_a_transformers_head_is_that_head(tmp_path):
+    import transformers
+
+    class MyTagger(transformers.BertForTokenClassification):
+        pass
+
+    torch.manual_seed(1)
+    student = MyTagger(bert_config(2, 16, num_labels=NUM_LABELS))
+    trainer = SpectralDistillationTrainer(
+        model=student, teacher_model=CASES["token-classification"][0](),
+        args=small_config(tmp_path, beta=0.0, spectral_dynamics=False),
+        train_dataset=Dataset.from_list(rows_for("token-classification")), data_collator=collate,
+    )
+    assert trainer.student_head.name == "token-classification"
+
+
+@pytest.mark.parametrize("temperature", [0.5, 0.9])
+def test_qa_kd_is_finite_below_temperature_one_with_padding(tmp_path, temperature):
+    trainer, batch = build(tmp_path, "question-answering", alpha=1.0, beta=0.0, temperature=temperature)
+    assert batch["attention_mask"].min() == 0  # padded rows present
+    trainer.model.eval()
+    with torch.no_grad():
+        loss = trainer.compute_loss(trainer.model, dict(batch))
+    s, t = own_outputs(trainer.model, batch), own_outputs(trainer.teacher, batch)
+    mask = batch["attention_mask"].bool()
+    expected = sum(kl(getattr(t, k)[i][mask[i]], getattr(s, k)[i][mask[i]], temperature) / 2
+                   for i in range(mask.shape[0]) for k in ("start_logits", "end_logits")) * temperature**2 / len(mask)
+    assert math.isfinite(float(loss)) and float(loss) == pytest.approx(expected, rel=1e-4)
+
+
+def test_a_lora_multiple_choice_student_trains_its_choice_head(tmp_path):
+    from peft import LoraConfig
+
+    trainer = SpectralDistillationTrainer(
+        model=CASES["multiple-choice"][1](), teacher_model=CASES["multiple-choice"][0](),
+        args=small_config(tmp_path, beta=0.0, spectral_dynamics=False),
+        train_dataset=Dataset.from_list(mc_rows()), data_collator=mc_collate,
+        peft_config=LoraConfig(r=4, target_modules=["query", "value"]),
+    )
+    trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad and "lora" not in n]
+    assert any("classifier" in n for n in trainable), trainable

@@ -44,9 +44,9 @@ def test_permuted_labels_stop_before_the_first_step(tmp_path):
         row["labels"] = (row["labels"] + 1) % NUM_LABELS  # the user's own numbering
     trainer = trainer_for(tmp_path, rows, rule_teacher())
     with pytest.raises(ValueError, match=r"training labels do not follow the teacher's id2label: on 64 sampled "
-                                         r"training rows the teacher agrees with the labels 0 % of the time but 100 % "
-                                         r"under a renumbering .*rows labelled 1 are what the teacher calls 0 "
-                                         r"\('alarm'\)"):
+                                         r"training rows the teacher agrees with the labels 0 % of the time "
+                                         r"\(mean over classes\) but 100 % under a renumbering .*rows labelled 1 "
+                                         r"are what the teacher calls 0 \('alarm'\)"):
         trainer.train()
     assert trainer.state.global_step == 0
     assert not os.path.exists(tmp_path / "out" / "layer_map.json")

@@ -94,7 +94,7 @@ class Head:
     def output(self, outputs):
         """The student's own output object without ``hidden_states`` / ``attentions`` (what ``compute_loss``
         returns with ``return_outputs=True``: predictions then hold the logits only)."""
-        dropped = ("hidden_states", "attentions", "loss", "past_key_values")
+        dropped = ("hidden_states", "attentions", "loss", "past_key_values", "cache")
         return type(outputs)(**{k: v for k, v in outputs.items() if k not in dropped})
 
 
@@ -109,6 +109,12 @@ class SequenceClassificationHead(Head):
     """``(B, C)`` logits, one integer label per row (-100: an unlabelled transfer row). KD: ``τ²·mean_rows KL``."""
 
     name = "sequence-classification"
+
+    def output(self, outputs):
+        """The logits alone, as before heads existed (a decoder classifier's output would also carry its cache)."""
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        return SequenceClassifierOutput(logits=self.logits(outputs))
 
     def check(self, logits, inputs, model_name):
         if logits.dim() != 2:
@@ -135,6 +141,7 @@ class MultipleChoiceHead(SequenceClassificationHead):
     """``(B, num_choices)`` logits from ``(B, num_choices, L)`` inputs; the same terms as sequence classification."""
 
     name = "multiple-choice"
+    output = Head.output
     auto_class = "AutoModelForMultipleChoice"
     pipeline_tag = "multiple-choice"
     peft_task_type = None  # PEFT has no multiple-choice task type: the head is trained through modules_to_save
@@ -328,7 +335,9 @@ class QuestionAnsweringHead(Head):
         masked_s, masked_t = student.float(), teacher.float()
         if mask is not None:
             pad = ~mask.bool().unsqueeze(-1)
-            lowest = torch.finfo(torch.float32).min
+            # far below any logit even after the division by τ, yet finite (finfo.min / τ < 1 overflows to -inf,
+            # and exp(-inf)·(-inf + inf) is NaN): padding gets probability 0 in both distributions
+            lowest = -1e4 * max(1.0, float(temperature))
             masked_s, masked_t = masked_s.masked_fill(pad, lowest), masked_t.masked_fill(pad, lowest)
         kd = (kd_fn(masked_s[..., 0], masked_t[..., 0], temperature, reduction="none")
               + kd_fn(masked_s[..., 1], masked_t[..., 1], temperature, reduction="none")) / 2
@@ -339,13 +348,14 @@ class QuestionAnsweringHead(Head):
         start, end = start.reshape(-1), end.reshape(-1)
         labelled = (start != IGNORE_INDEX) & (end != IGNORE_INDEX)
         length = student.shape[1]
-        # the model's own loss: positions outside the sequence are clamped to `length` and ignored
+        # the model's own loss: positions are clamped to [0, length] and `length` (outside the sequence) is ignored;
+        # here an ignored position is -100, the CE's own ignore label
+        ignored = torch.full_like(start, IGNORE_INDEX)
         start_c, end_c = start.clamp(0, length), end.clamp(0, length)
-        start_c = torch.where(labelled, start_c, torch.full_like(start_c, length))
-        end_c = torch.where(labelled, end_c, torch.full_like(end_c, length))
-        ce = (ce_fn(student[..., 0], start_c, ignore_index=length)
-              + ce_fn(student[..., 1], end_c, ignore_index=length)) / 2
-        wrong = labelled & ((teacher[..., 0].argmax(-1) != start_c) | (teacher[..., 1].argmax(-1) != end_c))
+        start_c = torch.where(labelled & (start_c < length), start_c, ignored)
+        end_c = torch.where(labelled & (end_c < length), end_c, ignored)
+        ce = (ce_fn(student[..., 0], start_c) + ce_fn(student[..., 1], end_c)) / 2
+        wrong = labelled & ((masked_t[..., 0].argmax(-1) != start_c) | (masked_t[..., 1].argmax(-1) != end_c))
         return HeadTerms(kd, counted, ce, labelled, wrong)
 
 

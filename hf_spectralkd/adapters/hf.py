@@ -58,8 +58,8 @@ def head_for_class(cls_name: str, config) -> heads.Head:
     if getattr(config, "is_encoder_decoder", False):
         raise heads.UnsupportedHeadError(
             f"{cls_name} is a sequence-to-sequence (encoder-decoder) model, which SpectralDistillationTrainer "
-            f"does not distil: its hidden states come from two stacks and its targets are generated. Supported heads: "
-            f"{supported}"
+            f"does not distil: its hidden states come from two stacks (encoder and decoder), which the layer "
+            f"pairing and the alignment term are not defined for. Supported heads: {supported}"
         )
     table = _head_classes()
     if cls_name in table and table[cls_name] is None:
@@ -93,17 +93,25 @@ def _config(model):
     return getattr(base, "config", None)
 
 
-def head_of_reference(location: str) -> heads.Head:
+def head_of_reference(location: str, strict: bool = False, **config_options) -> heads.Head | None:
     """The head of a saved model (a local directory or Hub id) from its config's ``architectures``, before loading
-    it: the trainer then loads a token classifier with ``AutoModelForTokenClassification``, and so on."""
+    it: a fine-tuned token classifier loads with ``AutoModelForTokenClassification``, and so on. A checkpoint whose
+    config names no head the trainer distils (a base encoder, a pre-training head) is taken as a sequence
+    classifier to be given a fresh head, as before heads existed (``strict=True``: None then)."""
     from transformers import AutoConfig
 
+    fallback = None if strict else heads.SequenceClassificationHead()
     try:
-        config = AutoConfig.from_pretrained(location)
+        config = AutoConfig.from_pretrained(location, **config_options)
     except (OSError, ValueError):
-        return heads.SequenceClassificationHead()  # the loader reports the real problem
+        return fallback  # the loader reports the real problem
     architectures = getattr(config, "architectures", None) or []
-    return head_for_class(architectures[0], config) if architectures else heads.SequenceClassificationHead()
+    try:
+        return head_for_class(architectures[0], config) if architectures else fallback
+    except heads.UnsupportedHeadError:
+        if getattr(config, "is_encoder_decoder", False):
+            raise
+        return fallback
 
 
 @register_adapter("transformers")
@@ -122,11 +130,18 @@ class TransformersAdapter(ModelAdapter):
 
     def head(self, model) -> heads.Head:
         base = unwrap_model(model, peft=True)
-        return head_for_class(type(base).__name__, getattr(base, "config", None))
+        # the first class of the model's ancestry that transformers knows (a user's
+        # MyTagger(BertForTokenClassification) is a token classifier); otherwise the model's own class name
+        known = _head_classes()
+        name = next((c.__name__ for c in type(base).__mro__ if c.__name__ in known), type(base).__name__)
+        return head_for_class(name, getattr(base, "config", None))
 
     def forward(self, model, inputs: dict, output_hidden_states: bool = True, head: heads.Head | None = None
                 ) -> AdapterOutput:
         model_inputs = {k: v for k, v in inputs.items() if k not in NON_INPUT_KEYS}
+        head = head or self.head(model)
+        if head.name == "causal-lm":  # no KV cache: nothing generates here, and a teacher's would be kept alive
+            model_inputs.setdefault("use_cache", False)
         outputs = model(**model_inputs, output_hidden_states=output_hidden_states, return_dict=True)
         hidden = getattr(outputs, "hidden_states", None)
         if output_hidden_states and hidden is None:
@@ -141,7 +156,7 @@ class TransformersAdapter(ModelAdapter):
             mask = mask.reshape(-1, mask.shape[-1])
         if hidden is not None:  # a mask of another shape would be broadcast by the alignment loss, not fail
             check_attention_mask(mask, hidden[-1], type(unwrap_model(model)).__name__)
-        logits = (head or self.head(model)).logits(outputs)
+        logits = head.logits(outputs)
         return AdapterOutput(logits=logits, hidden_states=hidden, attention_mask=mask, outputs=outputs)
 
     def num_layers(self, model) -> int:

@@ -39,7 +39,7 @@ def _digits_dataset(seed: int):
     return datasets.DatasetDict({"train": build(train_idx), "validation": build(val_idx), "test": build(test_idx)})
 
 
-def _load_raw(section):
+def load_raw_splits(section):
     import datasets
 
     source = section.source
@@ -140,7 +140,7 @@ def load_image_data(section, need_test: bool = True):
     keeps its image column and an integer ``label`` (``ClassLabel``) column."""
     import datasets
 
-    raw = _load_raw(section)
+    raw = load_raw_splits(section)
     if "train" not in raw:
         raise ValueError(f"data {section.source!r} has no training split (found {', '.join(raw) or 'none'})")
     column = image_column(raw["train"])

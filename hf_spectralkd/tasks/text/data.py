@@ -84,7 +84,7 @@ def _load_local(section):
     return raw, files
 
 
-def _load_raw(section):
+def load_raw_splits(section):
     import datasets
 
     if is_local_source(section):
@@ -171,7 +171,7 @@ def load_text_data(section, need_test: bool = True):
     """
     import datasets
 
-    raw, files = _load_raw(section)
+    raw, files = load_raw_splits(section)
     fixed = list(section.label_names) if getattr(section, "label_names", None) else None
     if "train" not in raw and fixed is None:
         raise ValueError(f"data {section.source or section.train_file!r} has no training split "

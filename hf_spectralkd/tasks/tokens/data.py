@@ -342,14 +342,14 @@ def _local_files(section) -> dict:
 
 def _read_splits(section) -> tuple:
     """``({split: Rows}, files)`` of the labelled splits of ``section`` (local files or a Hub dataset)."""
-    from ..text.data import _load_raw, is_local_source
+    from ..text.data import is_local_source, load_raw_splits
 
     if is_local_source(section):
         files = _local_files(section)
         rows = {split: read_sentences(path, f"data: the {split} file", section.tokens_column, section.tags_column)
                 for split, path in files.items()}
         return rows, files
-    raw, files = _load_raw(section)  # a Hub dataset (an offline machine gets the text task's message)
+    raw, files = load_raw_splits(section)  # a Hub dataset (an offline machine gets the text task's message)
     rows = {split: _hub_rows(dataset, f"the {split} split of {section.source}", section.tokens_column,
                              section.tags_column) for split, dataset in raw.items()}
     return rows, files

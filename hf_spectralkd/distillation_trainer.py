@@ -47,7 +47,14 @@ from .peft_students import save_peft_base
 from .sampling import IGNORE_INDEX, sample_dataset
 from .selection_report import SelectionReportCallback, log_layer_selection
 from .spectral import SpectralProfile, frequency_alignment_loss
-from .teacher_cache import DEFAULT_ID_COLUMN, TeacherCache, add_example_ids, check_fixed_inputs, open_teacher_cache
+from .teacher_cache import (
+    DEFAULT_ID_COLUMN,
+    TeacherCache,
+    add_example_ids,
+    check_cacheable_head,
+    check_fixed_inputs,
+    open_teacher_cache,
+)
 from .trainer_options import (
     apply_peft_config,
     check_trainer_arguments,
@@ -132,6 +139,7 @@ class SpectralDistillationTrainer(Trainer):
         self.teacher_cache_dir: str | None = None
         self.cache_id_column: str | None = None
         if teacher_cache is not None:
+            check_cacheable_head(teacher_model, self.teacher_adapter)  # before any work: LM / multiple choice
             kwargs["train_dataset"] = self._cache_train_dataset(teacher_cache, kwargs.get("train_dataset"))
 
         super().__init__(model=None if model_init is not None else model, args=args, **kwargs)

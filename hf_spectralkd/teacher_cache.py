@@ -103,7 +103,7 @@ def cache_fingerprint(teacher, dataset, teacher_layers, id_column: str = DEFAULT
     return fingerprint
 
 
-def _cache_head(teacher, adapter):
+def check_cacheable_head(teacher, adapter):
     """The teacher's head, refused where its per-token logits would not fit a cache (a language model's
     tokens x vocabulary logits)."""
     head = adapter.head(teacher)
@@ -402,7 +402,7 @@ def build_teacher_cache(
     check_fixed_inputs(dataset, id_column)
     _check_target(directory)
     adapter = adapter or get_adapter(teacher)
-    head = _cache_head(teacher, adapter)
+    head = check_cacheable_head(teacher, adapter)
     fingerprint = fingerprint or cache_fingerprint(teacher, dataset, teacher_layers, id_column, head.per_token)
     keep = (id_column, "input_ids", "attention_mask", "token_type_ids", "position_ids", "labels", "label")
     rows = dataset.select_columns([c for c in dataset.column_names if c in keep])
@@ -475,7 +475,7 @@ def open_teacher_cache(
     cache is an error instead). ``build_kwargs`` go to :func:`build_teacher_cache` (batch_size, device, adapter,
     progress)."""
     check_fixed_inputs(dataset, id_column)
-    head = _cache_head(teacher, build_kwargs.get("adapter") or get_adapter(teacher))
+    head = check_cacheable_head(teacher, build_kwargs.get("adapter") or get_adapter(teacher))
     fingerprint = cache_fingerprint(teacher, dataset, teacher_layers, id_column, head.per_token)
     if os.path.isfile(os.path.join(directory, CACHE_META_FILENAME)):
         try:

@@ -530,3 +530,15 @@ def test_a_lora_multiple_choice_student_trains_its_choice_head(tmp_path):
     )
     trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad and "lora" not in n]
     assert any("classifier" in n for n in trainable), trainable
+
+
+@pytest.mark.parametrize("name", ["causal-lm", "multiple-choice"])
+def test_a_teacher_cache_for_a_head_it_cannot_store_is_refused_at_construction(tmp_path, name):
+    teacher_fn, student_fn, rows_fn, collator, _, _ = CASES[name]
+    with pytest.raises(ValueError, match=rf"the teacher cache (does not store a {name} teacher|stores one token "
+                                         r"sequence per example).*train without teacher_cache"):
+        SpectralDistillationTrainer(
+            model=student_fn(), teacher_model=teacher_fn(), args=small_config(tmp_path, spectral_dynamics=False),
+            train_dataset=Dataset.from_list(rows_fn()), data_collator=collator, teacher_cache=str(tmp_path / "c"),
+        )
+    assert not (tmp_path / "c").exists() and not (tmp_path / "out").exists()

@@ -83,7 +83,7 @@ class ModelAdapter:
     def task_of(self, model) -> str:
         """The Hub pipeline tag of ``model``: its head's (``token-classification``, ``question-answering``, ...);
         a family whose models all serve one task (timm: ``image-classification``) sets :attr:`task` instead."""
-        if type(self).task != ModelAdapter.task:
+        if self.task != ModelAdapter.task:
             return self.task
         return self.head(model).pipeline_tag
 

@@ -587,7 +587,10 @@ class SpectralDistillationTrainer(Trainer):
             return {}
         options = {"num_labels": config.num_labels}
         if getattr(config, "id2label", None):
-            options.update(id2label=dict(config.id2label), label2id=dict(config.label2id))
+            id2label = dict(config.id2label)
+            label2id = dict(config.label2id) if getattr(config, "label2id", None) else {
+                name: int(index) for index, name in id2label.items()}
+            options.update(id2label=id2label, label2id=label2id)
         if getattr(config, "problem_type", None):
             options["problem_type"] = config.problem_type
         return options

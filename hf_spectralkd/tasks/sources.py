@@ -42,7 +42,7 @@ def read_data_file(path: str, what: str = "--data"):
     try:
         # by content, not datasets' path+mtime cache key (a rewritten file with its mtime kept is read anew)
         rows = datasets.load_dataset(builder, data_files={"data": path}, split="data",
-                                     download_mode="force_redownload", verification_mode="no_checks")
+                                     cache_dir=content_cache_dir([path]))
     except (ValueError, OSError, StopIteration, datasets.exceptions.DatasetGenerationError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         cause = getattr(exc, "__cause__", None)
@@ -70,6 +70,18 @@ def looks_local(source: str) -> bool:
     extension = os.path.splitext(source)[1].lower()
     return (extension in BUILDERS or source.startswith((".", "/", "~")) or source.count("/") > 1
             or os.path.exists(os.path.expanduser(source)))
+
+
+def content_cache_dir(paths) -> str:
+    """A ``datasets`` cache folder keyed on the bytes of ``paths``: ``datasets`` keys local files on path and mtime,
+    so a file rewritten with its mtime kept would be read as the old rows; a folder per content never is (and no
+    cache is deleted, so concurrent runs on the same files do not race)."""
+    import datasets
+
+    from ..utils import file_digest, hash_object
+
+    key = hash_object(sorted((os.path.abspath(p), file_digest(p)) for p in paths))
+    return os.path.join(datasets.config.HF_DATASETS_CACHE, "hf_spectralkd_by_content", key)
 
 
 def read_rows(source: str, split: str = "train", what: str = "--data"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from ...loading import is_offline
-from ..sources import builder_for, carve_validation, find_split_file, finish_splits
+from ..sources import builder_for, carve_validation, content_cache_dir, find_split_file, finish_splits
 from ..validation import check_labelled_rows, check_text_file
 
 __all__ = ["load_text_data", "is_local_source"]
@@ -77,8 +77,7 @@ def _load_local(section):
     try:
         # read by content: datasets' cache is keyed on path and mtime, so a file rewritten with its mtime kept
         # would be read as the old rows while the run's own fingerprint (its bytes) says it changed
-        raw = datasets.load_dataset(builders.pop(), data_files=files, download_mode="force_redownload",
-                                    verification_mode="no_checks")
+        raw = datasets.load_dataset(builders.pop(), data_files=files, cache_dir=content_cache_dir(files.values()))
     except (ValueError, OSError, datasets.exceptions.DatasetGenerationError) as exc:
         raise ValueError(f"could not read the data files {files}: {str(exc).splitlines()[0]}") from exc
     return raw, files

@@ -113,8 +113,11 @@ class SpectralDistillationTrainer(Trainer):
         # the teacher first: a student given by path or Hub id (often a base checkpoint whose config names no head,
         # or a masked-LM head) is loaded with the auto class of the teacher's head, with a fresh head as before
         teacher_model = resolve_teacher(teacher_model, args)
-        self._student_auto_class = get_adapter(teacher_model).head(teacher_model).auto_class
-        self._student_head_options = self._fresh_head_options(teacher_model)
+        self.teacher_adapter = get_adapter(teacher_model)
+        # what the logits are and which positions count (refuses a head the trainer does not distil)
+        self.teacher_head = self.teacher_adapter.head(teacher_model)
+        self._student_auto_class = self.teacher_head.auto_class
+        self._student_head_options = self._fresh_head_options(teacher_model, self.teacher_head)
         model_init = kwargs.get("model_init")
         if model_init is not None:
             # hyperparameter search: the first student is built now for the checks; Trainer.__init__ receives it
@@ -124,10 +127,7 @@ class SpectralDistillationTrainer(Trainer):
         else:
             model = apply_peft_config(self._load_student(model), peft_config)
         self.student_adapter = get_adapter(model)
-        self.teacher_adapter = get_adapter(teacher_model)
-        # what the logits are and which positions count (refuses a head the trainer does not distil)
         self.student_head = self.student_adapter.head(model)
-        self.teacher_head = self.teacher_adapter.head(teacher_model)
         self._check_heads(model, teacher_model, args)
         self._check_compatible(model, teacher_model, args)
         self._check_given_selection(teacher_model, layer_map, teacher_profile)
@@ -579,10 +579,9 @@ class SpectralDistillationTrainer(Trainer):
         return apply_peft_config(model, self._peft_config)
 
     @staticmethod
-    def _fresh_head_options(teacher) -> dict:
+    def _fresh_head_options(teacher, head) -> dict:
         """The teacher's label set, for a student head made fresh from a base checkpoint (classification heads)."""
         config = getattr(unwrap_model(teacher, peft=True), "config", None)
-        head = get_adapter(teacher).head(teacher)
         if config is None or head.name in ("causal-lm", "masked-lm", "question-answering", "multiple-choice"):
             return {}
         options = {"num_labels": config.num_labels}

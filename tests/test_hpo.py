@@ -1,15 +1,13 @@
 """hyperparameter_search (optuna) and model_init: a fresh student per trial, the teacher's spectral profile measured
 once, every trial's layer pairs derived from it with that trial's beta; the best trial's values come back."""
 
-import pytest
+import optuna  # the dev extra installs it
 import torch
 from conftest import make_token_rows, pad_collate, small_config, tiny_bert
 from datasets import Dataset
 
 import hf_spectralkd.distillation_trainer as trainer_module
 from hf_spectralkd import SpectralDistillationTrainer
-
-optuna = pytest.importorskip("optuna", reason="optuna is in the dev extra")
 
 
 def hp_space(trial):

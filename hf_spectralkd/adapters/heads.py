@@ -80,9 +80,6 @@ class Head:
         """The tensor the KD term compares (one per model output)."""
         return outputs.logits
 
-    def has_labels(self, inputs: dict) -> bool:
-        return inputs.get(self.label_names[0]) is not None
-
     def check(self, logits: torch.Tensor, inputs: dict, model_name: str) -> None:
         """Raise ``ValueError`` when the logits or labels do not have this head's shape (a model whose head was
         guessed wrong, labels of another task)."""
@@ -290,9 +287,6 @@ class CausalLMHead(TokenClassificationHead):
         if logits.dim() != 3:
             raise _shape_error(self, model_name, f"its logits have shape {tuple(logits.shape)}, not (batch, tokens, "
                                "vocabulary)")
-
-    def has_labels(self, inputs):
-        return inputs.get(self.label_names[0]) is not None
 
     def positions(self, student, teacher, inputs):
         labels, kd_mask = inputs.get(self.label_names[0]), inputs.get(KD_MASK_COLUMN)

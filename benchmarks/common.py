@@ -15,7 +15,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hf_spectralkd import SpectralDistillationTrainer, utils  # noqa: E402
+from hf_spectralkd import SpectralDistillationTrainer, hidden_mse_loss, utils  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLINC_DIR = os.path.join(ROOT, "hf_spectralkd", "data", "clinc150")
@@ -95,12 +95,9 @@ def uniform_layers(num_teacher_layers: int, k: int) -> list:
 
 
 def masked_hidden_mse(student_hidden, teacher_hidden, attention_mask=None):
-    """Mean squared error over the real tokens (the DistilBERT/TinyBERT-style hidden-state loss)."""
-    diff = (student_hidden.float() - teacher_hidden.float()) ** 2
-    if attention_mask is None:
-        return diff.mean()
-    mask = attention_mask.to(diff.dtype).unsqueeze(-1)
-    return (diff * mask).sum() / (mask.sum() * diff.shape[-1])
+    """Mean squared error over the real tokens (the DistilBERT/TinyBERT-style hidden-state loss): the library's
+    ``alignment="mse"`` term, :func:`hf_spectralkd.hidden_mse_loss`."""
+    return hidden_mse_loss(student_hidden, teacher_hidden, attention_mask)
 
 
 class HiddenMSEDistillationTrainer(SpectralDistillationTrainer):

@@ -57,7 +57,14 @@ from benchmarks.common import (  # noqa: E402
     uniform_layers,
     write_json,
 )
-from hf_spectralkd import SpectralProfile, frequency_alignment_loss, select_layers  # noqa: E402
+from hf_spectralkd import (  # noqa: E402
+    SpectralProfile,
+    attention_transfer_loss,
+    frequency_alignment_loss,
+    get_adapter,
+    select_layers,
+)
+from hf_spectralkd.spectral import entropy_of_power, layer_power_sums  # noqa: E402
 
 CACHE = os.path.join(ROOT, "benchmarks", ".cache", "regimes")
 TEACHER_DIR = os.path.join(CACHE, "teacher")
@@ -82,7 +89,9 @@ def use_regime(regime):
         TEACHER_DIR = os.path.join(CACHE, "teacher")
 
 
-# Method name -> settings (unspecified keys take DEFAULTS). align: none | mse | freq. pairs: uniform | topk.
+# Method name -> settings (unspecified keys take DEFAULTS). align: none | mse | freq | attention.
+# pairs: uniform | topk | entropy (highest spectral entropy) | last (one pair: last student block, last teacher block).
+# projection: a learned Linear(D_student, D_teacher) per pair before mse / freq (TinyBERT), trained with the student.
 DEFAULTS = dict(
     alpha=0.9,
     temperature=1.0,
@@ -93,6 +102,7 @@ DEFAULTS = dict(
     bins=None,
     normalize=None,
     labelled_only=False,
+    projection=False,
 )
 METHODS = {
     "no_kd": dict(alpha=0.0, beta=0.0, labelled_only=True),
@@ -102,6 +112,12 @@ METHODS = {
     "spectralkd_magnitude": dict(align="freq", pairs="topk", variant="magnitude"),
     "spectralkd_bins": dict(align="freq", pairs="topk", bins=4),
     "spectralkd_scalefree": dict(align="freq", pairs="topk", normalize="teacher_energy", beta=1.0),
+    # issue 24: the norm-free selection, last-layer alignment, MiniLM attention transfer, TinyBERT projection
+    "spectralkd_entropy": dict(align="freq", pairs="entropy"),
+    "hidden_mse_last": dict(align="mse", pairs="last"),
+    "hidden_mse_proj": dict(align="mse", pairs="uniform", projection=True),
+    "spectralkd_proj": dict(align="freq", pairs="topk", projection=True),
+    "attention": dict(align="attention", pairs="last"),
     # the peer column: TextBrewer's GeneralDistiller on hidden-MSE's objective (weighting: see train_textbrewer)
     "textbrewer": dict(align="mse", pairs="uniform", engine="textbrewer"),
 }
@@ -199,10 +215,12 @@ def evaluate(model, ids, labels, batch_size=128):
     return {"accuracy": float((preds == labels).mean()), "macro_f1": macro_f1(preds, labels, 150)}
 
 
-def optimizer_step(model, loss, optimizer, scheduler):
-    """One update of every training loop here: backward, grad-norm clip 1.0, AdamW step, schedule step."""
+def optimizer_step(model, loss, optimizer, scheduler, extra=None):
+    """One update of every training loop here: backward, grad-norm clip 1.0 (over the student and the ``extra``
+    parameters: a projection), AdamW step, schedule step."""
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
@@ -336,6 +354,7 @@ def cache_teacher_outputs(log=print):
             for layer, values in enumerate(hidden):
                 np.save(os.path.join(CACHE, f"train_hidden_{layer}.npy"), values)
             out["intensity"] = [float(v) for v in profile.intensity]
+            out["entropy"] = [float(v) for v in profile.entropy]
     with open(os.path.join(CACHE, "teacher_outputs.json"), "w") as handle:
         json.dump(out, handle, indent=1)
     return out
@@ -438,9 +457,10 @@ def _pool_to(x, width):
     return F.adaptive_avg_pool1d(x.reshape(-1, 1, shape[-1]), width).reshape(*shape[:-1], width)
 
 
-def student_loss(s_logits, s_hidden, t_logits, t_hidden, labels, mask, spec, pairs):
+def student_loss(s_logits, s_hidden, t_logits, t_hidden, labels, mask, spec, pairs, projections=None, qkv=None):
     """Returns (total, ce, kd, align). ``t_hidden``: dict teacher layer -> (N, L, Dt); ``pairs``: (student,
-    teacher)."""
+    teacher); ``projections``: one Linear per pair (``projection``); ``qkv``: per pair ``(student (Q, K, V),
+    teacher (Q, K, V), relation heads)`` for ``align="attention"``."""
     labelled = labels >= 0
     n_lab = int(labelled.sum())
     ce = F.cross_entropy(s_logits, labels, ignore_index=-100, reduction="sum") / max(n_lab, 1)  # 0 without labels
@@ -457,10 +477,14 @@ def student_loss(s_logits, s_hidden, t_logits, t_hidden, labels, mask, spec, pai
             * tau**2
         )
     align = s_logits.new_zeros(())
-    if beta > 0 and spec["align"] != "none":
+    if beta > 0 and spec["align"] == "attention":
+        align = torch.stack([attention_transfer_loss(sq, tq, mask, heads=h) for sq, tq, h in qkv]).mean()
+    elif beta > 0 and spec["align"] != "none":
         terms = []
-        for s, t in pairs:
+        for index, (s, t) in enumerate(pairs):
             hs, ht = s_hidden[s], t_hidden[t]
+            if projections is not None:
+                hs = projections[index](hs)
             if spec["align"] == "mse":
                 width = min(hs.shape[-1], ht.shape[-1])
                 terms.append(masked_hidden_mse(_pool_to(hs, width), _pool_to(ht, width), mask))
@@ -587,7 +611,7 @@ def parse_method(text):
             value = float(value)
         elif key == "bins":
             value = None if value == "none" else int(value)
-        elif key == "labelled_only":
+        elif key in ("labelled_only", "projection"):
             value = value.lower() in ("1", "true", "yes")
         elif key == "normalize" and value == "none":
             value = None
@@ -651,7 +675,15 @@ def run_one(regime, label, spec, seed, args, teacher, cache, data, pairs_for, lo
     student.train()
     pairs = pairs_for(spec)
     need_hidden = spec["beta"] > 0 and spec["align"] != "none"
-    opt = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.0)
+    attention = need_hidden and spec["align"] == "attention"
+    params = list(student.parameters())
+    projections = None
+    if spec["projection"] and need_hidden and not attention:
+        torch.manual_seed(seed)
+        projections = torch.nn.ModuleList(
+            [torch.nn.Linear(student.config.hidden_size, teacher.config.hidden_size) for _ in pairs])
+        params += list(projections.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     sched = linear_schedule(opt, total, args.warmup)
     lengths = [len(x) for x in train_ids]
     eval_every = max(1, int(round(total / args.evals))) if args.evals else None
@@ -665,9 +697,15 @@ def run_one(regime, label, spec, seed, args, teacher, cache, data, pairs_for, lo
             for rows in bucketed_batches(lengths, args.batch_size, rng, indices=pool):
                 input_ids, mask = pad(train_ids, rows)
                 out = student(input_ids=input_ids, attention_mask=mask, output_hidden_states=need_hidden)
-                t_hidden = (
-                    {t: cache.batch_hidden(t, rows, input_ids.shape[1]) for _, t in pairs} if need_hidden else {}
-                )
+                # attention transfer: block t's attention reads hidden_states[t - 1] (post-LN BERT / MPNet), so the
+                # teacher's Q/K/V are its own projections of the cached states, the student's of its live ones
+                wanted = [t - 1 for _, t in pairs] if attention else [t for _, t in pairs]
+                t_hidden = {t: cache.batch_hidden(t, rows, input_ids.shape[1]) for t in wanted} if need_hidden else {}
+                qkv = None
+                if attention:
+                    heads = student.config.num_attention_heads
+                    qkv = [(_qkv(student, s, out.hidden_states[s - 1]),
+                            _qkv(teacher, t, t_hidden[t - 1], grad=False), heads) for s, t in pairs]
                 total_loss, ce, kd, align = student_loss(
                     out.logits,
                     out.hidden_states if need_hidden else None,
@@ -677,8 +715,10 @@ def run_one(regime, label, spec, seed, args, teacher, cache, data, pairs_for, lo
                     mask,
                     spec,
                     pairs,
+                    projections,
+                    qkv,
                 )
-                optimizer_step(student, total_loss, opt, sched)
+                optimizer_step(student, total_loss, opt, sched, extra=projections)
                 step += 1
                 losses.append([float(ce.detach()), float(kd.detach()), float(align.detach())])
                 if step % 100 == 0:
@@ -718,6 +758,29 @@ def run_one(regime, label, spec, seed, args, teacher, cache, data, pairs_for, lo
     if args.split == "test":
         result["test"] = evaluate(student, test_ids, test_y)
     return result
+
+
+def _qkv(model, layer, block_input, grad=True):
+    """(Q, K, V) of block ``layer`` of ``model`` on ``block_input`` (the block's input: ``hidden_states[layer-1]``),
+    through the modules the library's adapter names for ``alignment="attention"``."""
+    modules = get_adapter(model).attention_projections(model, layer)
+    with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+        return tuple(m(block_input) for m in modules)
+
+
+def teacher_entropy(cache, layers) -> list:
+    """The teacher's spectral entropy per cached layer (index 0..n), from the cached train hidden states (every real
+    token of the train split): the profile of a teacher cached before the entropy existed."""
+    values = []
+    for layer in layers:
+        h = cache.hidden[layer]
+        power, count = None, 0.0
+        for start in range(0, h.shape[0], 65536):
+            chunk = torch.from_numpy(np.asarray(h[start:start + 65536], dtype=np.float32)).unsqueeze(0)
+            p, c = layer_power_sums(chunk)
+            power, count = (p if power is None else power + p), count + float(c)
+        values.append(entropy_of_power(power / count))
+    return values
 
 
 def _model_key(regime, spec, seed, args):
@@ -793,7 +856,7 @@ def main(argv=None):
         raise SystemExit("R4 needs its MPNet teacher first: python benchmarks/regimes.py --stage teacher --regime r4")
     teacher = AutoModelForSequenceClassification.from_pretrained(TEACHER_DIR, dtype=torch.float32)
     n_teacher = teacher.config.num_hidden_layers
-    cache_layers = list(range(1, n_teacher + 1))
+    cache_layers = list(range(0, n_teacher + 1))  # 0: the input of block 1 (attention transfer of pair (., 1))
     if args.regime == "r2" and not args.augment:
         raise SystemExit("--regime r2 is full labels + an augmented transfer set: give --augment N (N >= 1)")
     if args.regime in ("r1", "r4") and args.augment:
@@ -804,10 +867,15 @@ def main(argv=None):
     k = 3 if args.regime in ("r1", "r2") else 4
     uniform = uniform_layers(n_teacher, k)
     topk = select_layers(cache.info["intensity"], k, strategy="topk")
-    log(f"teacher intensities {cache.info['intensity']} topk {topk} uniform {uniform}")
+    entropy = cache.info.get("entropy") or teacher_entropy(cache, cache_layers)
+    by_entropy = select_layers(cache.info["intensity"], k, strategy="entropy", entropy=entropy)
+    log(f"teacher intensities {cache.info['intensity']} topk {topk} uniform {uniform}; entropy {entropy} -> "
+        f"{by_entropy}")
 
     def pairs_for(spec):
-        teacher_layers = topk if spec["pairs"] == "topk" else uniform
+        if spec["pairs"] == "last":
+            return [(k, n_teacher)]
+        teacher_layers = {"topk": topk, "entropy": by_entropy}.get(spec["pairs"], uniform)
         return list(zip(range(1, k + 1), teacher_layers, strict=True))
 
     tokenizer = _tokenizer()

@@ -11,11 +11,13 @@ from .analysis import analyze, collect_profile, plot_layer_intensity
 from .distillation_config import SpectralDistillationConfig
 from .distillation_trainer import LayerMap, SpectralDistillationTrainer
 from .dynamics import SpectralDynamicsCallback, curve_agreement
+from .feature_losses import attention_transfer_loss, hidden_mse_loss
 from .loading import packaged_minilm_path
 from .spectral import (
     SpectralProfile,
     frequency_alignment_loss,
     select_layers,
+    spectral_entropy,
     spectral_intensity,
     spectral_spectrum,
 )
@@ -29,15 +31,18 @@ __all__ = [
     "SpectralDynamicsCallback",
     "SpectralProfile",
     "analyze",
+    "attention_transfer_loss",
     "build_student",
     "collect_profile",
     "curve_agreement",
     "frequency_alignment_loss",
     "get_adapter",
+    "hidden_mse_loss",
     "packaged_minilm_path",
     "plot_layer_intensity",
     "register_adapter",
     "select_layers",
+    "spectral_entropy",
     "spectral_intensity",
     "spectral_spectrum",
     "__version__",

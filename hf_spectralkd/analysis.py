@@ -12,7 +12,7 @@ from .constants import PLOT_FILENAME, PROFILE_FILENAME
 from .sampling import sample_indices
 from .spectral import SpectralProfile
 
-__all__ = ["collect_profile", "analyze", "plot_layer_intensity"]
+__all__ = ["check_finite_hidden_states", "collect_profile", "analyze", "plot_layer_intensity"]
 
 
 def _to_device(batch: dict, device) -> dict:
@@ -24,6 +24,28 @@ def _model_device(model) -> torch.device:
         return next(model.parameters()).device
     except StopIteration:  # pragma: no cover - parameter-free model
         return torch.device("cpu")
+
+
+def check_finite_hidden_states(hidden_states, attention_mask, model, description: str = "spectral analysis") -> None:
+    """Raise ``ValueError`` naming the first layer whose hidden states hold inf or NaN on real tokens (a model with
+    damaged or overflowing weights): its intensity would be NaN, and "intensity contains NaN" names no model."""
+    from .adapters.base import unwrap_model
+
+    for index, hidden in enumerate(hidden_states or ()):
+        values = hidden
+        if attention_mask is not None and hidden.dim() == 3 and tuple(attention_mask.shape) == tuple(hidden.shape[:2]):
+            values = hidden[attention_mask.bool()]  # padding positions are not measured
+        if bool(torch.isfinite(values).all()):
+            continue
+        kinds = [name for name, found in (("inf", torch.isinf(values).any()), ("NaN", torch.isnan(values).any()))
+                 if bool(found)]
+        layer = "the embeddings" if index == 0 else f"the output of block {index}"
+        raise ValueError(
+            f"{description}: the model {type(unwrap_model(model, peft=True)).__name__} returns non-finite hidden "
+            f"states ({' and '.join(kinds)}) at hidden_states[{index}] ({layer}): its outputs are broken, not the "
+            "settings (damaged weights, or values that overflow the dtype, e.g. fp16); check the model's weights and "
+            "dtype. Nothing was selected or trained"
+        )
 
 
 @torch.inference_mode()
@@ -60,6 +82,7 @@ def collect_profile(
                 batch = {k: (v[:remaining] if isinstance(v, torch.Tensor) and v.dim() > 0 else v)
                          for k, v in batch.items()}
             out = adapter.forward(model, batch, output_hidden_states=True)
+            check_finite_hidden_states(out.hidden_states, out.attention_mask, model, description)
             profile.update(out.hidden_states, out.attention_mask)
             if bar is not None:
                 bar.update(int(out.logits.shape[0]))
@@ -75,7 +98,8 @@ def collect_profile(
 def plot_layer_intensity(
     profile: SpectralProfile, path: str, selected: Sequence[int] | None = None, title: str | None = None
 ) -> str:
-    """Write the layer-intensity graph (selected layers highlighted) and the per-layer spectra."""
+    """Write the layer-intensity graph (selected layers highlighted; the spectral entropy on a second axis when the
+    profile has it) and the per-layer spectra."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,6 +123,16 @@ def plot_layer_intensity(
     ax1.text(0.02, 0.97, f"max {high:.4g}, min {low:.4g}: spread {100 * spread:.1f} % of the max",
              transform=ax1.transAxes, va="top", fontsize=8)
     ax1.set_title(title or "Layer intensity" + (" (orange = selected)" if selected else ""))
+    if profile.has_entropy:
+        # the norm-free measure beside the intensity: on post-LayerNorm text encoders the intensity tracks the
+        # activation norm (docs/method.md, "What spectral intensity measures on text")
+        entropy = profile.entropy.tolist()
+        ax3 = ax1.twinx()
+        ax3.plot(layers, entropy, color="tab:red", linewidth=1.2, marker="s", markersize=3,
+                 label="spectral entropy (norm-free)")
+        ax3.set_ylim(0.0, 1.05)
+        ax3.set_ylabel("spectral entropy (red, 0..1)", color="tab:red")
+        ax3.legend(loc="lower right", fontsize=7)
     cmap = plt.get_cmap("viridis")
     for i, spectrum in enumerate(profile.spectra):
         d = spectrum.shape[0]

@@ -38,9 +38,17 @@ STAGES = ("teacher", "analysis", "student", "evaluate", "baseline", "results")
 STAGE_DIRNAMES = tuple(name for name in STAGES if name not in ("evaluate", "results"))
 ANALYSIS_DIRNAME = "analysis"  # the analysis stage's folder: where the layer-intensity PNG is first written
 STUDENT_DIRNAME = "student"  # a run dir's distilled student, beside results.json
+# distillation.candidates: each candidate trains in <student stage>/candidates/<i>/ (the best is moved up, the others
+# removed); candidates.json in the student folder records every candidate
+CANDIDATES_DIRNAME = "candidates"
+CANDIDATES_FILENAME = "candidates.json"
+FINETUNE_STOP_FILENAME = "finetune_stop.json"  # the teacher stage: why its fine-tuning stopped (budget or early stop)
 
 # teacher cache
 CACHE_META_FILENAME = "cache_meta.json"
 
 # batch columns
 KD_MASK_COLUMN = "kd_mask"  # token tasks: 1 on the positions whose KD term counts (transfer rows carry no labels)
+# the teacher cache's example ids in a batch, whatever the dataset column is called (DistillationDataCollator puts
+# them there; no adapter passes the key to a model)
+EXAMPLE_ID_KEY = "example_id"

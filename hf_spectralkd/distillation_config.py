@@ -8,8 +8,12 @@ from typing import Union
 from transformers import TrainingArguments
 
 from .config_coercion import coerce_numeric_strings, parse_init_kwargs
+from .feature_losses import ALIGNMENTS
 from .numbers import check_training_arguments
 from .spectral import FFT_AXES, LOSS_NORMALIZATIONS, LOSS_VARIANTS, SELECTION_STRATEGIES, check_loss_normalize
+
+#: learned maps from the student's width to the teacher's before the mse / frequency term (TinyBERT's ``W_h``)
+PROJECTIONS = ("none", "linear")
 
 # upper bounds of the loss weights: beyond them float32 overflows (tau**2, beta * L_freq gradients)
 MAX_TEMPERATURE = 1e3
@@ -29,10 +33,28 @@ class SpectralDistillationConfig(TrainingArguments):
         temperature (`float`, *optional*, defaults to `1.0`):
             Softmax temperature of the KD term (> 0). The KD term is multiplied by `temperature²`.
         beta (`float`, *optional*, defaults to `0.2`):
-            Weight of the frequency-alignment term (>= 0; 0 turns it off and skips the spectral analysis).
+            Weight of the alignment term (>= 0; 0 turns it off and skips the spectral analysis).
+        alignment (`str`, *optional*, defaults to `"frequency"`):
+            The alignment term of the aligned layer pairs: `frequency` (SpectralKD's frequency-domain MSE, logged as
+            `freq_loss`), `mse` (token-space hidden-state MSE over the real tokens) or `attention` (MiniLM's
+            attention-distribution + value-relation KL over `attention_relation_heads` relation heads; live teacher
+            only). `mse` and `attention` are logged as `align_loss`.
+        projection (`str`, *optional*, defaults to `"none"`):
+            `linear`: a learned student→teacher width map per aligned pair (TinyBERT's `W_h`), trained with the
+            student and not saved with it; `none` pools the wider hidden axis to the narrower. `mse` and
+            `frequency` only.
+        attention_relation_heads (`int`, *optional*):
+            Relation heads of `alignment="attention"` (MiniLMv2): both sides' Q/K/V are split into this many heads,
+            so head counts may differ. Default: the student's attention-head count (must divide both widths).
+        alignment_phase (`float`, *optional*, defaults to `0.0`):
+            Two-phase order (TinyBERT): the first `alignment_phase` fraction of the training steps trains the
+            alignment term alone (`beta·L_align`), the rest the logit terms alone. `0` (default): one phase, the
+            full loss at every step. Evaluation always reports the full loss.
         layer_selection (`str`, *optional*, defaults to `"topk"`):
-            How teacher layers are chosen when `teacher_layers` is not given: `topk`, `ends`, `uniform`, or
-            `manual` (then `teacher_layers` is required).
+            How teacher layers are chosen when `teacher_layers` is not given: `topk` (highest spectral intensity),
+            `ends`, `uniform`, `entropy` (highest spectral entropy, norm-free), `last` (the last teacher blocks; one
+            pair, last to last, unless `num_aligned_layers` says more), or `manual` (then `teacher_layers` is
+            required).
         teacher_layers (`list[int]`, *optional*):
             Teacher layers to align, indexed like `hidden_states` (0 = embeddings, l = block l).
         student_layers (`list[int]`, *optional*):
@@ -77,11 +99,36 @@ class SpectralDistillationConfig(TrainingArguments):
         default=0.9, metadata={"help": "Weight of the soft-logit KD term, in [0, 1]; 1-alpha weighs CE."}
     )
     temperature: float = field(default=1.0, metadata={"help": "Softmax temperature of the KD term (> 0)."})
-    beta: float = field(default=0.2, metadata={"help": "Weight of the frequency-alignment term (>= 0; 0 = off)."})
+    beta: float = field(default=0.2, metadata={"help": "Weight of the alignment term (>= 0; 0 = off)."})
+    alignment: str = field(
+        default="frequency",
+        metadata={
+            "help": "Alignment term of the layer pairs: frequency (SpectralKD), mse (hidden-state MSE) or attention "
+            "(MiniLM attention + value-relation KL).",
+            "choices": list(ALIGNMENTS),
+        },
+    )
+    projection: str = field(
+        default="none",
+        metadata={
+            "help": "linear: a learned student-to-teacher width map per pair (TinyBERT), not saved with the student; "
+            "none: pool the wider hidden axis. mse / frequency only.",
+            "choices": list(PROJECTIONS),
+        },
+    )
+    attention_relation_heads: int | None = field(
+        default=None,
+        metadata={"help": "Relation heads of alignment=attention (default: the student's attention heads)."},
+    )
+    alignment_phase: float = field(
+        default=0.0,
+        metadata={"help": "Two-phase order: the first fraction of the steps trains beta*L_align alone, the rest the "
+                          "logit terms alone (TinyBERT). 0 = one phase."},
+    )
     layer_selection: str = field(
         default="topk",
         metadata={
-            "help": "Teacher layer selection: topk, ends, uniform or manual.",
+            "help": "Teacher layer selection: topk, ends, uniform, entropy, last or manual.",
             "choices": [*SELECTION_STRATEGIES, "manual"],
         },
     )
@@ -164,6 +211,25 @@ class SpectralDistillationConfig(TrainingArguments):
             raise ValueError(f"temperature must be in (0, {MAX_TEMPERATURE:g}], got {self.temperature}")
         if not 0.0 <= self.beta <= MAX_BETA:
             raise ValueError(f"beta must be in [0, {MAX_BETA:g}], got {self.beta}")
+        if self.alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {', '.join(ALIGNMENTS)}, got {self.alignment!r}")
+        if self.projection not in PROJECTIONS:
+            raise ValueError(f"projection must be one of {', '.join(PROJECTIONS)}, got {self.projection!r}")
+        if self.projection != "none" and self.alignment == "attention":
+            raise ValueError("projection maps hidden states for alignment mse / frequency; alignment='attention' "
+                             "compares L x L relations, which need none: set projection='none'")
+        if self.attention_relation_heads is not None and (
+            isinstance(self.attention_relation_heads, bool) or not isinstance(self.attention_relation_heads, int)
+            or self.attention_relation_heads < 1
+        ):
+            raise ValueError(f"attention_relation_heads must be a positive integer or None, got "
+                             f"{self.attention_relation_heads!r}")
+        if not 0.0 <= self.alignment_phase < 1.0:
+            raise ValueError(f"alignment_phase must be in [0, 1) (the fraction of the steps that trains the alignment "
+                             f"term alone), got {self.alignment_phase}")
+        if self.alignment_phase > 0 and self.beta == 0:
+            raise ValueError("alignment_phase > 0 trains the alignment term alone first, but beta is 0 (no alignment "
+                             "term): set beta > 0 or alignment_phase 0")
         if self.layer_selection not in (*SELECTION_STRATEGIES, "manual"):
             raise ValueError(
                 f"layer_selection must be one of {', '.join(SELECTION_STRATEGIES)} or manual, "

@@ -11,11 +11,13 @@ another feature loss) and ``_teacher_outputs`` (cached or live teacher).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import math
 import os
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import asdict
 
 import torch
@@ -23,17 +25,26 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from transformers import Trainer
 from transformers.modeling_outputs import SequenceClassifierOutput
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from . import paper
 from .adapters import get_adapter, unwrap_model
+from .adapters.base import capture_attention_projections
 from .analysis import collect_profile, plot_layer_intensity
 from .cards import write_trainer_model_card
-from .constants import KD_MASK_COLUMN, LAYER_MAP_FILENAME, PLOT_FILENAME, PROFILE_FILENAME, TRAINER_RESULTS_FILENAME
+from .collator import DistillationDataCollator, model_columns
+from .constants import (
+    EXAMPLE_ID_KEY,
+    LAYER_MAP_FILENAME,
+    PLOT_FILENAME,
+    PROFILE_FILENAME,
+    TRAINER_RESULTS_FILENAME,
+)
 from .distillation_config import SpectralDistillationConfig
 from .distributed import prepare_teacher, preserve_rng_state
 from .dynamics import SpectralDynamicsCallback
-from .guards import NonFiniteLossError, check_finite_loss
+from .feature_losses import attention_transfer_loss, hidden_mse_loss
+from .guards import NonFiniteLossError, check_finite_loss, check_label_ids, writing_to
 from .hub import trainer_push_to_hub
 from .layer_map import (
     LayerMap,
@@ -57,6 +68,7 @@ from .teacher_cache import (
 )
 from .trainer_options import (
     apply_peft_config,
+    check_student_trains,
     check_trainer_arguments,
     load_model,
     resolve_teacher,
@@ -89,7 +101,16 @@ class SpectralDistillationTrainer(Trainer):
             inputs and aligned layers are unchanged) after layer selection, before the first step, and reads
             the teacher's training-time outputs from it (evaluation keeps the live teacher). With ``beta == 0``
             (logit KD) it stores the teacher's logits only.
+        teacher_cache_id_column (`str`, *optional*): the integer ``train_dataset`` column the teacher cache finds
+            examples by (default: the column of a given ``TeacherCache``, else ``"example_id"``, added by the
+            trainer when missing). A batch carries the ids as ``batch["example_id"]``, never as a model input.
         Everything else is passed to ``transformers.Trainer``.
+
+    The data collator (``data_collator``, or the one ``Trainer`` picks) is wrapped in a
+    :class:`~hf_spectralkd.collator.DistillationDataCollator`, the one place that handles the columns: with
+    ``args.remove_unused_columns`` it keeps the student's ``forward()`` arguments, the label columns and ``kd_mask``
+    and drops the rest (after any ``set_transform``), and it moves the example ids out of the model inputs. Trainer
+    itself gets a copy of ``args`` with ``remove_unused_columns=False`` (the ``args`` passed in are unchanged).
     """
 
     _tag_names = list(paper.TAG_NAMES)
@@ -105,6 +126,7 @@ class SpectralDistillationTrainer(Trainer):
         layer_map: LayerMap | None = None,
         teacher_profile: SpectralProfile | None = None,
         teacher_cache: str | os.PathLike | TeacherCache | None = None,
+        teacher_cache_id_column: str | None = None,
         peft_config=None,
         **kwargs,
     ):
@@ -126,34 +148,40 @@ class SpectralDistillationTrainer(Trainer):
             model = self._pending_model = self.call_model_init(seed=args)
         else:
             model = apply_peft_config(self._load_student(model), peft_config)
+        check_student_trains(model, teacher_model)  # not the teacher, not frozen: before any work
         self.student_adapter = get_adapter(model)
         self.student_head = self.student_adapter.head(model)
         self._check_heads(model, teacher_model, args)
         self._check_compatible(model, teacher_model, args)
+        self.relation_heads = self._check_alignment(model, teacher_model, args, teacher_cache)
         self._check_given_selection(teacher_model, layer_map, teacher_profile)
         self.teacher_adapter.match_student_inputs(teacher_model, model)  # e.g. re-normalise pixels (timm)
         self._check_input_columns(model, args)
-        # the cache finds examples by an id column: known before Trainer.__init__ so the column survives
-        # remove_unused_columns (see _set_signature_columns_if_needed)
         self.teacher_cache: TeacherCache | None = None
         self.teacher_cache_dir: str | None = None
-        self.cache_id_column: str | None = None
+        self.teacher_cache_id_column = self._id_column(teacher_cache, teacher_cache_id_column)
         if teacher_cache is not None:
             check_cacheable_head(teacher_model, self.teacher_adapter)  # before any work: LM / multiple choice
             kwargs["train_dataset"] = self._cache_train_dataset(teacher_cache, kwargs.get("train_dataset"))
 
-        super().__init__(model=None if model_init is not None else model, args=args, **kwargs)
+        super().__init__(model=None if model_init is not None else model, args=self._trainer_args(args), **kwargs)
         # compute_loss returns a per-batch mean: the Trainer must divide it by the accumulation steps itself
         # (transformers 5.x skips the division for models whose forward takes **kwargs).
         self.model_accepts_loss_kwargs = False
         self.loss_is_scaled_for_ga = False
         if not self.label_names:  # compute_loss reads the head's labels; models whose forward has none (timm)
             self.label_names = list(self.student_head.label_names)
+        # the one place the columns are handled: the unused ones dropped (args.remove_unused_columns), the ids apart
+        keep = model_columns(model, self.label_names) if args.remove_unused_columns else None
+        self.data_collator = DistillationDataCollator(self.data_collator, keep, self.teacher_cache_id_column)
 
         self.teacher = prepare_teacher(
             teacher_model, self.accelerator, self.is_deepspeed_enabled, self.is_fsdp_enabled
         )
         self.layer_map: LayerMap | None = None
+        #: the learned student->teacher width maps of projection="linear" (one per aligned pair; built with the layer
+        #: map, trained by the optimizer with the student, never saved with it)
+        self.projections: torch.nn.ModuleList | None = None
         self.spectral_profile = None
         self._given_layer_map, self._given_profile = layer_map, teacher_profile
         self._label_order_checked = False
@@ -267,6 +295,44 @@ class SpectralDistillationTrainer(Trainer):
                 f"teacher and student id2label differ ({detail}); build the student with the teacher's id2label"
             )
 
+    def _check_alignment(self, student, teacher, args, teacher_cache) -> int | None:
+        """The options of the alignment term fit the models (before any work); returns the relation-head count of
+        ``alignment="attention"`` (None otherwise)."""
+        if args.beta == 0:
+            return None
+        if args.projection != "none" and (self.is_deepspeed_enabled_in(args) or args.fsdp):
+            raise ValueError("projection='linear' trains a width map outside the student, which DeepSpeed / FSDP do "
+                             "not shard: use projection='none' with them")
+        if args.alignment != "attention":
+            return None
+        if teacher_cache is not None:
+            raise ValueError("alignment='attention' reads the teacher's query/key/value projections, which the "
+                             "teacher cache does not store: train without teacher_cache (live teacher) or use "
+                             "alignment 'mse' or 'frequency'")
+        if args.gradient_checkpointing:
+            raise ValueError("alignment='attention' records the query/key/value projections with forward hooks, which "
+                             "gradient checkpointing re-runs without a graph: turn gradient_checkpointing off")
+        s_n = self.student_adapter.num_layers(student)
+        self.student_adapter.attention_projections(student, s_n)  # the adapter's message when it has none
+        self.teacher_adapter.attention_projections(teacher, self.teacher_adapter.num_layers(teacher))
+        heads = args.attention_relation_heads or self.student_adapter.attention_heads(student)
+        if heads is None:
+            raise ValueError("alignment='attention' splits Q/K/V into relation heads, but the student's config names "
+                             "no attention-head count: set attention_relation_heads")
+        for who, adapter, model in (("student", self.student_adapter, student), ("teacher", self.teacher_adapter,
+                                                                                  teacher)):
+            width = adapter.describe(model).get("hidden_size")
+            if width and width % heads:
+                raise ValueError(
+                    f"alignment='attention' splits Q/K/V into {heads} relation heads, which does not divide the "
+                    f"{who}'s width {width}: set attention_relation_heads to a common divisor of both widths"
+                )
+        return heads
+
+    @staticmethod
+    def is_deepspeed_enabled_in(args) -> bool:
+        return getattr(args, "deepspeed", None) is not None
+
     @staticmethod
     def _check_layer_arguments(s_n: int, t_n: int, args):
         check_layer_arguments(LayerSelection.from_config(args), s_n, t_n)  # the rule lives in layer_map.py
@@ -300,44 +366,67 @@ class SpectralDistillationTrainer(Trainer):
                 "raw image column): set remove_unused_columns=False (and label_names=['labels']) in the config"
             )
 
+    @staticmethod
+    def _trainer_args(args):
+        """The arguments ``Trainer`` gets: with ``remove_unused_columns`` a copy that has it off, since ``Trainer``
+        would keep forward()'s arguments only; the trainer's :class:`DistillationDataCollator` removes the unused
+        columns instead, keeping the label columns, ``kd_mask`` and the example ids."""
+        if not args.remove_unused_columns:
+            return args
+        args = copy.copy(args)
+        args.remove_unused_columns = False
+        return args
+
     # ------------------------------------------------------------------ teacher cache
+    @staticmethod
+    def _id_column(teacher_cache, column: str | None) -> str:
+        """The dataset column of the example ids: ``teacher_cache_id_column``, else a given cache's, else the
+        default."""
+        cached = teacher_cache.id_column if isinstance(teacher_cache, TeacherCache) else None
+        if column is not None and cached is not None and column != cached:
+            raise ValueError(
+                f"teacher_cache_id_column={column!r}, but the teacher cache in {teacher_cache.directory} finds "
+                f"examples by the column {cached!r}: pass the cache's column, or its directory to rebuild it"
+            )
+        return column or cached or DEFAULT_ID_COLUMN
+
     def _cache_train_dataset(self, teacher_cache, train_dataset):
         """Remember where the cache lives and return the training data with its example-id column."""
-        if isinstance(teacher_cache, TeacherCache):
-            self.teacher_cache_dir, self.cache_id_column = teacher_cache.directory, teacher_cache.id_column
-        else:
-            self.teacher_cache_dir, self.cache_id_column = os.fspath(teacher_cache), DEFAULT_ID_COLUMN
+        self.teacher_cache_dir = (
+            teacher_cache.directory if isinstance(teacher_cache, TeacherCache) else os.fspath(teacher_cache)
+        )
         if train_dataset is None:
             raise ValueError("teacher_cache stores the teacher's outputs on the training data: pass train_dataset")
         if getattr(train_dataset, "format", {}).get("type") != "custom" and hasattr(train_dataset, "add_column"):
-            train_dataset = add_example_ids(train_dataset, self.cache_id_column)
-        check_fixed_inputs(train_dataset, self.cache_id_column)
+            train_dataset = add_example_ids(train_dataset, self.teacher_cache_id_column)
+        check_fixed_inputs(train_dataset, self.teacher_cache_id_column)
         return train_dataset
 
-    def use_teacher_cache(self, directory: str, id_column: str = DEFAULT_ID_COLUMN) -> None:
+    def use_teacher_cache(self, directory: str, id_column: str | None = None) -> None:
         """Read the teacher's training-time outputs from the cache in ``directory`` (built by
-        :meth:`setup_teacher_cache`); ``train_dataset`` must already carry the integer ``id_column``."""
+        :meth:`setup_teacher_cache`); ``train_dataset`` must already carry the integer ``id_column`` (default:
+        ``teacher_cache_id_column``)."""
+        id_column = id_column or self.teacher_cache_id_column
         check_fixed_inputs(self.train_dataset, id_column)
-        self.teacher_cache_dir, self.cache_id_column, self.teacher_cache = os.fspath(directory), id_column, None
+        self.teacher_cache_dir, self.teacher_cache = os.fspath(directory), None
+        self.teacher_cache_id_column = id_column
+        if isinstance(self.data_collator, DistillationDataCollator):
+            self.data_collator.id_column = id_column
 
-    def _set_signature_columns_if_needed(self):
-        # the example-id column is the cache key, never a model input: kept through remove_unused_columns and
-        # dropped again in compute_loss
-        super()._set_signature_columns_if_needed()
-        # the head's label columns and the token tasks' kd_mask are targets, not forward() arguments
-        for column in (self.cache_id_column, KD_MASK_COLUMN, *self.student_head.label_names):
-            if column is not None and column not in self._signature_columns:
-                self._signature_columns = [*self._signature_columns, column]
-
-    def setup_teacher_cache(self, rebuild: bool = True) -> TeacherCache | None:
+    def setup_teacher_cache(self, rebuild: bool = True, store_layers=None) -> TeacherCache | None:
         """Load the teacher cache, or (re)build it when its fingerprint (teacher weights, training inputs, aligned
         layers) does not match. Runs after layer selection; returns ``None`` when no cache was asked for. Without
-        an alignment term (``beta == 0`` or no aligned layers) the cache stores the teacher's logits only."""
+        an alignment term (``beta == 0`` or no aligned layers) the cache stores the teacher's logits only.
+
+        ``store_layers``: teacher layers to store besides the aligned ones (a cache holding more layers serves every
+        run that aligns a subset of them: the pipeline's candidate students share one cache, the teacher runs once).
+        """
         if self.teacher_cache is not None or self.teacher_cache_dir is None:
             return self.teacher_cache
         layer_map = self.setup_layer_map()
         # the layers compute_loss reads hidden states of: none for logit KD
         teacher_layers = list(layer_map.teacher_layers) if self.args.beta > 0 else []
+        teacher_layers = sorted(set(teacher_layers) | set(store_layers or []))
         device = self.accelerator.device
         with self.accelerator.main_process_first(), preserve_rng_state(device):
             # the teacher pass iterates a DataLoader, which draws from the global RNG: keep the run's random numbers
@@ -347,7 +436,7 @@ class SpectralDistillationTrainer(Trainer):
                 self.data_collator,
                 teacher_layers,
                 self.teacher_cache_dir,
-                id_column=self.cache_id_column,
+                id_column=self.teacher_cache_id_column,
                 rebuild=rebuild,
                 batch_size=self.args.per_device_eval_batch_size,
                 device=device,
@@ -364,31 +453,15 @@ class SpectralDistillationTrainer(Trainer):
             )
         # a seeded random sample: training files are often sorted by label (CLINC150 is)
         sample = sample_dataset(dataset, self.args.selection_samples, self.args.seed)
-        if self._is_datasets_dataset(sample):
-            sample = self._remove_unused_columns(sample, description="spectral selection")
         if len(sample) == 0:
             raise ValueError("the training dataset is empty: nothing to run the spectral layer selection on")
+        # the trainer's collator: the columns training sees (the adapters leave the example ids out of the forward)
         return DataLoader(
             sample,
             batch_size=self.args.per_device_eval_batch_size,
             shuffle=False,
-            collate_fn=self._collate_model_inputs,
+            collate_fn=self.data_collator,
         )
-
-    @staticmethod
-    def _is_datasets_dataset(dataset) -> bool:
-        try:
-            import datasets
-        except ImportError:  # pragma: no cover - datasets is a dependency
-            return False
-        return isinstance(dataset, datasets.Dataset)
-
-    def _collate_model_inputs(self, features):
-        """The trainer's collator without the cache's example-id column (a key, not a model input)."""
-        batch = self.data_collator(features)
-        if self.cache_id_column is not None and isinstance(batch, dict):
-            batch.pop(self.cache_id_column, None)
-        return batch
 
     def student_layers(self) -> list:
         """The student ``hidden_states`` indices that are aligned: ``args.student_layers``, else the last ``k``
@@ -414,6 +487,9 @@ class SpectralDistillationTrainer(Trainer):
             layer_map = LayerMap(**holder[0])
         self.layer_map = layer_map
         self.spectral_profile = profile
+        if self.args.projection != "none" and self.args.beta > 0 and layer_map.pairs and self.projections is None:
+            with preserve_rng_state(self.accelerator.device):
+                self.projections = self._build_projections(layer_map)
         if not self._label_order_checked:
             with preserve_rng_state(self.accelerator.device):
                 self._check_label_order()
@@ -422,6 +498,17 @@ class SpectralDistillationTrainer(Trainer):
         if self.is_world_process_zero():
             log_layer_selection(layer_map)
         return layer_map
+
+    def _check_label_ids(self) -> None:
+        """Before any work: every label id of the training (and evaluation) data is a class of the head, or -100
+        (a bare ``IndexError`` from the cross-entropy otherwise, after the layer selection ran)."""
+        if self.teacher_head.name not in ("sequence-classification", "token-classification"):
+            return  # a multiple-choice label indexes the choices, a language model's its vocabulary
+        num_labels = self.teacher_adapter.num_labels(self.teacher)
+        check_label_ids(self.train_dataset, num_labels, "train_dataset")
+        evaluation = self.eval_dataset if isinstance(self.eval_dataset, dict) else {None: self.eval_dataset}
+        for name, dataset in evaluation.items():
+            check_label_ids(dataset, num_labels, "eval_dataset" if name is None else f"eval_dataset[{name!r}]")
 
     @torch.no_grad()
     def _check_label_order(self, max_units: int = 2048) -> None:
@@ -509,11 +596,12 @@ class SpectralDistillationTrainer(Trainer):
                     # the sample actually drawn: a training set smaller than selection_samples ends the bar at 100 %
                     max_samples=min(args.selection_samples, len(loader.dataset)),
                     progress=not args.disable_tqdm and self.is_world_process_zero(),
-                    description="spectral layer selection",
+                    description="teacher spectral layer selection",
                 )
         s_n, t_n = self.student_adapter.num_layers(self.model), self.teacher_adapter.num_layers(self.teacher)
         intensity = profile.intensity if profile is not None else None
-        return pair_layers(selection, s_n, t_n, intensity), profile
+        entropy = profile.entropy if profile is not None else None
+        return pair_layers(selection, s_n, t_n, intensity, entropy), profile
 
     def _save_selection(self, layer_map: LayerMap, profile: SpectralProfile | None):
         if profile is not None:
@@ -543,21 +631,54 @@ class SpectralDistillationTrainer(Trainer):
             )
 
     @torch.no_grad()
-    def _probe_student(self, layer_map: LayerMap):
-        """One forward of the student before any step: it must return hidden states for the aligned layers."""
-        if self.train_dataset is None:
-            return
+    def _probe_forward(self) -> tuple:
+        """``(batch, student output)``: two rows of the selection sample through the student in eval mode, with its
+        hidden states (its training mode is restored)."""
         batch = next(iter(self._selection_dataloader()))
-        batch = {
-            k: (v[:2].to(self.accelerator.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()
-        }
+        device = self.accelerator.device
+        batch = {k: (v[:2].to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
         model = unwrap_model(self.model)
         was_training = model.training
         model.eval()
         try:
-            out = self.student_adapter.forward(model, batch, output_hidden_states=True)
+            return batch, self.student_adapter.forward(model, batch, output_hidden_states=True)
         finally:
             model.train(was_training)
+
+    @torch.no_grad()
+    def _build_projections(self, layer_map: LayerMap) -> torch.nn.ModuleList:
+        """One ``Linear(D_student, D_teacher)`` per aligned pair (TinyBERT's ``W_h``), initialised from ``args.seed``
+        (the run's random numbers are left as they were), float32, on the training device. The widths are read
+        from one forward of both models on two selection rows."""
+        batch, student = self._probe_forward()
+        teacher = self.teacher_adapter.forward(self.teacher, batch, output_hidden_states=True, head=self.teacher_head)
+        maps = []
+        torch.manual_seed(self.args.seed)
+        for s, t in layer_map.pairs:
+            hs, ht = student.hidden_states[s], teacher.hidden_states[t]
+            if hs.dim() != 3:
+                raise ValueError("projection='linear' maps (N, L, D) token features; this student's aligned features "
+                                 f"have shape {tuple(hs.shape)}: use projection='none'")
+            maps.append(torch.nn.Linear(hs.shape[-1], ht.shape[-1]))
+        return torch.nn.ModuleList(maps).to(self.accelerator.device)
+
+    def create_optimizer(self, model=None):
+        """``Trainer.create_optimizer``, plus the projections of ``projection="linear"`` as one more parameter group
+        (the student's learning rate and weight decay)."""
+        optimizer = super().create_optimizer(model)
+        if self.projections is not None:
+            params = list(self.projections.parameters())
+            known = {id(p) for group in optimizer.param_groups for p in group["params"]}
+            if not any(id(p) in known for p in params):
+                optimizer.add_param_group({"params": params, "weight_decay": self.args.weight_decay})
+        return optimizer
+
+    @torch.no_grad()
+    def _probe_student(self, layer_map: LayerMap):
+        """One forward of the student before any step: it must return hidden states for the aligned layers."""
+        if self.train_dataset is None:
+            return
+        _, out = self._probe_forward()
         n = len(out.hidden_states)
         check_layer_range(
             "student_layers", layer_map.student_layers, 0, n - 1, f"the student returns {n} hidden states"
@@ -616,7 +737,7 @@ class SpectralDistillationTrainer(Trainer):
         self._hp_search_setup(trial)
         if self.spectral_profile is not None and self._given_profile is None:
             self._given_profile = self.spectral_profile
-        self.layer_map, self.teacher_cache = None, None
+        self.layer_map, self.teacher_cache, self.projections = None, None, None
         self.model = self._pending_model = self.call_model_init(trial, seed=self.args)
         if self.student_adapter.head(self.model).name != self.student_head.name:  # refused here, not mid-step
             raise ValueError("model_init returned a student with another head than the first one it built")
@@ -630,6 +751,7 @@ class SpectralDistillationTrainer(Trainer):
                 checkpoint = get_last_checkpoint(self.args.output_dir)
             if isinstance(checkpoint, str) and os.path.isfile(os.path.join(checkpoint, LAYER_MAP_FILENAME)):
                 self.layer_map = LayerMap.load(checkpoint)  # restored, not re-selected
+        self._check_label_ids()
         self.setup_layer_map()
         self.setup_teacher_cache()
         return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
@@ -689,36 +811,71 @@ class SpectralDistillationTrainer(Trainer):
     def alignment_loss(
         self, student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: torch.Tensor | None
     ) -> torch.Tensor:
-        """The feature term of one aligned (student, teacher) layer pair; ``L_freq`` is its mean over the pairs.
-        Override it to distil with another feature loss (the benchmarks' hidden-state MSE baseline does)."""
+        """The feature term of one aligned (student, teacher) layer pair of hidden states; ``L_align`` is its mean
+        over the pairs. ``args.alignment``: ``"frequency"`` (:func:`~hf_spectralkd.frequency_alignment_loss`) or
+        ``"mse"`` (:func:`~hf_spectralkd.feature_losses.hidden_mse_loss`). Override it to distil with another feature
+        loss. (``"attention"`` compares Q/K/V relations instead: :meth:`attention_alignment_loss`.)"""
         args = self.args
+        if args.alignment == "mse":
+            return hidden_mse_loss(student_hidden, teacher_hidden, attention_mask)
         return frequency_alignment_loss(
             student_hidden, teacher_hidden, attention_mask, fft_axis=args.fft_axis, variant=args.freq_loss_variant,
             bins=args.freq_bins, normalize=args.freq_loss_normalize,
         )
 
+    def pair_alignment_loss(self, index: int, student_hidden: torch.Tensor, teacher_hidden: torch.Tensor,
+                            attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`alignment_loss` of the ``index``-th aligned pair, after that pair's learned projection
+        (``projection="linear"``) maps the student's hidden states to the teacher's width."""
+        if self.projections is not None:
+            student_hidden = self.projections[index](student_hidden.float())
+        return self.alignment_loss(student_hidden, teacher_hidden, attention_mask)
+
+    def attention_alignment_loss(self, student_qkv: tuple, teacher_qkv: tuple,
+                                 attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """``alignment="attention"``'s term of one layer pair: MiniLM's attention-distribution KL plus value-relation
+        KL over ``relation_heads`` heads (:func:`~hf_spectralkd.feature_losses.attention_transfer_loss`)."""
+        return attention_transfer_loss(student_qkv, teacher_qkv, attention_mask, heads=self.relation_heads)
+
+    @property
+    def alignment_log_name(self) -> str:
+        """The logged name of the alignment term: ``freq_loss`` for the frequency term, ``align_loss`` otherwise."""
+        return "freq_loss" if self.args.alignment == "frequency" else "align_loss"
+
+    def _phase(self, training: bool) -> str:
+        """``"align"`` during the first ``alignment_phase`` of the training steps, ``"logits"`` after, ``"both"``
+        without a two-phase order (and always in evaluation)."""
+        ratio = self.args.alignment_phase
+        if not training or ratio <= 0 or not self.state.max_steps:
+            return "both"
+        return "align" if self.state.global_step < ratio * self.state.max_steps else "logits"
+
     def _teacher_outputs(self, inputs: dict, need_hidden: bool):
         """The teacher's outputs for a batch: from the teacher cache while training on cached examples, else from
-        the live teacher under ``no_grad`` (evaluation data is not in the cache)."""
-        column = self.cache_id_column
-        if self.teacher_cache is not None and self.model.training and inputs.get(column) is not None:
+        the live teacher under ``no_grad`` (evaluation data is not in the cache). The batch's example ids (put there
+        by the trainer's collator) are the cache's key; the adapter never passes them to the teacher."""
+        if self.teacher_cache is not None and self.model.training and inputs.get(EXAMPLE_ID_KEY) is not None:
             return self.teacher_cache.teacher_outputs(inputs, need_hidden)
-        model_inputs = {k: v for k, v in inputs.items() if k != column} if column is not None else inputs
         with torch.no_grad():
             return self.teacher_adapter.forward(
-                self.teacher, model_inputs, output_hidden_states=need_hidden, head=self.teacher_head
+                self.teacher, inputs, output_hidden_states=need_hidden, head=self.teacher_head
             )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         layer_map = self.setup_layer_map()
         args = self.args
-        need_hidden = args.beta > 0 and bool(layer_map.teacher_layers)
-        column = self.cache_id_column
-        model_inputs = {k: v for k, v in inputs.items() if k != column} if column is not None else inputs
-        student = self.student_adapter.forward(
-            model, model_inputs, output_hidden_states=need_hidden, head=self.student_head
-        )
-        teacher = self._teacher_outputs(inputs, need_hidden)
+        phase = self._phase(model.training)
+        align = args.beta > 0 and bool(layer_map.teacher_layers) and phase != "logits"
+        attention = align and args.alignment == "attention"
+        need_hidden = align and not attention
+        with (capture_attention_projections(self.student_adapter, model, layer_map.student_layers if attention else [])
+              as s_qkv,
+              capture_attention_projections(self.teacher_adapter, self.teacher,
+                                            layer_map.teacher_layers if attention else []) as t_qkv):
+            student = self.student_adapter.forward(
+                model, inputs, output_hidden_states=need_hidden, head=self.student_head
+            )
+            teacher = self._teacher_outputs(inputs, need_hidden)
         s_logits = student.logits.float()
         self.student_head.check(s_logits, inputs, type(unwrap_model(model, peft=True)).__name__)
         if tuple(teacher.logits.shape) != tuple(s_logits.shape):
@@ -729,20 +886,26 @@ class SpectralDistillationTrainer(Trainer):
         logit_term, ce_loss, kd_loss, n_labelled, n_counted = self._combine_logit_terms(
             s_logits, teacher.logits.float(), inputs
         )
-        freq_loss = s_logits.new_zeros(())
-        if need_hidden:
-            mask = student.attention_mask
+        align_loss = s_logits.new_zeros(())
+        mask = student.attention_mask
+        if attention:
+            align_loss = torch.stack([
+                self.attention_alignment_loss(s_qkv[s], t_qkv[t], mask) for s, t in layer_map.pairs
+            ]).mean()
+        elif need_hidden:
             pair_losses = [
-                self.alignment_loss(student.hidden_states[s], teacher.hidden_states[t], mask)
-                for s, t in layer_map.pairs
+                self.pair_alignment_loss(i, student.hidden_states[s], teacher.hidden_states[t], mask)
+                for i, (s, t) in enumerate(layer_map.pairs)
             ]
-            freq_loss = torch.stack(pair_losses).mean()
-        loss = logit_term + args.beta * freq_loss
+            align_loss = torch.stack(pair_losses).mean()
+        # two-phase order (alignment_phase): the alignment term alone, then the logit terms alone
+        loss = args.beta * align_loss if phase == "align" else logit_term + args.beta * align_loss
 
         mode = "train" if model.training else "eval"
         self._record(mode, "ce_loss", ce_loss, weight=n_labelled)  # a batch without labels adds no CE sample
         self._record(mode, "kd_loss", kd_loss, weight=1.0 if n_counted else 0.0)  # a batch with no counted unit: none
-        self._record(mode, "freq_loss", freq_loss)
+        # a step of the logits-only phase computes no alignment term: it adds no sample to its mean
+        self._record(mode, self.alignment_log_name, align_loss, weight=0.0 if phase == "logits" else 1.0)
         if return_outputs:
             # the student's own output object (TokenClassifierOutput, QuestionAnsweringModelOutput, ...) without
             # its hidden states, so predictions hold the logits only
@@ -777,6 +940,11 @@ class SpectralDistillationTrainer(Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.projections is not None and self.accelerator.num_processes > 1:
+            # the projections live outside the DDP-wrapped student: average their gradients as DDP does the student's
+            for param in self.projections.parameters():
+                if param.grad is not None:
+                    param.grad = self.accelerator.reduce(param.grad, reduction="mean")
         self._check_finite_loss(loss)
         return loss
 
@@ -820,20 +988,29 @@ class SpectralDistillationTrainer(Trainer):
         if not self.student_adapter.save_trainer_model(self, output_dir, state_dict):
             super()._save(output_dir, state_dict)
 
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
-        super().save_model(output_dir, _internal_call)
-        model = unwrap_model(self.model)
-        if not _internal_call and self.args.should_save and hasattr(model, "peft_config"):
-            # the adapter must reload onto the student, not onto the teacher its config was copied from
-            save_peft_base(model, output_dir or self.args.output_dir)
-        if self.layer_map is not None and self.args.should_save:
-            self.layer_map.save(output_dir or self.args.output_dir)
-        if not _internal_call and self.args.should_save:
-            # what `hf-spectralkd push` / `card` build the model card from when this folder is pushed later
-            from .results import results_from_trainer
+    def _save_checkpoint(self, model, trial):
+        # a full disk: an error naming the checkpoint (safetensors' and torch.save's own errors name no file); the
+        # half-written checkpoint is removed (a resume reads the last complete one)
+        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        with writing_to(folder, f"the checkpoint of step {self.state.global_step}", remove_new=True):
+            super()._save_checkpoint(model, trial)
 
-            path = os.path.join(output_dir or self.args.output_dir, TRAINER_RESULTS_FILENAME)
-            write_json(path, results_from_trainer(self).to_dict(), indent=1)
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
+        # a full disk: named, not a raw error (a checkpoint's own save is named by _save_checkpoint)
+        with writing_to(output_dir or self.args.output_dir, "the model") if not _internal_call else nullcontext():
+            super().save_model(output_dir, _internal_call)
+            model = unwrap_model(self.model)
+            if not _internal_call and self.args.should_save and hasattr(model, "peft_config"):
+                # the adapter must reload onto the student, not onto the teacher its config was copied from
+                save_peft_base(model, output_dir or self.args.output_dir)
+            if self.layer_map is not None and self.args.should_save:
+                self.layer_map.save(output_dir or self.args.output_dir)
+            if not _internal_call and self.args.should_save:
+                # what `hf-spectralkd push` / `card` build the model card from when this folder is pushed later
+                from .results import results_from_trainer
+
+                path = os.path.join(output_dir or self.args.output_dir, TRAINER_RESULTS_FILENAME)
+                write_json(path, results_from_trainer(self).to_dict(), indent=1)
 
     # ------------------------------------------------------------------ Hub (hf_spectralkd/cards/, hub.py)
     def create_model_card(

@@ -272,8 +272,8 @@ class _FrequencyLossProbe(ModelAdapter):
     """Wraps the student adapter for :func:`collect_profile`: the same forward pass that feeds the student's
     profile also accumulates the alignment loss of the pairs against the teacher's hidden states of the same
     batch (recorded once by :class:`_TeacherRecorder`), computed by ``alignment_loss`` (the trainer's
-    :meth:`~hf_spectralkd.SpectralDistillationTrainer.alignment_loss`, so the logged value is the training term for
-    every configuration and subclass)."""
+    :meth:`~hf_spectralkd.SpectralDistillationTrainer.pair_alignment_loss`: the pair's projection, then
+    ``alignment_loss``, so the logged value is the training term for every configuration and subclass)."""
 
     name = "dynamics-probe"
 
@@ -288,9 +288,9 @@ class _FrequencyLossProbe(ModelAdapter):
             teacher = self.teacher_hidden[self.batch]
             mask = student.attention_mask
             losses = []
-            for s, t in self.pairs:
+            for index, (s, t) in enumerate(self.pairs):
                 hidden = student.hidden_states[s]
-                losses.append(self.alignment_loss(hidden, teacher[t].to(hidden.device), mask))
+                losses.append(self.alignment_loss(index, hidden, teacher[t].to(hidden.device), mask))
             size = int(student.logits.shape[0])
             self.weighted_sum += float(torch.stack(losses).mean()) * size
             self.count += size
@@ -388,8 +388,6 @@ class SpectralDynamicsCallback(TrainerCallback):
             how = f"shuffle buffer (iterable dataset, seed {seed})"
         else:
             how = f"random subset (seed {seed})"
-            if hasattr(sample, "column_names"):
-                sample = trainer._remove_unused_columns(sample, description="spectral dynamics")
         if len(sample) == 0:
             raise ValueError(
                 f"spectral dynamics: the {what} is empty; pass a non-empty eval_dataset or set "
@@ -398,22 +396,16 @@ class SpectralDynamicsCallback(TrainerCallback):
         return sample, {"num_samples": len(sample), "selection": how, "seed": seed}
 
     def dataloader(self, rows=None):
-        """The fixed sample (or ``rows``) as batches of model inputs (the trainer's collator and eval batch size)."""
+        """The fixed sample (or ``rows``) as batches of model inputs (the trainer's collator, which drops the unused
+        columns, and its eval batch size)."""
         from torch.utils.data import DataLoader
 
         return DataLoader(
             self._sample_dataset() if rows is None else rows,
             batch_size=self.trainer.args.per_device_eval_batch_size,
             shuffle=False,
-            collate_fn=self._collate,
+            collate_fn=self.trainer.data_collator,
         )
-
-    def _collate(self, features):
-        batch = self.trainer.data_collator(features)
-        column = getattr(self.trainer, "cache_id_column", None)  # the teacher cache's key, not a model input
-        if column is not None and isinstance(batch, dict):
-            batch.pop(column, None)
-        return batch
 
     def _prepare(self, rows, info: dict, pairs) -> _Sample:
         """Collate ``rows`` once and run the teacher over them once (its curve and paired hidden states)."""
@@ -484,7 +476,11 @@ class SpectralDynamicsCallback(TrainerCallback):
         else:
             rows, info = self._draw(dataset, "predicted dataset")
             sample = self._prepare(rows, info, pairs)
-        probe = _FrequencyLossProbe(trainer.student_adapter, sample.teacher_hidden, pairs, trainer.alignment_loss)
+        # the training term of each pair (its projection, the configured alignment); attention transfer compares
+        # Q/K/V relations, not these hidden states: no freq_loss key then
+        probed = [] if getattr(trainer.args, "alignment", "frequency") == "attention" else pairs
+        probe = _FrequencyLossProbe(trainer.student_adapter, sample.teacher_hidden, probed,
+                                    trainer.pair_alignment_loss)
         profile = collect_profile(
             unwrap_model(trainer.model), sample.batches, adapter=probe, device=trainer.accelerator.device
         )

@@ -11,8 +11,11 @@ Indices are ``hidden_states`` indices: 0 = embeddings, ``l`` = block ``l`` (1..n
 * ``student_layers`` given: those student layers; else the last ``k`` student blocks, ``k`` = the number of
   ``teacher_layers`` given, ``num_aligned_layers``, or every student block;
 * ``teacher_layers`` given: those (strategy ``"manual"``); ``beta == 0``: nothing is aligned (``"none"``);
-  otherwise ``k`` teacher layers chosen from the teacher's intensity profile by ``layer_selection``
-  (:func:`~hf_spectralkd.spectral.select_layers`; index 0 only with ``include_embeddings``).
+  otherwise ``k`` teacher layers chosen from the teacher's profile by ``layer_selection``
+  (:func:`~hf_spectralkd.spectral.select_layers`: ``topk`` / ``ends`` by intensity, ``entropy`` by spectral
+  entropy, ``uniform``, ``last``; index 0 only with ``include_embeddings``);
+* ``layer_selection="last"`` with no count given aligns one pair, the last student block with the last teacher
+  block (last-layer-only alignment, Ko et al. 2023).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class LayerMap:
     student_layers: list = field(default_factory=list)
     strategy: str = "topk"
     teacher_intensity: list | None = None
+    teacher_entropy: list | None = None
 
     def __post_init__(self):
         if len(self.teacher_layers) != len(self.student_layers):
@@ -126,6 +130,8 @@ def aligned_count(selection: LayerSelection, student_depth: int | None) -> int |
         return len(selection.student_layers)
     if selection.teacher_layers is not None:
         return len(selection.teacher_layers)
+    if selection.num_aligned_layers is None and selection.layer_selection == "last":
+        return 1  # last-layer-only alignment
     return selection.num_aligned_layers or student_depth
 
 
@@ -141,7 +147,12 @@ def check_layer_arguments(selection: LayerSelection, student_depth: int, teacher
     given = selection.student_layers
     if given is not None:
         check_layer_range("student_layers", given, 0, s_n, f"the student has {s_n} blocks")
-    k = len(given) if given is not None else (selection.num_aligned_layers or s_n)
+    if given is not None:
+        k = len(given)
+    elif selection.num_aligned_layers is None and selection.layer_selection == "last":
+        k = 1  # last-layer-only alignment (see aligned_count)
+    else:
+        k = selection.num_aligned_layers or s_n
     if selection.teacher_layers is not None:
         check_layer_range("teacher_layers", selection.teacher_layers, 0, t_n, f"the teacher has {t_n} blocks")
         if len(selection.teacher_layers) != k:
@@ -167,22 +178,25 @@ def aligned_student_layers(selection: LayerSelection, student_depth: int) -> lis
     return list(range(student_depth - k + 1, student_depth + 1))
 
 
-def select_teacher_layers(selection: LayerSelection, intensity, k: int | None) -> list:
+def select_teacher_layers(selection: LayerSelection, intensity, k: int | None, entropy=None) -> list:
     """The ``k`` aligned teacher layers: ``teacher_layers`` as given; none without automatic selection (or with
-    ``k`` unknown); else chosen from ``intensity`` (indexed like ``hidden_states``) by ``layer_selection``."""
+    ``k`` unknown); else chosen from ``intensity`` (indexed like ``hidden_states``; ``entropy`` for the
+    ``"entropy"`` rule) by ``layer_selection``."""
     if selection.teacher_layers is not None:
         return list(selection.teacher_layers)
     if not selects_layers(selection) or not k:
         return []
     return select_layers(intensity, k, strategy=selection.layer_selection,
-                         include_embeddings=selection.include_embeddings)
+                         include_embeddings=selection.include_embeddings, entropy=entropy)
 
 
-def pair_layers(selection: LayerSelection, student_depth: int, teacher_depth: int, intensity=None) -> LayerMap:
+def pair_layers(selection: LayerSelection, student_depth: int, teacher_depth: int, intensity=None,
+                entropy=None) -> LayerMap:
     """The :class:`LayerMap` of ``selection`` for a student and a teacher of the given depths (blocks).
 
-    ``intensity`` (the teacher's spectral intensity per ``hidden_states`` index) is needed only when
-    :func:`selects_layers` is true; the map then records it as ``teacher_intensity``."""
+    ``intensity`` (the teacher's spectral intensity per ``hidden_states`` index; ``entropy``, its spectral entropy,
+    for ``layer_selection="entropy"``) is needed only when :func:`selects_layers` is true; the map then records
+    them as ``teacher_intensity`` / ``teacher_entropy``."""
     check_layer_arguments(selection, student_depth, teacher_depth)
     if selection.teacher_layers is not None:
         return LayerMap(list(selection.teacher_layers), aligned_student_layers(selection, student_depth), "manual")
@@ -192,8 +206,9 @@ def pair_layers(selection: LayerSelection, student_depth: int, teacher_depth: in
         raise ValueError(f"layer_selection={selection.layer_selection!r} chooses the teacher layers from the "
                          "teacher's spectral intensity: pass its profile, or set teacher_layers")
     students = aligned_student_layers(selection, student_depth)
-    teachers = select_teacher_layers(selection, intensity, len(students))
-    return LayerMap(teachers, students, selection.layer_selection, [float(v) for v in intensity])
+    teachers = select_teacher_layers(selection, intensity, len(students), entropy)
+    return LayerMap(teachers, students, selection.layer_selection, [float(v) for v in intensity],
+                    [float(v) for v in entropy] if entropy is not None else None)
 
 
 # ---------------------------------------------------------------------------------------------- init layers
@@ -213,27 +228,29 @@ def _check_init_arguments(rule, num_layers, teacher_depth: int, intensity, selec
 
 
 def choose_init_layers(rule, num_layers: int | None, teacher_depth: int, intensity=None,
-                       selection: LayerSelection | None = None) -> list:
+                       selection: LayerSelection | None = None, entropy=None) -> list:
     """The teacher blocks (1-based) a ``num_layers``-block student built from the teacher copies, by ``rule``:
 
     * a list of teacher blocks (checked: in ``1..teacher_depth``, distinct, ``num_layers`` long when given);
     * ``"uniform"``: evenly spaced, ending at the last block (``[2, 4, 6]`` of 6);
-    * ``"topk"`` / ``"ends"``: ranked by the teacher's ``intensity`` (needed);
+    * ``"last"``: the last ``num_layers`` blocks;
+    * ``"topk"`` / ``"ends"``: ranked by the teacher's ``intensity`` (needed); ``"entropy"``: by its spectral
+      ``entropy`` (needed);
     * ``"selected"`` (needs ``selection``): the teacher layers the distillation aligns, chosen for ``num_layers``
       pairs; when that gives another count (``teacher_layers`` of another length, no alignment term), the
       ``num_layers`` blocks ranked by ``layer_selection`` (``topk`` for a manual selection).
     """
     _check_init_arguments(rule, num_layers, teacher_depth, intensity, selection)
-    if not isinstance(rule, str) or rule == "uniform":
+    if not isinstance(rule, str) or rule in ("uniform", "last"):
         flat = [0.0] * (teacher_depth + 1)  # the rule reads no intensity
         return select_layers(flat, num_layers, strategy=list(rule) if not isinstance(rule, str) else rule)
     if intensity is None:
         raise ValueError(f"init_layers={rule!r} ranks the teacher's blocks by spectral intensity: pass the "
                          "teacher's profile")
     if rule != "selected":
-        return select_layers(intensity, num_layers, strategy=rule)
-    chosen = select_teacher_layers(selection, intensity, num_layers)
+        return select_layers(intensity, num_layers, strategy=rule, entropy=entropy)
+    chosen = select_teacher_layers(selection, intensity, num_layers, entropy)
     if len(chosen) == num_layers:
         return chosen
     strategy = "topk" if selection.layer_selection == "manual" else selection.layer_selection
-    return select_layers(intensity, num_layers, strategy=strategy)
+    return select_layers(intensity, num_layers, strategy=strategy, entropy=entropy)

@@ -10,6 +10,7 @@ from huggingface_hub import is_offline_mode as is_offline
 
 __all__ = [
     "PACKAGED_SOURCES",
+    "check_pickle_weights",
     "check_repo_id",
     "hub_model_id",
     "is_hub_id",
@@ -117,6 +118,51 @@ def resolve_model_reference(reference: str, what: str = "model") -> str:
     return reference
 
 
+def _pickle_refused(path: str, what: str, exc: Exception) -> ValueError:
+    """The error of a pickle weights file that ``torch.load(weights_only=True)`` refused (nothing in it was run)."""
+    import re
+
+    found = re.search(r"WeightsUnpickler error: ([^\n]*?)(?: was not an allowed global by default|\. Please|$)",
+                      str(exc), re.M)
+    detail = f" ({found.group(1).strip()})" if found else ""
+    directory = os.path.dirname(path)
+    convert = (
+        "python -c \"import torch; from safetensors.torch import save_file; "
+        f"sd = torch.load('{path}', weights_only=False); save_file({{k: v.clone().contiguous() for k, v in sd.items() "
+        f"if isinstance(v, torch.Tensor)}}, '{os.path.join(directory, 'model.safetensors')}', "
+        "metadata={'format': 'pt'})\""
+    )
+    return ValueError(
+        f"{what}: {path} is a pickle file that holds more than tensors{detail}, so it was not loaded (loading it "
+        "would run code from the file; nothing was run). hf-spectralkd needs the weights as model.safetensors (or a "
+        f"pytorch_model.bin of plain tensors). Only if you trust the file, convert it once: {convert}"
+    )
+
+
+def check_pickle_weights(location: str, what: str = "model") -> None:
+    """A local model folder whose weights are only pickle files (``pytorch_model*.bin``): each is opened as
+    transformers opens it, ``torch.load(weights_only=True)``, on the meta device (no tensor is read), so that a file
+    that holds more than tensors is refused before any work with how to convert it (a ``ValueError``)."""
+    if not isinstance(location, str) or not os.path.isdir(location):
+        return
+    names = os.listdir(location)
+    if any(name.endswith(".safetensors") for name in names):
+        return  # transformers reads the safetensors weights, never the pickle
+    import pickle
+
+    import torch
+
+    for name in sorted(n for n in names if n.startswith("pytorch_model") and n.endswith(".bin")):
+        path = os.path.join(location, name)
+        try:
+            try:
+                torch.load(path, map_location="meta", weights_only=True, mmap=True)
+            except RuntimeError:  # a file of the legacy (non-zip) format cannot be memory-mapped
+                torch.load(path, map_location="meta", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise _pickle_refused(path, what, exc) from None
+
+
 def load_classifier(reference, what: str = "model", auto_class: str = "AutoModelForSequenceClassification", **kwargs):
     """Load a sequence classifier (or the ``auto_class`` of transformers named, e.g.
     ``AutoModelForTokenClassification``) from a path or a Hub id; models are returned as they are."""
@@ -125,6 +171,7 @@ def load_classifier(reference, what: str = "model", auto_class: str = "AutoModel
     import transformers
 
     location = resolve_model_reference(os.fspath(reference), what)
+    check_pickle_weights(location, what)  # a pickle of more than tensors: how to convert it, not UnpicklingError
     try:
         return getattr(transformers, auto_class).from_pretrained(location, **kwargs)
     except OSError as exc:

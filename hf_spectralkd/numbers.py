@@ -9,12 +9,15 @@ from __future__ import annotations
 import dataclasses
 import math
 
-__all__ = ["check_finite_fields", "check_training_arguments"]
+__all__ = ["check_finite_fields", "check_seed", "check_training_arguments"]
 
 # TrainingArguments fields that must be > 0 / >= 0 for a run to train at all
 POSITIVE_INTS = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps")
 NON_NEGATIVE = ("learning_rate", "weight_decay", "num_train_epochs", "warmup_ratio", "max_grad_norm",
                 "label_smoothing_factor")
+# seeds go to numpy.random.seed (transformers.set_seed), which takes 0..2**32-1 only
+SEED_FIELDS = ("seed", "data_seed")
+MAX_SEED = 2**32 - 1
 
 
 def check_finite_fields(args, what: str = "") -> None:
@@ -38,3 +41,12 @@ def check_training_arguments(args, what: str = "") -> None:
         value = getattr(args, name, None)
         if isinstance(value, (int, float)) and value < 0:
             raise ValueError(f"{prefix}{name} must be >= 0, got {value}")
+    for name in SEED_FIELDS:
+        check_seed(getattr(args, name, None), f"{prefix}{name}")
+
+
+def check_seed(value, what: str) -> None:
+    """A seed is a whole number in ``0..2**32-1`` (numpy's range; None passes), else a ``ValueError`` naming
+    ``what``."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED):
+        raise ValueError(f"{what} must be a whole number in 0..{MAX_SEED} (the seeds numpy accepts), got {value!r}")

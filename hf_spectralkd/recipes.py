@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import difflib
 import functools
+import json
 import math
 import os
 import re
@@ -57,7 +58,7 @@ __all__ = [
 ]
 
 STUDENT_INITS = ("teacher_layers", "pretrained", "config")
-INIT_LAYER_RULES = ("uniform", "selected", "topk", "ends")
+INIT_LAYER_RULES = ("uniform", "selected", "topk", "ends", "entropy", "last")
 UNSEEN_TAG_RULES = ("error", "keep")  # data.unseen_tags (token-classification)
 MAX_RECIPE_BYTES = 1 << 20  # a recipe is a small text file
 MAX_YAML_NODES = 100_000  # values of a document once its aliases are expanded (pydantic walks every one)
@@ -255,6 +256,9 @@ class Recipe:
     hub: HubSection = field(default_factory=HubSection)
     path: str | None = None  # the recipe file (set by load_recipe)
     smoke: bool = False
+    # distillation.candidates: students trained with these overrides of the distillation section, the best on the
+    # validation split kept (set by recipe_from_dict from the file's distillation.candidates; empty: one student)
+    candidates: list = field(default_factory=list)
 
     @property
     def output_dir(self) -> str:
@@ -298,7 +302,9 @@ def training_field_names() -> list:
 # fields the pipeline sets itself
 _RESERVED_TRAINING = {"output_dir": "set output.dir instead"}
 _SETTINGS = ("distillation", "training", "teacher.finetune.args")  # dicts of SpectralDistillationConfig fields
-_INTERNAL = ("path", "smoke")  # Recipe fields load_recipe sets, not the file
+_INTERNAL = ("path", "smoke", "candidates")  # Recipe fields load_recipe sets, not the file (candidates: see
+# _candidates; the file gives them as distillation.candidates)
+MAX_CANDIDATES = 8
 
 
 def _section_keys(section: str) -> list:
@@ -484,7 +490,7 @@ def load_recipe(path, overrides=(), smoke_run: bool = False) -> Recipe:
         parsed = parse_overrides(overrides)
     else:
         parsed = list(overrides or [])
-    data = apply_overrides(data, parsed)
+    data = _without_facts_of_other_data(apply_overrides(data, parsed), {k for k, _ in parsed})
     data.setdefault("name", os.path.splitext(os.path.basename(path))[0])
     ctx = _Context(path, os.path.dirname(os.path.abspath(path)), {k for k, _ in parsed})
     recipe = recipe_from_dict(data, ctx)
@@ -492,6 +498,31 @@ def load_recipe(path, overrides=(), smoke_run: bool = False) -> Recipe:
     if smoke_run:
         recipe = smoke(recipe)
     return recipe
+
+
+DATA_LOCATION_KEYS = ("source", "train_file", "validation_file", "test_file")
+DATA_FACT_KEYS = ("name", "license", "citation")
+
+
+def _without_facts_of_other_data(data: dict, overridden: set) -> dict:
+    """The recipe without the file's ``data.name`` / ``license`` / ``citation`` when an override points the run at
+    other data (``data.source=...``, a split file) and does not restate them: they describe the file's own data, and
+    the card states the facts of the data the run reads (its folder's dataset card) or none, never another's."""
+    section = data.get("data")
+    moved = [k for k in overridden if k in {f"data.{key}" for key in DATA_LOCATION_KEYS}]
+    if not moved or "data" in overridden or not isinstance(section, dict):
+        return data
+    dropped = [key for key in DATA_FACT_KEYS if section.get(key) is not None and f"data.{key}" not in overridden]
+    if dropped:
+        import warnings
+
+        one = len(dropped) == 1
+        warnings.warn(f"{sorted(moved)[0]} was overridden: the recipe's {', '.join(f'data.{k}' for k in dropped)} "
+                      f"describe{'s' if one else ''} its own data and {'is' if one else 'are'} not used (the card "
+                      f"states the facts of the data read; set {', '.join(f'data.{k}=...' for k in dropped)} to "
+                      "state them)", UserWarning, stacklevel=3)
+        data = {**data, "data": {k: v for k, v in section.items() if k not in dropped}}
+    return data
 
 
 @functools.cache
@@ -506,10 +537,15 @@ def recipe_from_dict(data: dict, ctx: _Context | None = None) -> Recipe:
     internal = [key for key in _INTERNAL if key in data]
     if internal:
         raise ValueError(_unknown_key("", internal[0], ctx))
+    candidates = None
+    if isinstance(data.get("distillation"), dict) and "candidates" in data["distillation"]:
+        data = {**data, "distillation": dict(data["distillation"])}
+        candidates = data["distillation"].pop("candidates")
     try:
         recipe = _recipe_adapter().validate_python(data)
     except ValidationError as exc:
         raise ValueError(_describe(exc, data, "", ctx)) from None
+    recipe.candidates = _candidates(candidates, ctx)
     recipe.distillation = _settings(recipe.distillation, "distillation", ctx)
     recipe.training = _settings(recipe.training, "training", ctx)
     if recipe.teacher.finetune is not None:
@@ -517,6 +553,38 @@ def recipe_from_dict(data: dict, ctx: _Context | None = None) -> Recipe:
     _resolve_paths(recipe, "", ctx)
     _validate(recipe, ctx)
     return recipe
+
+
+def _candidates(values, ctx: _Context) -> list:
+    """``distillation.candidates``: a list of mappings, each a set of distillation overrides (``{}`` = the section as
+    it is), checked as the section is; at most :data:`MAX_CANDIDATES`, no two alike."""
+    if values is None:
+        return []
+    if not isinstance(values, list) or not values:
+        raise ValueError(f"distillation.candidates in {ctx.file} must be a non-empty list of mappings of distillation "
+                         f"settings (e.g. [{{}}, {{beta: 0}}]), got {values!r}")
+    if len(values) > MAX_CANDIDATES:
+        raise ValueError(f"distillation.candidates in {ctx.file} has {len(values)} entries; at most {MAX_CANDIDATES} "
+                         "(each one trains a student)")
+    checked = []
+    for index, item in enumerate(values):
+        where = f"distillation.candidates[{index}]"
+        if item is None:
+            item = {}
+        if not isinstance(item, dict):
+            raise ValueError(f"{where} in {ctx.file} must be a mapping of distillation settings, got {item!r}")
+        if "candidates" in item:
+            raise ValueError(f"{where} in {ctx.file}: a candidate cannot hold candidates")
+        try:
+            checked.append(_settings(item, "distillation", ctx))
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    seen = [json.dumps(c, sort_keys=True, default=str) for c in checked]
+    duplicate = next((i for i, c in enumerate(seen) if c in seen[:i]), None)
+    if duplicate is not None:
+        raise ValueError(f"distillation.candidates[{duplicate}] in {ctx.file} repeats candidate "
+                         f"{seen.index(seen[duplicate])}: {seen[duplicate]}")
+    return checked
 
 
 def _validate(recipe: Recipe, ctx: _Context) -> None:
@@ -549,6 +617,7 @@ def _validate(recipe: Recipe, ctx: _Context) -> None:
         raise ValueError(f"data.{extras[0]} in {ctx.file} is supported by the text-classification task only "
                          f"(this recipe's task is {recipe.task!r})")
     _validate_evaluation(recipe.evaluation, ctx)
+    _validate_seeds(recipe, ctx)
     if recipe.hub.push_to_hub and not recipe.hub.hub_model_id:
         raise ValueError(f"hub.push_to_hub in {ctx.file} needs hub.hub_model_id (e.g. your-name/{recipe.name})")
 
@@ -556,6 +625,9 @@ def _validate(recipe: Recipe, ctx: _Context) -> None:
 def _validate_evaluation(evaluation: EvaluationSection, ctx: _Context) -> None:
     if evaluation.split not in ("test", "validation"):
         raise ValueError(f"evaluation.split in {ctx.file} must be 'test' or 'validation', got {evaluation.split!r}")
+    if evaluation.batch_size is not None and evaluation.batch_size < 1:
+        raise ValueError(f"evaluation.batch_size in {ctx.file} must be >= 1, got {evaluation.batch_size} (leave it "
+                         "unset or null for the training's per_device_eval_batch_size, 128 by default)")
     margin = evaluation.recommend_margin
     if not math.isfinite(margin) or margin < 0:
         raise ValueError(f"evaluation.recommend_margin in {ctx.file} must be a finite number of accuracy points "
@@ -611,6 +683,15 @@ def _validate_data(data: DataSection, ctx: _Context) -> None:
     if data.unseen_tags not in UNSEEN_TAG_RULES:
         raise ValueError(f"data.unseen_tags in {ctx.file} must be one of {', '.join(UNSEEN_TAG_RULES)}, got "
                          f"{data.unseen_tags!r}")
+    _check_seed(data.seed, "data.seed", ctx)
+    if data.label_names is not None:
+        names = list(data.label_names)
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if not names or repeated:
+            detail = "is empty" if not names else (
+                f"lists {', '.join(f'{n!r} {names.count(n)} times' for n in repeated)}")
+            raise ValueError(f"data.label_names in {ctx.file} {detail}: it is the model's classes in id order, each "
+                             "named once (leave it unset to use the sorted labels of the training split)")
     transfer = data.transfer
     if transfer is not None:
         if transfer.max_samples is not None and transfer.max_samples < 1:
@@ -618,6 +699,24 @@ def _validate_data(data: DataSection, ctx: _Context) -> None:
         if transfer.source == "train" and data.labels_per_class is None:
             raise ValueError(f"data.transfer.source 'train' in {ctx.file} means the training texts that "
                              "data.labels_per_class leaves out: set data.labels_per_class too")
+
+
+def _check_seed(value, dotted: str, ctx: _Context) -> None:
+    from .numbers import check_seed
+
+    check_seed(value, f"{dotted} in {ctx.file}")
+
+
+def _validate_seeds(recipe: Recipe, ctx: _Context) -> None:
+    """Every seed in 0..2**32-1 (numpy's range): a bad one would fail after the earlier stages ran."""
+    settings = {"training": recipe.training, "distillation": recipe.distillation}
+    if recipe.teacher.finetune is not None:
+        _check_seed(recipe.teacher.finetune.seed, "teacher.finetune.seed", ctx)
+        settings["teacher.finetune.args"] = recipe.teacher.finetune.args
+    for section, values in settings.items():
+        for key in ("seed", "data_seed"):
+            if key in values:
+                _check_seed(values[key], f"{section}.{key}", ctx)
 
 
 # ---------------------------------------------------------------------------------------------- smoke

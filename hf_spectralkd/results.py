@@ -43,9 +43,10 @@ __all__ = [
 
 RESULTS_FORMAT_VERSION = 1
 # eval_* keys of a Trainer log entry that are not metrics of the model
-_EVAL_SKIP = ("loss", "runtime", "samples_per_second", "steps_per_second", "epoch", "ce_loss", "kd_loss", "freq_loss")
+_EVAL_SKIP = ("loss", "runtime", "samples_per_second", "steps_per_second", "epoch", "ce_loss", "kd_loss", "freq_loss",
+              "align_loss")
 # written only when set: the trainer's results carry them, a recipe run's do not
-_OPTIONAL = ("log_history", "usage_example", "stages", "recommended")
+_OPTIONAL = ("log_history", "usage_example", "stages", "recommended", "candidates")
 
 
 @dataclass
@@ -66,7 +67,9 @@ class RunResults:
     # the model to use, chosen on the validation split: model ("student" / "baseline"), path, split,
     # student_accuracy, baseline_accuracy, reason; absent without a baseline or a validation split
     recommended: dict | None = None
-    layer_map: dict | None = None  # teacher_layers, student_layers, strategy, teacher_intensity
+    layer_map: dict | None = None  # teacher_layers, student_layers, strategy, teacher_intensity, teacher_entropy
+    # distillation.candidates: each candidate's name, overrides, validation metrics, train_seconds, chosen
+    candidates: list | None = None
     distillation: dict | None = None  # alpha, temperature, beta, fft_axis, ... (SpectralDistillationConfig)
     training: dict | None = None  # learning_rate, max_steps, seed, teacher_finetune, ...
     timings_s: dict | None = None  # stage -> seconds, and "total"
@@ -148,12 +151,18 @@ def check_results_current(results: RunResults, run_dir) -> None:
     for name, record in results.stages.items():
         now = current.get(name)
         if now != record:
-            state = (f"now holds the one finished at {now.get('finished')}" if now
-                     else "no longer holds a finished stage")
+            if not now:
+                state = "no longer holds a finished stage"
+            elif now.get("finished") != record.get("finished"):
+                state = f"now holds the one finished at {now.get('finished')}"
+            else:  # the same finish time, other inputs: say what differs, not the same time twice
+                state = (f"holds one finished at that time but from other inputs (fingerprint "
+                         f"{now.get('fingerprint')}, results.json records {record.get('fingerprint')})")
             raise ValueError(
                 f"{os.path.join(os.fspath(run_dir), RESULTS_FILENAME)} describes the {name} finished at "
                 f"{record.get('finished')}, but {os.path.join(os.fspath(run_dir), name)} {state} (a run stopped "
-                "between stages?): its numbers would be wrong. Run the recipe again "
+                "between stages, or an edited results.json or stage_done.json?): its numbers would be wrong. Run the "
+                "recipe again "
                 "(`hf-spectralkd distill --config ...`): it reuses the finished stages and rewrites results.json"
             )
 

@@ -5,7 +5,10 @@ SpectralKD: "A Unified Framework for Interpreting and Distilling Vision Transfor
 
 * spectral intensity of a layer: full DFT over the hidden (channel) axis divided by ``D``, magnitude,
   masked mean over the real tokens of all samples, mean over the ``D`` bins;
-* layer selection: ``topk`` / ``ends`` / ``uniform`` / explicit lists, ties towards the lower index;
+* spectral entropy of a layer (norm-free): standardised tokens, DFT over the hidden axis, normalised entropy of
+  the mean power over bins ``1..D-1``;
+* layer selection: ``topk`` / ``ends`` / ``uniform`` / ``entropy`` / ``last`` / explicit lists, ties towards the
+  lower index;
 * frequency-alignment loss: ``rfft`` over tokens (``rfft2`` over the patch grid for vision) with
   ``norm="ortho"``, real and imaginary parts stacked, mean squared error.
 
@@ -34,6 +37,7 @@ __all__ = [
     "frequency_alignment_loss",
     "layer_spectrum_sums",
     "select_layers",
+    "spectral_entropy",
     "spectral_intensity",
     "spectral_spectrum",
     "to_token_layout",
@@ -42,7 +46,11 @@ __all__ = [
 FFT_AXES = ("tokens", "hidden", "tokens+hidden")
 LOSS_VARIANTS = ("complex", "magnitude")
 LOSS_NORMALIZATIONS = ("teacher_energy",)
-SELECTION_STRATEGIES = ("topk", "ends", "uniform")
+SELECTION_STRATEGIES = ("topk", "ends", "uniform", "entropy", "last")
+#: strategies that rank the teacher's layers by a measured profile (the others read no model)
+PROFILE_STRATEGIES = ("topk", "ends", "entropy")
+#: standardisation epsilon of the spectral entropy: z = (x - mean) / sqrt(var + eps), as LayerNorm
+ENTROPY_EPS = 1e-6
 
 
 # --------------------------------------------------------------------------------------------------
@@ -89,22 +97,30 @@ def layer_spectrum_sums(hidden: torch.Tensor, attention_mask: torch.Tensor | Non
     d = x.shape[-1]
     x = x * mask.unsqueeze(-1)  # padded rows become zero: they add nothing to the masked sum
     half = torch.fft.rfft(x, dim=-1).abs().div_(d)  # (N, L, D//2+1), the 1/D of the definition
-    one_sided = half.sum(dim=(0, 1))  # (D//2+1,)
+    return _all_bins(half.sum(dim=(0, 1)), d), mask.sum()
+
+
+def _all_bins(one_sided: torch.Tensor, d: int) -> torch.Tensor:
+    """The ``D`` bins of a real input's spectrum from its one-sided ``rfft`` sums (``|F[k]| = |F[D-k]|``)."""
     mirrored = one_sided[1 : (d + 1) // 2].flip(0)  # bins D-1 .. D//2+1
-    full = torch.cat([one_sided, mirrored]) if d > 1 else one_sided
-    return full, mask.sum()
+    return torch.cat([one_sided, mirrored]) if d > 1 else one_sided
 
 
-def spectral_spectrum(hidden_states, attention_mask: torch.Tensor | None = None) -> list:
-    """Per-bin spectrum ``S[k]`` (length ``D`` each, float32) of every tensor in ``hidden_states``."""
-    tensors = _as_sequence(hidden_states)
+def _per_token_means(hidden_states, attention_mask, sums_of) -> list:
+    """``sums / count`` of ``sums_of(hidden, mask)`` for every tensor of ``hidden_states`` (a mean over its real
+    tokens); an error naming the tensor whose mask selects no token."""
     out = []
-    for index, hidden in enumerate(tensors):
-        sums, count = layer_spectrum_sums(hidden, attention_mask)
+    for index, hidden in enumerate(_as_sequence(hidden_states)):
+        sums, count = sums_of(hidden, attention_mask)
         if count <= 0:
             raise ValueError(f"hidden_states[{index}]: the attention mask selects no token")
         out.append(sums / count)
     return out
+
+
+def spectral_spectrum(hidden_states, attention_mask: torch.Tensor | None = None) -> list:
+    """Per-bin spectrum ``S[k]`` (length ``D`` each, float32) of every tensor in ``hidden_states``."""
+    return _per_token_means(hidden_states, attention_mask, layer_spectrum_sums)
 
 
 def spectral_intensity(hidden_states, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -114,6 +130,44 @@ def spectral_intensity(hidden_states, attention_mask: torch.Tensor | None = None
     the device of the inputs.
     """
     return torch.stack([spectrum.mean() for spectrum in spectral_spectrum(hidden_states, attention_mask)])
+
+
+def layer_power_sums(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None):
+    """Un-normalised per-bin power of one layer's *standardised* tokens: ``(Σ_{n,t} M·|F[n,t,k]|² for k in
+    0..D-1, Σ M)`` with ``F = DFT(z)/D`` over the hidden axis and ``z = (x − mean)/sqrt(var + ε)`` over that axis
+    (population variance, ``ε`` = :data:`ENTROPY_EPS`). The streaming statistics of :func:`spectral_entropy`."""
+    x, mask = to_token_layout(hidden, attention_mask)
+    d = x.shape[-1]
+    mean = x.mean(dim=-1, keepdim=True)
+    var = x.var(dim=-1, unbiased=False, keepdim=True)
+    z = (x - mean) / torch.sqrt(var + ENTROPY_EPS)
+    z = z * mask.unsqueeze(-1)
+    half = torch.fft.rfft(z, dim=-1).abs().div_(d).pow_(2)
+    return _all_bins(half.sum(dim=(0, 1)), d), mask.sum()
+
+
+def entropy_of_power(power: torch.Tensor) -> float:
+    """Normalised entropy ``H = −Σ_{k≥1} p_k log p_k / log(D−1)`` of a per-bin power spectrum (DC, bin 0, left
+    out), ``p = P/ΣP``; 1 = a flat spectrum, 0 = all power in one bin. NaN when ``D < 3`` (undefined)."""
+    p = power.double()[1:]
+    d1 = p.numel()
+    total = float(p.sum())
+    if d1 < 2 or total <= 0:
+        return float("nan")
+    p = p / total
+    nz = p[p > 0]
+    return float(-(nz * nz.log()).sum() / math.log(d1))
+
+
+def spectral_entropy(hidden_states, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """One norm-free spectral measure per tensor of ``hidden_states`` (docs/method.md, "Spectral entropy").
+
+    Each real token's vector is standardised over the hidden axis, transformed with a DFT over that axis (divided
+    by ``D``); the power ``|F|²`` is averaged over the real tokens of all samples; bins ``1..D−1`` normalised to a
+    distribution ``p``; ``H = −Σ p log p / log(D−1)`` in [0, 1]. Unlike :func:`spectral_intensity` it does not
+    move with the activations' scale (the LayerNorm gain). Returns a float32 tensor on the device of the inputs."""
+    powers = _per_token_means(hidden_states, attention_mask, layer_power_sums)
+    return torch.tensor([entropy_of_power(p) for p in powers], dtype=torch.float32, device=powers[0].device)
 
 
 def _as_sequence(hidden_states) -> list:
@@ -142,6 +196,9 @@ class SpectralProfile:
     token_counts: list = field(default_factory=list)
     num_samples: int = 0
     metadata: dict = field(default_factory=dict)
+    #: per-bin power sums of the standardised tokens (:func:`layer_power_sums`), for :attr:`entropy`; empty in
+    #: profiles saved before the spectral entropy existed
+    power_sums: list = field(default_factory=list)
 
     @torch.no_grad()
     def update(self, hidden_states, attention_mask: torch.Tensor | None = None) -> SpectralProfile:
@@ -151,12 +208,15 @@ class SpectralProfile:
                 f"this profile has {len(self.spectrum_sums)} layers but the batch has {len(tensors)} "
                 "hidden-state tensors"
             )
+        tracks_power = not self.spectrum_sums or len(self.power_sums) == len(self.spectrum_sums)
         for index, hidden in enumerate(tensors):
             sums, count = layer_spectrum_sums(hidden, attention_mask)
             sums = sums.double().cpu()
+            power = layer_power_sums(hidden, attention_mask)[0].double().cpu() if tracks_power else None
             if index >= len(self.spectrum_sums):
                 self.spectrum_sums.append(sums)
                 self.token_counts.append(float(count))
+                self.power_sums.append(power)
             else:
                 if sums.shape != self.spectrum_sums[index].shape:
                     raise ValueError(
@@ -165,6 +225,8 @@ class SpectralProfile:
                     )
                 self.spectrum_sums[index] += sums
                 self.token_counts[index] += float(count)
+                if power is not None:
+                    self.power_sums[index] += power
         self.num_samples += int(tensors[0].shape[0])
         return self
 
@@ -181,8 +243,25 @@ class SpectralProfile:
     def intensity(self) -> torch.Tensor:
         return torch.stack([s.mean() for s in self.spectra])
 
+    @property
+    def has_entropy(self) -> bool:
+        return bool(self.power_sums) and len(self.power_sums) == len(self.spectrum_sums)
+
+    @property
+    def entropy(self) -> torch.Tensor | None:
+        """The spectral entropy of each layer (:func:`spectral_entropy`), or None for a profile saved before it
+        existed (measure it again to rank by entropy)."""
+        self._check_nonempty()
+        if not self.has_entropy:
+            return None
+        return torch.tensor(
+            [entropy_of_power(p / c) for p, c in zip(self.power_sums, self.token_counts, strict=True)],
+            dtype=torch.float32,
+        )
+
     def select(self, k: int, strategy="topk", include_embeddings: bool = False) -> list:
-        return select_layers(self.intensity, k, strategy=strategy, include_embeddings=include_embeddings)
+        return select_layers(self.intensity, k, strategy=strategy, include_embeddings=include_embeddings,
+                             entropy=self.entropy if strategy == "entropy" else None)
 
     def _check_nonempty(self):
         if not self.spectrum_sums or min(self.token_counts) <= 0:
@@ -194,9 +273,12 @@ class SpectralProfile:
             "num_samples": self.num_samples,
             "num_layers": self.num_layers,
             "intensity": [float(v) for v in self.intensity],
+            # the norm-free measure beside the intensity (docs/method.md, "What spectral intensity measures on text")
+            "entropy": [float(v) for v in self.entropy] if self.has_entropy else None,
             "spectra": [[float(v) for v in s] for s in self.spectra],
             "token_counts": list(self.token_counts),
             "spectrum_sums": [[float(v) for v in s] for s in self.spectrum_sums],
+            "power_sums": [[float(v) for v in p] for p in self.power_sums] if self.has_entropy else [],
             "metadata": self.metadata,
         }
 
@@ -220,20 +302,31 @@ class SpectralProfile:
             token_counts=[float(c) for c in data["token_counts"]],
             num_samples=int(data["num_samples"]),
             metadata=dict(data.get("metadata", {})),
+            power_sums=[torch.tensor(p, dtype=torch.float64) for p in data.get("power_sums") or []],
         )
 
 
 # --------------------------------------------------------------------------------------------------
 # Layer selection
 # --------------------------------------------------------------------------------------------------
-def select_layers(intensity, k: int, strategy: str | Sequence[int] = "topk", include_embeddings: bool = False) -> list:
+def select_layers(intensity, k: int, strategy: str | Sequence[int] = "topk", include_embeddings: bool = False,
+                  entropy=None) -> list:
     """Choose ``k`` layers from an intensity vector indexed like ``hidden_states`` (index 0 = embeddings).
 
     Strategies: ``"topk"`` (the ``k`` most intense, in ascending layer order), ``"ends"`` (the best
     first-``a`` + last-``b`` split with ``a + b = k`` by total intensity), ``"uniform"`` (evenly spaced,
-    ending at the last layer: ``[2, 4, 6]`` for 6 layers and ``k = 3``), or an explicit list of indices.
-    Index 0 (embeddings) is a candidate only with ``include_embeddings=True``. Ties go to the lower index.
+    ending at the last layer: ``[2, 4, 6]`` for 6 layers and ``k = 3``), ``"entropy"`` (the ``k`` layers of highest
+    spectral entropy, ``entropy`` indexed like ``intensity``; needed), ``"last"`` (the last ``k`` layers), or an
+    explicit list of indices. Index 0 (embeddings) is a candidate only with ``include_embeddings=True``. Ties go to
+    the lower index.
     """
+    if strategy == "entropy":
+        if entropy is None:
+            raise ValueError("strategy='entropy' ranks layers by spectral entropy: pass entropy= (a profile measured "
+                             "by this version of SpectralProfile carries it)")
+        if len(entropy) != len(intensity):
+            raise ValueError(f"entropy has {len(entropy)} values but intensity {len(intensity)}")
+        intensity, strategy = entropy, "topk"
     values = [float(v) for v in (intensity.tolist() if isinstance(intensity, torch.Tensor) else intensity)]
     if any(math.isnan(v) for v in values):
         raise ValueError("intensity contains NaN; cannot select layers")
@@ -272,6 +365,8 @@ def select_layers(intensity, k: int, strategy: str | Sequence[int] = "topk", inc
     if strategy == "uniform":
         n = len(candidates)
         return [candidates[math.ceil((j + 1) * n / k) - 1] for j in range(k)]
+    if strategy == "last":
+        return candidates[len(candidates) - k :]
     raise ValueError(
         f"unknown selection strategy {strategy!r}: valid are {', '.join(SELECTION_STRATEGIES)} or a list of indices"
     )

@@ -17,11 +17,12 @@ __all__ = ["build_student", "student_init_layers"]
 
 def student_init_layers(teacher, num_layers: int, init_layers="uniform", profile=None, dataloader=None) -> list:
     """The teacher blocks (1-based) a ``num_layers``-block student copies, from ``init_layers``: a list,
-    ``"uniform"``, or ``"topk"`` / ``"ends"`` ranked by the teacher's spectral intensity (the rule:
+    ``"uniform"``, ``"last"``, ``"topk"`` / ``"ends"`` ranked by the teacher's spectral intensity, or ``"entropy"`` by
+    its spectral entropy (the rule:
     :func:`~hf_spectralkd.layer_map.choose_init_layers`)."""
     adapter = get_adapter(teacher)
     n = adapter.num_layers(teacher)
-    ranked = init_layers in ("topk", "ends")
+    ranked = init_layers in ("topk", "ends", "entropy")
     if ranked and profile is None and dataloader is None:
         raise ValueError(
             f"init_layers={init_layers!r} ranks the teacher's blocks by spectral intensity: pass profile= (from "
@@ -32,7 +33,8 @@ def student_init_layers(teacher, num_layers: int, init_layers="uniform", profile
 
         profile = collect_profile(teacher, dataloader, adapter=adapter)
     intensity = profile.intensity if ranked else None
-    return choose_init_layers(init_layers, num_layers, n, intensity)
+    entropy = getattr(profile, "entropy", None) if init_layers == "entropy" else None
+    return choose_init_layers(init_layers, num_layers, n, intensity, entropy=entropy)
 
 
 def build_student(teacher, num_layers: int, init_layers="uniform", *, profile=None, dataloader=None,

@@ -12,8 +12,10 @@ Layout of a cache directory (all arrays are ``numpy`` ``.npy`` files opened memo
 * ``cache_meta.json``  the fingerprint (teacher weights hash, data hash, layer map), layers, shapes.
 
 Examples are found by their id (an integer column, ``example_id`` by default; :func:`add_example_ids` adds
-one). The fingerprint covers the teacher's weights, the training inputs and the stored layers: when the teacher
-or the inputs change, or a run needs a layer the cache does not store, the trainer
+one); a batch carries the ids as ``batch["example_id"]`` whatever the column is called
+(:class:`~hf_spectralkd.collator.DistillationDataCollator` puts them there). The fingerprint covers the
+teacher's weights, the training inputs and the stored layers: when the teacher or the inputs change, or a run
+needs a layer the cache does not store, the trainer
 (``SpectralDistillationTrainer(..., teacher_cache=directory)``) rebuilds the cache. Pipelines whose inputs
 change from epoch to epoch (``set_transform`` / ``with_transform`` augmentation, iterable datasets) are
 refused: a cache of one epoch's inputs would silently be wrong for the next.
@@ -33,7 +35,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from .adapters import AdapterOutput, get_adapter, unwrap_model
-from .constants import CACHE_META_FILENAME
+from .collator import DistillationDataCollator
+from .constants import CACHE_META_FILENAME, EXAMPLE_ID_KEY
 from .utils import read_json, write_json
 
 __all__ = [
@@ -48,7 +51,7 @@ __all__ = [
     "DEFAULT_ID_COLUMN",
 ]
 
-DEFAULT_ID_COLUMN = "example_id"
+DEFAULT_ID_COLUMN = EXAMPLE_ID_KEY  # the dataset column; batches carry the ids under EXAMPLE_ID_KEY
 FORMAT_VERSION = 1
 _MOD = (1 << 61) - 1
 logger = logging.getLogger(__name__)
@@ -247,7 +250,7 @@ class TeacherCache:
     def _token_rows(self, inputs: dict, slots) -> np.ndarray:
         """The rows of each example's real tokens in ``hidden.npy``, in batch order, after checking that the inputs
         are the ones the cache was built from (token count and checksum of the real input ids)."""
-        ids = inputs[self.id_column]
+        ids = inputs[EXAMPLE_ID_KEY]
         mask_cpu = inputs["attention_mask"].detach().cpu().bool()
         input_ids = inputs["input_ids"].detach().cpu()
         spans = []
@@ -270,16 +273,17 @@ class TeacherCache:
         k, width = self.hidden.shape[1], self.hidden.shape[2]
         # one gather from the memory map; real tokens in row-major order are exactly the mask's True positions
         flat = torch.from_numpy(np.asarray(self.hidden[rows], dtype=np.float32))
-        _check_finite(flat, self.directory, "hidden.npy", inputs[self.id_column])
+        _check_finite(flat, self.directory, "hidden.npy", inputs[EXAMPLE_ID_KEY])
         out = torch.zeros(batch, length, k, width, dtype=torch.float32)
         out[mask.detach().cpu().bool()] = flat
         out = out.to(mask.device)
         return {layer: out[:, :, i] for i, layer in enumerate(self.teacher_layers)}
 
     def teacher_outputs(self, inputs: dict, need_hidden: bool | None = None) -> AdapterOutput:
-        """The teacher's outputs for a batch, read from the cache (float32 on the batch's device). ``need_hidden``
-        (default: whether the cache stores layers) also returns the stored layers' hidden states; asking a
-        logits-only cache for them is an error."""
+        """The teacher's outputs for a batch, read from the cache (float32 on the batch's device); the batch's
+        example ids are ``inputs["example_id"]`` (``EXAMPLE_ID_KEY``). ``need_hidden`` (default: whether the cache
+        stores layers) also returns the stored layers' hidden states; asking a logits-only cache for them is an
+        error."""
         if need_hidden is None:
             need_hidden = bool(self.teacher_layers)
         if need_hidden and not self.teacher_layers:
@@ -287,7 +291,7 @@ class TeacherCache:
                 f"the teacher cache in {self.directory} stores the teacher's logits only (built without aligned "
                 "layers, beta = 0) but hidden states were asked for: rebuild it with the aligned layers"
             )
-        ids = inputs[self.id_column]
+        ids = inputs[EXAMPLE_ID_KEY]
         mask = inputs["attention_mask"]
         slots = self.slots(ids)
         rows = self._token_rows(inputs, slots)  # checked on every batch, hidden states read or not
@@ -338,8 +342,7 @@ def _open_outputs(directory: str, out: AdapterOutput, teacher_layers, n: int, nu
     return logits_mm, hidden_mm
 
 
-def _write_arrays(directory, teacher, adapter, loader, teacher_layers, id_column, lengths, offsets, device,
-                  head=None) -> None:
+def _write_arrays(directory, teacher, adapter, loader, teacher_layers, lengths, offsets, device, head=None) -> None:
     """Run the teacher over ``loader`` and write the arrays of the cache layout into ``directory`` (no
     ``hidden.npy`` when ``teacher_layers`` is empty: the teacher then runs without hidden states)."""
     per_token = bool(head is not None and head.per_token)
@@ -348,7 +351,7 @@ def _write_arrays(directory, teacher, adapter, loader, teacher_layers, id_column
     ids_out, checksums = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     cursor = 0
     for batch in loader:
-        ids = batch.pop(id_column)
+        ids = batch[EXAMPLE_ID_KEY]  # the adapter passes the model its inputs only
         batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
         out = adapter.forward(teacher, batch, output_hidden_states=bool(teacher_layers), head=head)
         if logits_mm is None:
@@ -416,12 +419,13 @@ def build_teacher_cache(
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory.rstrip('/'))}.building.", dir=parent)
     start_time = time.time()
     try:
-        loader = DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collator)
+        collate = DistillationDataCollator(collator, id_column=id_column)  # the ids: batch["example_id"]
+        loader = DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collate)
         if progress:
             from tqdm.auto import tqdm
 
             loader = tqdm(loader, desc="caching teacher outputs")
-        _write_arrays(tmp, teacher, adapter, loader, teacher_layers, id_column, lengths, offsets, device, head)
+        _write_arrays(tmp, teacher, adapter, loader, teacher_layers, lengths, offsets, device, head)
         meta = {
             "fingerprint": fingerprint,
             "num_examples": len(rows),
@@ -496,10 +500,11 @@ def open_teacher_cache(
 
 
 def enable_teacher_cache(
-    trainer, directory: str, id_column: str = DEFAULT_ID_COLUMN, rebuild: bool = True
+    trainer, directory: str, id_column: str | None = None, rebuild: bool = True
 ) -> TeacherCache:
     """Make an existing ``trainer`` read the teacher's training-time outputs from the cache in ``directory``
     (the same as constructing it with ``teacher_cache=directory``, for a ``train_dataset`` that already has
-    the ``id_column``). The layer map is chosen first; evaluation keeps running the live teacher."""
+    the ``id_column``; default: the trainer's ``teacher_cache_id_column``). The layer map is chosen first;
+    evaluation keeps running the live teacher."""
     trainer.use_teacher_cache(directory, id_column)
     return trainer.setup_teacher_cache(rebuild=rebuild)

@@ -9,7 +9,8 @@ import os
 
 from .loading import load_classifier
 
-__all__ = ["UNSUPPORTED_TRAINER_ARGUMENTS", "apply_peft_config", "check_trainer_arguments", "resolve_teacher"]
+__all__ = ["UNSUPPORTED_TRAINER_ARGUMENTS", "apply_peft_config", "check_student_trains", "check_trainer_arguments",
+           "resolve_teacher"]
 
 # Trainer arguments whose job the distillation loss does itself: passing one would be silently ignored
 UNSUPPORTED_TRAINER_ARGUMENTS = {
@@ -29,6 +30,37 @@ def check_trainer_arguments(kwargs: dict, args) -> None:
             f"label_names={label_names} is not supported: the distillation loss reads the labels from the `labels` "
             "column (`start_positions` / `end_positions` for extractive QA); rename your label column to `labels` "
             "(or leave label_names unset)"
+        )
+
+
+def check_student_trains(student, teacher) -> None:
+    """Before any work: the student is not the teacher, has parameters to train, and shares none of them with the
+    teacher (the teacher is frozen for distillation: a shared parameter would stop training without a word; all of
+    them frozen and the first backward pass fails with "does not require grad")."""
+    from .adapters.base import unwrap_model
+
+    base = unwrap_model(student, peft=True)
+    name = type(base).__name__
+    if base is unwrap_model(teacher, peft=True):
+        raise ValueError(
+            f"the student (model=) and the teacher (teacher_model=) are the same {name} object: the teacher is frozen "
+            "for distillation, so there would be nothing to train. Pass a separate student, e.g. "
+            "hf_spectralkd.build_student(teacher, num_layers=...) or copy.deepcopy(teacher)"
+        )
+    parameters = list(student.named_parameters())
+    if not any(p.requires_grad for _, p in parameters):
+        raise ValueError(
+            f"the student {name} has no parameter that requires grad ({len(parameters)} parameter tensors, all "
+            "frozen): there is nothing to train. Unfreeze it (student.requires_grad_(True)) or train adapters "
+            "(peft_config=)"
+        )
+    teacher_ids = {id(p) for p in teacher.parameters()}
+    shared = [n for n, p in parameters if p.requires_grad and id(p) in teacher_ids]
+    if shared:
+        raise ValueError(
+            f"the student {name} shares {len(shared)} trainable parameter tensor(s) with the teacher (e.g. "
+            f"{shared[0]}): the teacher is frozen for distillation, so they would not train. Give the student its own "
+            "weights (copy.deepcopy of the shared modules)"
         )
 
 

@@ -19,17 +19,56 @@ def write_json(path: str, payload, indent: int = 2) -> str:
 
 def write_text(path: str, text: str) -> str:
     """Write ``text`` to ``path`` atomically: a temporary file beside it, then a rename (a kill or a full disk
-    leaves the previous file whole, never a truncated one)."""
+    leaves the previous file whole, never a truncated one). A failed write (a full disk, a read-only folder) is an
+    ``OSError`` naming ``path`` and saying that the previous file was left as it was; no temporary file stays."""
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if os.path.lexists(tmp):
             os.remove(tmp)
+        if isinstance(exc, OSError):
+            raise write_error(exc, path) from exc
         raise
     return path
+
+
+def copy_file(source: str, target: str) -> str:
+    """Copy ``source`` to ``target`` atomically, as :func:`write_text` writes (a failed copy names ``target`` and
+    leaves the previous file whole)."""
+    import shutil
+
+    tmp = f"{target}.{os.getpid()}.tmp"
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+        if isinstance(exc, OSError) and getattr(exc, "filename", None) != source:  # (a missing source names itself)
+            raise write_error(exc, target) from exc
+        raise
+    return target
+
+
+class FileWriteError(OSError):
+    """A file that could not be written, named in one line (the error of a ``write`` itself names no file:
+    ``[Errno 28] No space left on device``; the CLI prints errors that name a file as one line, no traceback)."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def write_error(exc: OSError, path: str) -> FileWriteError:
+    """``exc``, raised while ``path`` was written through a temporary file, as a :class:`FileWriteError` naming
+    ``path`` and what became of the file (the previous one is untouched: only the temporary file was written)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    before = "the previous file was left as it was" if os.path.lexists(path) else "nothing was written"
+    error = FileWriteError(exc.errno, f"could not write {path}: {reason}; {before}")
+    error.filename = path
+    return error
 
 
 def read_json(path: str, default=None):

@@ -20,10 +20,11 @@ def test_values_hold_no_sentences():
     values = card_values(RUN_RESULTS, "tiny")
     assert values["speedup"] == {"ratio": "1.01", "student": "318.6", "teacher": "315.6"}
     assert values["size_ratio"] == {"ratio": "1.02", "share": "98.3%"}
-    assert values["layer_map"]["pairs"] == [
-        {"student": 1, "teacher": 3, "intensity": "0.15367"},
-        {"student": 2, "teacher": 4, "intensity": "0.15374"},
+    assert values["layer_map"]["pairs"] == [  # results without a measured entropy (written before it existed)
+        {"student": 1, "teacher": 3, "intensity": "0.15367", "entropy": "n/a"},
+        {"student": 2, "teacher": 4, "intensity": "0.15374", "entropy": "n/a"},
     ]
+    assert not values["layer_map"]["has_entropy"]
     assert values["no_baseline"] and not values["no_metrics"] and not values["teacher_not_evaluated"]
     assert values["usage"] == {
         "vision": False,

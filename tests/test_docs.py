@@ -107,11 +107,13 @@ def test_python_snippets_parse(path):
 
 def test_method_page_defines_the_math():
     text = read(METHOD)
-    for heading in ("Spectral intensity", "Layer selection", "Frequency-alignment loss", "Total loss", "Defaults"):
+    for heading in ("Spectral intensity", "What spectral intensity measures on text", "Spectral entropy",
+                    "Layer selection", "Frequency-alignment loss", "Alignment terms", "Total loss", "Defaults"):
         assert re.search(rf"^## {heading}", text, re.M), f"docs/method.md has no '## {heading}' section"
-    assert "L = (1-α)·CE(student_logits, y) + α·τ²·KL(softmax(t/τ) ‖ softmax(s/τ)) + β·L_freq" in text
+    assert "L = (1-α)·CE(student_logits, y) + α·τ²·KL(softmax(t/τ) ‖ softmax(s/τ)) + β·L_align" in text
     for definition in ("F[n,t,k] = (1/D)", "S[k] = Σ_{n,t} M[n,t]·|F[n,t,k]|", "I = (1/D) · Σ_{k=0}^{D-1} S[k]",
-                       'rfft(Xs_i, axis=tokens, norm="ortho")'):
+                       'rfft(Xs_i, axis=tokens, norm="ortho")', "H = −Σ_k p_k·log p_k / log(D−1)",
+                       "z = (x − mean(x)) / √(var(x) + ε)"):
         assert definition in text
 
 

@@ -449,8 +449,10 @@ def test_callback_with_teacher_cache_id_column(tmp_path):
     dynamics = [e for e in trainer.state.log_history if "eval_dynamics/freq_loss" in e]
     assert [e["step"] for e in dynamics] == [0, 2]
     callback = _callback(trainer)
-    assert "example_id" in callback._sample_dataset().column_names  # kept: the cache added it to the signature
-    assert "example_id" not in next(iter(callback.dataloader()))
+    sample = callback._sample_dataset()
+    batch = next(iter(callback.dataloader()))
+    # the ids travel apart from the model inputs (the collator's int64 "example_id"; no adapter passes it on)
+    assert batch["example_id"].dtype == torch.long and batch["example_id"].tolist() == sample["example_id"][:8]
 
 
 # ---------------------------------------------------------------------------------------------- the probe's loss

@@ -46,8 +46,15 @@ def space(tmp_path_factory):
     _write_jsonl(data / "train.jsonl", _subset("train", 16))
     _write_jsonl(data / "validation.jsonl", _subset("validation", 4))
     _write_jsonl(data / "test.jsonl", _subset("test", 6))
-    recipe = {
-        "name": "faults",
+    path = root / "recipe.yaml"
+    path.write_text(yaml.safe_dump(fault_recipe(root, data)))
+    return {"root": root, "recipe": str(path), "data": data, "tokenizer": tokenizer, "teacher": root / "teacher"}
+
+
+def fault_recipe(root, data, name="faults") -> dict:
+    """The tiny recipe of the fault tests: the given teacher <root>/teacher, ``data``, output in <root>/run."""
+    return {
+        "name": name,
         "teacher": {"model": str(root / "teacher")},
         "student": {"init": "teacher_layers", "num_layers": 2, "init_layers": "uniform"},
         "data": {"source": str(data), "max_length": 24},
@@ -57,9 +64,6 @@ def space(tmp_path_factory):
         "evaluation": {"split": "test", "baseline": False},
         "output": {"dir": str(root / "run")},
     }
-    path = root / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return {"root": root, "recipe": str(path), "data": data, "tokenizer": tokenizer, "teacher": root / "teacher"}
 
 
 def _run(space, out, *overrides, log=None):

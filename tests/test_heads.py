@@ -371,8 +371,8 @@ def test_token_teacher_cache_gives_the_live_teachers_terms(tmp_path):
             teacher_cache=str(tmp_path / "cache") if mode == "cached" else None,
         )
         trainer.setup_teacher_cache()
-        batch = trainer._collate_model_inputs([trainer.train_dataset[i] for i in range(8)]) if mode == "live" \
-            else trainer.data_collator([trainer.train_dataset[i] for i in range(8)])
+        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(8)])  # the ids: only in the cached run
+        assert ("example_id" in batch) == (mode == "cached")
         trainer.model.train()
         with torch.no_grad():
             trainer.compute_loss(trainer.model, dict(batch))

@@ -476,7 +476,8 @@ def test_analysis_reads_the_trainers_sample_and_follows_the_selection_settings(
     "override, message",
     [
         ("distillation.alpha=3", r"alpha must be in \[0, 1\], got 3"),
-        ("distillation.layer_selection=best", r"layer_selection must be one of topk, ends, uniform or manual"),
+        ("distillation.layer_selection=best",
+         r"layer_selection must be one of topk, ends, uniform, entropy, last or manual"),
         ("training.eval_strategy=bogus", r"distillation/training sections: bogus is not a valid IntervalStrategy"),
         ("data.source=/nope", r"data.source '/nope' does not exist"),
         ("student.num_layers=6", r"student.num_layers=6 but the teacher has only 4 blocks"),

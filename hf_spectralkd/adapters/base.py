@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["AdapterOutput", "ModelAdapter", "ADAPTER_REGISTRY", "register_adapter", "get_adapter", "unwrap_model"]
+__all__ = ["AdapterOutput", "ModelAdapter", "ADAPTER_REGISTRY", "register_adapter", "get_adapter", "unwrap_model",
+           "capture_attention_projections"]
 
 
 @dataclass
@@ -34,7 +35,9 @@ class ModelAdapter:
 
     def forward(self, model, inputs: dict, output_hidden_states: bool = True,
                 head=None) -> AdapterOutput:  # pragma: no cover
-        """One forward pass; ``head`` (the model's :meth:`head`, passed to save looking it up) picks the logits."""
+        """One forward pass; ``head`` (the model's :meth:`head`, passed to save looking it up) picks the logits.
+        ``inputs`` is the whole batch: pass the model its inputs only, not the labels, ``kd_mask`` or the teacher
+        cache's ``example_id`` (``hf.NON_INPUT_KEYS``)."""
         raise NotImplementedError
 
     def num_layers(self, model) -> int:  # pragma: no cover - interface
@@ -105,6 +108,18 @@ class ModelAdapter:
         torch.save(trainer.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
         return True
 
+    def attention_projections(self, model, layer: int) -> tuple:
+        """The modules whose outputs are the query, key and value of block ``layer`` (``hidden_states`` index,
+        1-based): ``(q, k, v)`` modules, or ``(qkv, None, None)`` for one fused module whose output is ``[Q|K|V]``.
+        Read by ``alignment="attention"``; a family without them raises ``ValueError``."""
+        raise ValueError(f"alignment='attention' reads the query/key/value projections of the aligned blocks, which "
+                         f"the {self.name} adapter does not expose for "
+                         f"{type(unwrap_model(model, peft=True)).__name__}: use alignment 'mse' or 'frequency'")
+
+    def attention_heads(self, model) -> int | None:
+        """The model's number of attention heads, when its family says (the default relation-head count)."""
+        return None
+
     def copy_blocks(self, model, init_layers, config_overrides: dict | None = None):
         """A new model of ``model``'s architecture with ``len(init_layers)`` blocks: block ``j`` is ``model``'s block
         ``init_layers[j]`` (1-based), every other weight is copied as is (see :mod:`.blocks`)."""
@@ -159,3 +174,45 @@ def get_adapter(model, name: str | None = None) -> ModelAdapter:
         f"no adapter handles a model of type {type(base).__name__}: supported are Hugging Face transformers "
         f"models that return hidden_states ({', '.join(ADAPTER_REGISTRY)})"
     )
+
+
+class capture_attention_projections:  # noqa: N801 - used as a context manager, like torch.no_grad
+    """Within the ``with`` block, record the query/key/value outputs of blocks ``layers`` of ``model`` (through
+    ``adapter.attention_projections``): ``captured[layer] == (Q, K, V)``, each ``(N, L, D)``, after one forward.
+    Forward hooks only: the model and its outputs are unchanged; the hooks are removed on exit."""
+
+    def __init__(self, adapter: ModelAdapter, model, layers):
+        self.adapter, self.model, self.layers = adapter, model, list(layers)
+        self.captured: dict = {}
+        self._handles: list = []
+
+    def __enter__(self) -> dict:
+        for layer in self.layers:
+            q, k, v = self.adapter.attention_projections(self.model, layer)
+            if k is None:  # one fused module: [Q|K|V]
+                self._handles.append(q.register_forward_hook(self._fused(layer)))
+            else:
+                for slot, module in enumerate((q, k, v)):
+                    self._handles.append(module.register_forward_hook(self._separate(layer, slot)))
+        return self.captured
+
+    def _fused(self, layer):
+        def record(module, inputs, output):
+            self.captured[layer] = tuple(_first(output).chunk(3, dim=-1))
+        return record
+
+    def _separate(self, layer, slot):
+        def record(module, inputs, output):
+            parts = list(self.captured.get(layer) or (None, None, None))
+            parts[slot] = _first(output)
+            self.captured[layer] = tuple(parts)
+        return record
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+def _first(output):
+    return output[0] if isinstance(output, tuple) else output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from functools import lru_cache
 
-from ..constants import KD_MASK_COLUMN
+from ..constants import EXAMPLE_ID_KEY, KD_MASK_COLUMN
 from ..guards import check_attention_mask
 from . import heads
 from .base import AdapterOutput, ModelAdapter, register_adapter, unwrap_model
@@ -13,8 +13,8 @@ from .blocks import check_block_indices, copy_block_weights
 
 # the config values a student built from the teacher's blocks keeps (the copied weights must fit)
 WIDTH_KEYS = ("hidden_size", "num_attention_heads", "intermediate_size")
-# batch keys that are targets or distillation metadata, never model inputs
-NON_INPUT_KEYS = ("labels", "label", "start_positions", "end_positions", KD_MASK_COLUMN)
+# batch keys that are targets or distillation metadata (the teacher cache's example ids), never model inputs
+NON_INPUT_KEYS = ("labels", "label", "start_positions", "end_positions", KD_MASK_COLUMN, EXAMPLE_ID_KEY)
 
 # transformers' auto-class tables (model_type -> class name) of each head the trainer distils; a class of none of
 # them is recognised by its name's suffix (a user's own model)
@@ -190,6 +190,36 @@ class TransformersAdapter(ModelAdapter):
             "model_type": getattr(config, "model_type", None),
         }
 
+    def attention_heads(self, model) -> int | None:
+        config = _config(model)
+        for attr in ("num_attention_heads", "n_heads", "n_head"):
+            value = getattr(config, attr, None)
+            if isinstance(value, int):
+                return value
+        return None
+
+    def attention_projections(self, model, layer: int) -> tuple:
+        """The query/key/value modules of block ``layer``, found by their names in the families' own code: BERT /
+        RoBERTa / ELECTRA (``query``, ``key``, ``value``), MPNet (``q``, ``k``, ``v``), DistilBERT (``q_lin`` ...),
+        Llama / Mistral / Qwen / OPT / BART (``q_proj`` ...), DeBERTa-v2 (``query_proj`` ...), or one fused module
+        (GPT-2's ``c_attn``, ``qkv``, ``Wqkv``) whose output is ``[Q|K|V]``."""
+        base = unwrap_model(model, peft=True)
+        _, blocks = find_layer_list(base)
+        if not 1 <= layer <= len(blocks):
+            raise ValueError(f"block {layer} does not exist: {type(base).__name__} has blocks 1..{len(blocks)}")
+        named = {name.rsplit(".", 1)[-1]: module for name, module in blocks[layer - 1].named_modules() if name}
+        for names in ATTENTION_PROJECTION_NAMES:
+            if all(n in named for n in names):
+                return tuple(named[n] for n in names)
+        for name in FUSED_PROJECTION_NAMES:
+            if name in named:
+                return named[name], None, None
+        raise ValueError(
+            f"alignment='attention' needs the query/key/value projections of {type(base).__name__}'s blocks, but "
+            f"block {layer} has none of the known names ({', '.join('/'.join(n) for n in ATTENTION_PROJECTION_NAMES)}"
+            f", or a fused {'/'.join(FUSED_PROJECTION_NAMES)}): use alignment 'mse' or 'frequency'"
+        )
+
     def copy_blocks(self, model, init_layers, config_overrides: dict | None = None):
         """A student of the teacher's class with ``len(init_layers)`` blocks copied from the teacher (its
         ``config`` overridden by ``config_overrides``, widths excepted: the copied weights must fit)."""
@@ -207,6 +237,18 @@ class TransformersAdapter(ModelAdapter):
         prefix, _ = find_layer_list(teacher)
         copy_block_weights(teacher, student, prefix, init_layers)
         return student
+
+
+#: (query, key, value) module names of the transformers families, in their modeling code
+ATTENTION_PROJECTION_NAMES = (
+    ("query", "key", "value"),
+    ("q_proj", "k_proj", "v_proj"),
+    ("query_proj", "key_proj", "value_proj"),
+    ("q_lin", "k_lin", "v_lin"),
+    ("q", "k", "v"),
+)
+#: one module computing [Q|K|V] (GPT-2's Conv1D c_attn, others' qkv / Wqkv)
+FUSED_PROJECTION_NAMES = ("c_attn", "qkv", "Wqkv")
 
 
 def find_layer_list(model):

@@ -10,11 +10,9 @@ from ..loading import PACKAGED_SOURCES, hub_model_id, is_hub_id
 from ..paper import PAPER, method_name
 from ..results import package_versions, read_log_history
 
-__all__ = ["KNOWN_HUB_DATASETS", "METRIC_INFO", "TASK_NAMES", "card_values", "dataset_hub_id", "display_path",
+__all__ = ["METRIC_INFO", "TASK_NAMES", "card_values", "dataset_hub_id", "display_path",
            "metric_info", "metrics_of"]
 
-# Hub homes of datasets this project ships a copy of (the copy keeps its provenance in its README).
-KNOWN_HUB_DATASETS = {"clinc150": "clinc/clinc_oos"}
 METRIC_INFO = {  # results key -> (model-index metric type, pretty name, metric args)
     "accuracy": ("accuracy", "Accuracy", None),
     "macro_f1": ("f1", "Macro F1", {"average": "macro"}),
@@ -83,10 +81,12 @@ def metrics_of(entry: dict | None) -> dict:
 
 
 def dataset_hub_id(dataset: dict) -> str | None:
+    """The Hub id of the data a run read: its Hub source, or the one its data folder's card names (``hub_id``, see
+    :func:`hf_spectralkd.tasks.sources.data_card_facts`); never guessed from a dataset's name."""
     for key in ("hub_id", "source"):
         if is_hub_id(dataset.get(key)):
             return dataset[key]
-    return KNOWN_HUB_DATASETS.get(str(dataset.get("name", "")).lower())
+    return None
 
 
 def _shown(entry: dict | None) -> dict:
@@ -160,25 +160,55 @@ def layer_map_values(layer_map: dict | None) -> dict:
     t_layers = list(layer_map.get("teacher_layers") or [])
     s_layers = list(layer_map.get("student_layers") or [])
     intensity = layer_map.get("teacher_intensity")
+    entropy = layer_map.get("teacher_entropy")
     if len(t_layers) != len(s_layers):
         raise ValueError(
             f"results layer_map: teacher_layers {t_layers} and student_layers {s_layers} differ in length "
             "(each student layer is aligned with one teacher layer)"
         )
 
-    def shown(t):
-        return fmt_float(intensity[t], 5) if intensity and 0 <= t < len(intensity) else "n/a"
+    def shown(values, t, digits):
+        return fmt_float(values[t], digits) if values and 0 <= t < len(values) else "n/a"
 
     cells = None
     if intensity:
-        cells = [{"index": i, "value": f"{v:.5f}", "chosen": i in t_layers} for i, v in enumerate(intensity)]
+        # the norm-free spectral entropy beside the intensity (docs/method.md, "What spectral intensity measures")
+        cells = [{"index": i, "value": f"{v:.5f}", "entropy": shown(entropy, i, 4), "chosen": i in t_layers}
+                 for i, v in enumerate(intensity)]
     return {
         "pairs": [
-            {"student": s, "teacher": t, "intensity": shown(t)} for s, t in zip(s_layers, t_layers, strict=True)
+            {"student": s, "teacher": t, "intensity": shown(intensity, t, 5), "entropy": shown(entropy, t, 4)}
+            for s, t in zip(s_layers, t_layers, strict=True)
         ],
         "strategy": layer_map.get("strategy") or "n/a",
         "intensity": cells,
+        "has_entropy": bool(entropy),
     }
+
+
+def candidate_values(results: dict) -> dict:
+    """The ``distillation.candidates`` table: each candidate's overrides, validation primary metric and training
+    time, the chosen one marked; None without candidates."""
+    from ..metrics import task_metrics
+
+    candidates = results.get("candidates") or []
+    if not candidates:
+        return {"candidates": None}
+    task = results.get("task")
+    metric = (task_metrics(task) or ["accuracy"])[0]
+    rows = [{"name": c.get("name"), "value": fmt_float((c.get("metrics") or {}).get(metric)),
+             "seconds": fmt_float(c.get("train_seconds"), 0), "chosen": bool(c.get("chosen"))} for c in candidates]
+    return {"candidates": {"metric": metric_info(metric, task)[1], "rows": rows}}
+
+
+def teacher_budget_values(results: dict) -> dict:
+    """Whether the teacher's fine-tuning stopped because its budget ran out while validation still improved
+    (results.json's ``teacher.finetune_stop``): the card then says that a longer budget may give a better teacher."""
+    stop = ((results.get("teacher") or {}).get("finetune_stop")) or {}
+    if stop.get("reason") != "budget":
+        return {"teacher_budget": None}
+    return {"teacher_budget": {"epochs": fmt_value(stop.get("epochs")),
+                               "best_epoch": fmt_value(stop.get("best_epoch"))}}
 
 
 def distillation_rows(distillation: dict | None) -> list:
@@ -327,6 +357,8 @@ def card_values(results: dict, model_name: str, *, repo_id=None, plot=None, dyna
         "eval_split": results.get("eval_split") or "test",
         **result_values(results),
         **recommendation_values(results),
+        **candidate_values(results),
+        **teacher_budget_values(results),
         "usage": usage_values(results, vision, repo_id, usage_path, student_dir),
         **training_values(results, student_dir, vision),
     }

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from ..constants import ANALYSIS_DIRNAME, CARD_FILENAME, DYNAMICS_PLOT_FILENAME, PLOT_FILENAME
 from ..results import as_results_dict, results_from_trainer
-from ..utils import write_text
+from ..utils import copy_file, write_text
 from .metadata import card_data, merge_existing
 from .values import card_values
 
@@ -101,7 +100,7 @@ def write_model_card(
     if plot_source:
         target = os.path.join(student_dir, PLOT_FILENAME)
         if os.path.abspath(plot_source) != os.path.abspath(target):
-            shutil.copyfile(plot_source, target)
+            copy_file(plot_source, target)  # atomic, as the card itself
         plot = PLOT_FILENAME
     has_dynamics = os.path.isfile(os.path.join(student_dir, DYNAMICS_PLOT_FILENAME))
     dynamics_plot = DYNAMICS_PLOT_FILENAME if has_dynamics else None

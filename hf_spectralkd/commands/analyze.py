@@ -68,10 +68,13 @@ def check_select(args, depth) -> None:
 
 def print_profile(profile, args) -> None:
     selected = set(profile.metadata.get("selected_layers") or [])
-    print(f"spectral intensity of {args.model} over {profile.num_samples} examples of {args.data}")
-    for index, value in enumerate(profile.intensity.tolist()):
+    print(f"spectral intensity and spectral entropy (norm-free) of {args.model} over {profile.num_samples} "
+          f"examples of {args.data}")
+    entropy = profile.entropy.tolist() if profile.has_entropy else [float("nan")] * profile.num_layers
+    for index, (value, h) in enumerate(zip(profile.intensity.tolist(), entropy, strict=True)):
         name = "embeddings" if index == 0 else f"block {index}"
-        print(f"layer {index:3d} ({name:>10s}): {value:.6f}{'  *' if index in selected else ''}")
+        print(f"layer {index:3d} ({name:>10s}): intensity {value:.6f}  entropy {h:.4f}"
+              f"{'  *' if index in selected else ''}")
     if selected:
         print(f"selected ({args.strategy}, k={args.select}): {sorted(selected)}")
     print(f"wrote {os.path.join(args.output, PROFILE_FILENAME)} and {os.path.join(args.output, PLOT_FILENAME)}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 
 
 def register(subparsers) -> None:
@@ -37,6 +36,7 @@ def run(args) -> int:
     from ..cards import write_model_card
     from ..constants import CARD_FILENAME, DYNAMICS_PLOT_FILENAME, PLOT_FILENAME
     from ..results import find_run_results
+    from ..utils import copy_file
 
     results, student_dir = find_run_results(args.run_dir, "--run-dir")
     if results is None:
@@ -53,6 +53,6 @@ def run(args) -> int:
         for name in (CARD_FILENAME, PLOT_FILENAME, DYNAMICS_PLOT_FILENAME):
             source = os.path.join(student_dir, name)
             if os.path.isfile(source):
-                shutil.copyfile(source, os.path.join(args.output_dir, name))
+                copy_file(source, os.path.join(args.output_dir, name))
                 print(f"copied {name} to {args.output_dir}")
     return 0

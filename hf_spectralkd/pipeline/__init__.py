@@ -31,6 +31,7 @@ from ..constants import FINGERPRINT_FILENAME, RESULTS_FILENAME, STAGE_MARKER, SU
 from ..layer_map import LayerMap
 from ..recipes import Recipe
 from ..results import RunResults
+from ..tasks.sources import data_warnings
 from ..utils import write_text
 from .checks import check_depths, check_single_process
 from .evaluation import evaluate_model
@@ -63,15 +64,20 @@ def run_pipeline(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
     mark_run_dir(plan.out)  # from now on the folder's run files are this run's own (replaced, never others')
     log(f"[hf-spectralkd] recipe {recipe.name!r}{' (smoke)' if recipe.smoke else ''}: task {recipe.task}, "
         f"{len(plan.label_names)} labels, splits {plan.data.info['splits']}; outputs in {plan.out}")
+    for note in plan.data.info.get("notes") or ():  # what was decided about the data (e.g. the label order)
+        log(f"[hf-spectralkd] {note}")
+    for warning in data_warnings(plan.data.info):  # (also in results.json's warnings and summary.md)
+        log(f"[hf-spectralkd] warning: {warning}")
 
     teacher = teacher_stage(run)
     analysis = analysis_stage(run, teacher)  # the profile and the student's init layers: the plan stays as it is
-    student_dir = student_stage(run, teacher, analysis)
+    student = student_stage(run, teacher, analysis)  # with distillation.candidates: the best on validation
+    student_dir = student.directory
     models = evaluate_stage(run, teacher, student_dir, analysis.init_layers)
     baseline = baseline_stage(run, teacher, analysis.init_layers)
     recommended = recommend_stage(run, student_dir, baseline)
-    intensity = [float(v) for v in analysis.profile.intensity]
-    results = results_dict(run, models, baseline, LayerMap.of_student(student_dir), intensity, recommended)
+    results = results_dict(run, models, baseline, LayerMap.of_student(student_dir), analysis.profile, recommended,
+                           student=student)
     write_results(run, results, student_dir)
     if recipe.hub.push_to_hub:
         # everything is saved by now: a failed push raises HubPushError (one line, how to retry), nothing is lost

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 
 from ..constants import MODEL_WEIGHT_FILES
-from ..layer_map import LayerSelection, candidate_count, selects_layers
+from ..layer_map import LayerSelection, candidate_count, check_layer_arguments, selects_layers
 from ..recipes import Recipe
 
 __all__ = ["check_single_process", "check_output_dir", "check_depths", "check_teacher_cache", "check_hub",
-           "student_depth"]
+           "student_depth", "check_training_budget"]
 
 
 def check_single_process() -> None:
@@ -84,6 +84,35 @@ def check_depths(recipe: Recipe, teacher_depth: int, k_aligned: int | None) -> N
             raise ValueError(f"{what}: cannot align {k_aligned} student layers with a teacher of {teacher_depth} "
                              f"blocks ({candidates} candidate layers); set distillation.num_aligned_layers <= "
                              f"{candidates}")
+    depth = student_depth(recipe)
+    if depth is None and s.init == "config":  # a student from the teacher's configuration keeps its depth
+        depth = s.config.get("num_hidden_layers", teacher_depth)
+    if isinstance(depth, int) and depth >= 1:  # the trainer's own check, before any stage ran
+        try:
+            check_layer_arguments(selection, depth, teacher_depth)
+        except ValueError as exc:
+            message = str(exc)
+            if message.startswith(("student_layers", "teacher_layers", "num_aligned_layers")):
+                message = f"distillation.{message}"
+            raise ValueError(message) from None
+
+
+def check_training_budget(recipe: Recipe, built: dict) -> None:
+    """Every training stage takes at least one optimizer step: ``num_train_epochs <= 0`` without ``max_steps``
+    trains nothing (the Trainer runs 0 steps and the untrained model would be saved, evaluated and carded). Any
+    positive epoch count or ``max_steps >= 1`` takes a step (the Trainer rounds the steps up)."""
+    stages = [("training", built.get("distill_args"), "num_train_epochs")]
+    if built.get("teacher_args") is not None:
+        stages.append(("teacher.finetune", built["teacher_args"], "epochs"))
+    for section, args, epochs_key in stages:
+        if args is None or args.max_steps > 0 or args.num_train_epochs > 0:
+            continue
+        raise ValueError(
+            f"{section}.{epochs_key}={args.num_train_epochs:g} (and no {section}.max_steps): the "
+            f"{'teacher fine-tuning' if section != 'training' else 'student and the baseline'} would take 0 optimizer "
+            f"steps and the untrained model would be evaluated and carded as trained. Set {section}.{epochs_key} > 0 "
+            f"or {section}.max_steps >= 1"
+        )
 
 
 def check_teacher_cache(recipe: Recipe) -> None:
@@ -126,3 +155,6 @@ def check_model_dir(location: str, what: str) -> None:
     if not any(name in MODEL_WEIGHT_FILES or name.endswith(".safetensors") for name in names):
         raise ValueError(f"{what}: {location} is not a model directory: it has a config.json but no weights "
                          f"(model.safetensors or pytorch_model.bin; it holds {shown})")
+    from ..loading import check_pickle_weights
+
+    check_pickle_weights(location, what)  # a pickle that holds more than tensors: refused, with how to convert it

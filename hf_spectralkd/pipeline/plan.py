@@ -27,13 +27,14 @@ from .checks import (
     check_output_dir,
     check_single_process,
     check_teacher_cache,
+    check_training_budget,
     student_depth,
 )
 from .runner import stage_tmp_dir
 from .state import check_stage_folders, model_content_fingerprint
 
 __all__ = ["RunPlan", "Fingerprints", "preflight", "student_training_values", "teacher_training_args",
-           "distillation_args", "baseline_args", "pin_memory"]
+           "distillation_args", "baseline_args", "pin_memory", "candidate_name"]
 
 EVAL_BATCH_SIZE = 128
 # every Trainer the pipeline builds starts from these (a recipe's training: section overrides any of them)
@@ -90,10 +91,20 @@ def student_training_values(recipe: Recipe, task) -> dict:
     return values
 
 
-def distillation_args(recipe: Recipe, output_dir: str, values: dict):
+def distillation_args(recipe: Recipe, output_dir: str, values: dict, overrides: dict | None = None):
+    """The student's SpectralDistillationConfig: the training values, the recipe's ``distillation`` section and a
+    candidate's ``overrides`` of it (``distillation.candidates``)."""
     from ..distillation_config import SpectralDistillationConfig
 
-    return SpectralDistillationConfig(output_dir=output_dir, **values, **recipe.distillation)
+    return SpectralDistillationConfig(output_dir=output_dir, **values, **{**recipe.distillation, **(overrides or {})})
+
+
+def candidate_name(index: int, overrides: dict) -> str:
+    """A candidate's label in logs, results.json and the card: ``c1 (beta=0, alignment=mse)``; ``{}`` is the
+    recipe's own distillation section."""
+    settings = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in overrides.items())
+    settings = settings or "the recipe's distillation settings"
+    return f"c{index + 1} ({settings})"
 
 
 def baseline_args(output_dir: str, values: dict):
@@ -108,6 +119,13 @@ def _build_arguments(recipe: Recipe, out: str, task) -> dict:
     built = {"training_values": values, "teacher_args": None, "baseline_args": None}
     try:  # the argument builders raise ValueError for a bad value and create nothing
         built["distill_args"] = distillation_args(recipe, stage_tmp_dir(out, "student"), values)
+        built["candidate_args"] = ()
+        for index, overrides in enumerate(recipe.candidates):
+            try:
+                candidate = distillation_args(recipe, stage_tmp_dir(out, "student"), values, overrides)
+            except ValueError as exc:
+                raise ValueError(f"distillation.candidates[{index}]: {exc}") from None
+            built["candidate_args"] += ((overrides, candidate),)
         if recipe.evaluation.baseline:
             built["baseline_args"] = baseline_args(stage_tmp_dir(out, "baseline"), values)
             check_training_arguments(built["baseline_args"])
@@ -122,6 +140,7 @@ def _build_arguments(recipe: Recipe, out: str, task) -> dict:
             check_training_arguments(built["teacher_args"])
         except ValueError as exc:
             raise ValueError(f"invalid setting in teacher.finetune: {exc}") from exc
+    check_training_budget(recipe, built)  # 0 optimizer steps would card an untrained model
     return built
 
 
@@ -187,7 +206,8 @@ def _student_fingerprints(recipe: Recipe, teacher_fp: str, profile_fp: str, sele
     if student.init == "pretrained":  # a pretrained student is fingerprinted by its files, too
         inputs["student_content"] = model_content_fingerprint(task.resolve_reference(student.model, "student.model"))
     student_fp = hash_object({**inputs, "distillation": recipe.distillation,
-                              **({"teacher_cache": True} if recipe.teacher.cache else {})})
+                              **({"teacher_cache": True} if recipe.teacher.cache else {}),
+                              **({"candidates": recipe.candidates} if recipe.candidates else {})})
     return student_fp, hash_object({**inputs, "baseline": True})
 
 
@@ -204,6 +224,8 @@ class RunPlan:
     processor: Any
     training_values: dict  # the student's / baseline's TrainingArguments values
     distill_args: Any  # SpectralDistillationConfig of the student stage
+    # distillation.candidates: (overrides, SpectralDistillationConfig) of each candidate student; () for one student
+    candidate_args: tuple
     baseline_args: Any  # TrainingArguments of the baseline stage (None without evaluation.baseline)
     teacher_args: Any  # TrainingArguments of the teacher fine-tuning (None for teacher.model)
     aligned_layers: int | None  # how many layer pairs are aligned (None until the student's depth is known)
@@ -223,6 +245,19 @@ class RunPlan:
 
     def stage_dir(self, name: str) -> str:
         return os.path.join(self.out, name)
+
+
+def _check_candidate_layers(candidates, s_depth: int | None, t_depth: int | None) -> None:
+    """Each candidate's layer settings fit the models, when both depths are known before any work."""
+    if not s_depth or not t_depth:
+        return
+    from ..layer_map import check_layer_arguments
+
+    for index, (_, args) in enumerate(candidates):
+        try:
+            check_layer_arguments(LayerSelection.from_config(args), s_depth, t_depth)
+        except ValueError as exc:
+            raise ValueError(f"distillation.candidates[{index}]: {exc}") from None
 
 
 def preflight(recipe: Recipe) -> RunPlan:
@@ -245,9 +280,10 @@ def preflight(recipe: Recipe) -> RunPlan:
     teacher_depth = task.reference_depth(recipe, teacher_ref)
     if teacher_depth is not None:
         check_depths(recipe, teacher_depth, k_aligned)
-    data = task.load_data(recipe)
+    data = task.follow_teacher_labels(recipe, teacher_ref, task.load_data(recipe))  # a permuted id2label: by name
     processor = task.load_processor(recipe, teacher_ref)
     built = _build_arguments(recipe, out, task)
+    _check_candidate_layers(built["candidate_args"], student_depth(recipe), teacher_depth)
     if recipe.student.peft:
         from ..peft_students import lora_config
 

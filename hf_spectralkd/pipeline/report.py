@@ -14,8 +14,9 @@ __all__ = ["results_dict", "summary_markdown", "recommendation", "quality_warnin
 
 # results.json's timings_s key of each stage that is run or reused
 TIMING_KEYS = {"teacher": "teacher_finetune", "analysis": "analysis", "student": "distill", "baseline": "baseline"}
-DISTILLATION_KEYS = ("alpha", "temperature", "beta", "fft_axis", "freq_loss_variant", "freq_loss_normalize",
-                     "freq_bins", "gate_teacher_errors", "layer_selection", "selection_samples")
+DISTILLATION_KEYS = ("alpha", "temperature", "beta", "alignment", "projection", "alignment_phase", "fft_axis",
+                     "freq_loss_variant", "freq_loss_normalize", "freq_bins", "gate_teacher_errors", "layer_selection",
+                     "selection_samples")
 STUDENT_BELOW_BASELINE_PT = 0.5  # a distilled student this far below its no-KD baseline is reported
 RECOMMENDED_LABELS = {"student": "the distilled student", "baseline": "the no-KD student (baseline)"}
 TASK_PACKAGES = {"token-classification": ("seqeval",)}  # a task's own packages, in results.json's versions
@@ -32,15 +33,21 @@ def _timings(run) -> dict:
     return timings
 
 
-def results_dict(run, models: dict, baseline: dict | None, layer_map, intensity: list,
-                 recommended: dict | None = None):
+def results_dict(run, models: dict, baseline: dict | None, layer_map, profile,
+                 recommended: dict | None = None, student=None):
     """The :class:`~hf_spectralkd.results.RunResults` of a finished run: ``models`` holds the ``teacher`` and
-    ``student`` sections; ``recommended`` (the model to use, chosen on the validation split, see
-    :func:`recommendation`) is left out when None."""
+    ``student`` sections; ``profile``, the teacher's spectral profile (intensity and entropy per layer);
+    ``recommended`` (the model to use, chosen on the validation split, see :func:`recommendation`) is left out when
+    None; ``student`` (the student stage's :class:`~.stages.Student`) gives the chosen candidate's settings and the
+    ``candidates`` records."""
     from ..results import RunResults, package_versions
+    from ..tasks.sources import data_warnings
 
     plan = run.plan
-    recipe, args = plan.recipe, plan.distill_args
+    recipe = plan.recipe
+    args = student.args if student is not None else plan.distill_args
+    intensity = [float(v) for v in profile.intensity]
+    entropy = [float(v) for v in profile.entropy] if profile.entropy is not None else None
     return RunResults.from_dict({
         "recipe": recipe.path,
         "recipe_name": recipe.name,
@@ -55,9 +62,11 @@ def results_dict(run, models: dict, baseline: dict | None, layer_map, intensity:
         "baseline": baseline,
         **({"recommended": recommended} if recommended else {}),
         "layer_map": {"teacher_layers": layer_map.teacher_layers, "student_layers": layer_map.student_layers,
-                      "strategy": layer_map.strategy, "teacher_intensity": layer_map.teacher_intensity or intensity},
+                      "strategy": layer_map.strategy, "teacher_intensity": layer_map.teacher_intensity or intensity,
+                      "teacher_entropy": layer_map.teacher_entropy or entropy},
+        **({"candidates": student.candidates} if student is not None and student.candidates else {}),
         "distillation": {k: getattr(args, k) for k in DISTILLATION_KEYS},
-        "method": method_name({"beta": args.beta}),  # the method that ran: logit KD when beta is 0
+        "method": method_name({"beta": args.beta, "alignment": args.alignment}),  # logit KD when beta is 0
         "training": {
             **{k: getattr(args, k) for k in TRAINING_KEYS},
             "teacher_finetune": dataclasses.asdict(recipe.teacher.finetune) if recipe.teacher.finetune else None,
@@ -69,7 +78,8 @@ def results_dict(run, models: dict, baseline: dict | None, layer_map, intensity:
                                      extra=TASK_PACKAGES.get(recipe.task, ())),
         "output_dir": plan.out,
         "hub": dataclasses.asdict(recipe.hub),
-        "warnings": quality_warnings(models, baseline, plan.eval_split, recommended, plan.task.primary_metric),
+        "warnings": data_warnings(plan.data.info)
+        + quality_warnings(models, baseline, plan.eval_split, recommended, plan.task.primary_metric),
     })
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..constants import STAGE_MARKER
-from ..guards import NonFiniteLossError
+from ..guards import NonFiniteLossError, writing_to
 from ..utils import read_json, write_json
 from .state import (
     check_own_folder,
@@ -84,7 +84,8 @@ def run_stage(plan, name: str, fingerprint: str, fn: Callable[[str], None], *, l
         log(running + (f" (resuming from {last_complete_checkpoint(tmp)})" if resumed else ""))
     start = time.time()
     try:
-        fn(tmp)
+        with writing_to(tmp, f"the {name} stage"):  # a full disk: named (a model's own save names no file)
+            fn(tmp)
         remove_checkpoints(tmp)
         seconds = round(time.time() - start, 2)
         finished = datetime.datetime.now(datetime.timezone.utc).isoformat()

@@ -5,6 +5,7 @@ what earlier ones produced (the teacher, its profile, the student's folder) as a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -13,7 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..constants import (
+    CANDIDATES_DIRNAME,
+    CANDIDATES_FILENAME,
     EVALUATION_DIRNAME,
+    FINETUNE_STOP_FILENAME,
     FINGERPRINT_FILENAME,
     PLOT_FILENAME,
     PROFILE_FILENAME,
@@ -31,8 +35,9 @@ from .evaluation import evaluate_model
 from .plan import TEACHER_TRAINER_DIRNAME, RunPlan
 from .runner import StageResult, resume_checkpoint, run_stage
 
-__all__ = ["Run", "Teacher", "Analysis", "STAGE_NUMBERS", "teacher_stage", "analysis_stage", "resolve_init_layers",
-           "student_stage", "evaluate_stage", "baseline_stage", "recommend_stage"]
+__all__ = ["Run", "Teacher", "Analysis", "Student", "STAGE_NUMBERS", "teacher_stage", "analysis_stage",
+           "resolve_init_layers", "student_stage", "train_candidates", "evaluate_stage", "baseline_stage",
+           "recommend_stage", "finetune_stop"]
 
 STAGE_NUMBERS = {name: number for number, name in enumerate(STAGES, start=1)}
 
@@ -90,6 +95,7 @@ def teacher_stage(run: Run) -> Teacher:
             trainer = teacher_trainer(run, model)
             trainer.train(resume_from_checkpoint=resume_checkpoint(directory))
             check_finite_parameters(model, "teacher")  # never save (and distil from) a diverged teacher
+            write_json(os.path.join(directory, FINETUNE_STOP_FILENAME), finetune_stop(trainer, task.primary_metric))
             task.save_model(model, directory)
             task.save_processor(plan.processor, directory)
             shutil.rmtree(os.path.join(directory, TEACHER_TRAINER_DIRNAME), ignore_errors=True)
@@ -111,6 +117,27 @@ def teacher_stage(run: Run) -> Teacher:
     teacher.model.eval()
     check_depths(recipe, task.num_layers(teacher.model), plan.aligned_layers)
     return teacher
+
+
+def finetune_stop(trainer, metric: str) -> dict:
+    """Why the teacher's fine-tuning stopped, from its log history: ``early-stopping`` (validation stopped improving
+    before the budget ended), ``budget`` (the budget ran out while the last epoch was still the best: a longer
+    budget may help), ``budget-plateau`` (the budget ran out after the best epoch), or ``no-validation``."""
+    key = f"eval_{metric}"
+    evals = [(e.get("epoch"), e[key]) for e in trainer.state.log_history if key in e]
+    planned = trainer.args.num_train_epochs if trainer.args.max_steps <= 0 else None
+    done = trainer.state.epoch
+    if not evals:
+        return {"reason": "no-validation", "epochs": done, "planned_epochs": planned}
+    best_epoch, best = max(evals, key=lambda item: (item[1], -(item[0] or 0)))
+    last_epoch = evals[-1][0]
+    finished = trainer.state.global_step >= trainer.state.max_steps
+    if not finished:
+        reason = "early-stopping"
+    else:
+        reason = "budget" if best_epoch == last_epoch else "budget-plateau"
+    return {"reason": reason, "epochs": done, "planned_epochs": planned, "best_epoch": best_epoch,
+            f"best_{metric}": best}
 
 
 def teacher_trainer(run: Run, model):
@@ -159,7 +186,8 @@ def analysis_stage(run: Run, teacher: Teacher) -> Analysis:
         loader = DataLoader(subset, batch_size=plan.eval_batch_size, shuffle=False, collate_fn=run.collator)
         profile = collect_profile(teacher.model, loader, max_samples=n, progress=True,
                                   description="teacher spectral analysis")
-        selected = select_teacher_layers(LayerSelection.from_config(args), profile.intensity, plan.aligned_layers)
+        selected = select_teacher_layers(LayerSelection.from_config(args), profile.intensity, plan.aligned_layers,
+                                         profile.entropy)
         profile.metadata.update({"role": "teacher", "model": teacher.source, "selected_layers": selected,
                                  "strategy": args.layer_selection, "num_samples": profile.num_samples})
         profile.save(os.path.join(directory, PROFILE_FILENAME))
@@ -184,7 +212,7 @@ def resolve_init_layers(plan: RunPlan, profile) -> list | None:
         return None
     intensity = [float(v) for v in profile.intensity]
     return choose_init_layers(s.init_layers, s.num_layers, len(intensity) - 1, intensity,
-                              LayerSelection.from_config(plan.distill_args))
+                              LayerSelection.from_config(plan.distill_args), entropy=profile.entropy)
 
 
 # ---------------------------------------------------------------------------------------------- 3. student
@@ -216,31 +244,28 @@ def save_trained(plan: RunPlan, trainer, directory: str, stage: str) -> None:
     write_json(os.path.join(directory, TRAINING_LOG_FILENAME), trainer.state.log_history)
 
 
-def student_stage(run: Run, teacher: Teacher, analysis: Analysis) -> str:
-    """Distil the teacher into the student; the trainer aligns the layers it selects from the analysis' profile."""
+@dataclass(frozen=True)
+class Student:
+    """What the student stage gives the later stages: the distilled student's folder, the distillation config it was
+    trained with (the chosen candidate's, with ``distillation.candidates``) and the candidates' records."""
+
+    directory: str
+    args: Any
+    candidates: list | None = None  # results.json's ``candidates`` (None without distillation.candidates)
+
+
+def student_stage(run: Run, teacher: Teacher, analysis: Analysis) -> Student:
+    """Distil the teacher into the student; the trainer aligns the layers it selects from the analysis' profile.
+    With ``distillation.candidates`` every candidate is trained on the same budget (one teacher cache, the teacher
+    runs once) and evaluated on the validation split; the best is the stage's student (:func:`train_candidates`)."""
     plan, recipe = run.plan, run.plan.recipe
-    cache_dir = os.path.join(plan.out, TEACHER_CACHE_DIRNAME) if recipe.teacher.cache else None
-    args = plan.distill_args
     init_layers = analysis.init_layers
-    # automatic selection: the trainer selects from the analysis' profile (no second analysis); with teacher_layers
-    # given or no alignment term it selects nothing, and the student's folder gets the analysis' files below
-    automatic = selects_layers(LayerSelection.from_config(args))
 
     def distil(directory: str) -> None:
-        from ..distillation_trainer import SpectralDistillationTrainer
-
-        trainer = SpectralDistillationTrainer(
-            model=build_student(plan, teacher, init_layers), args=args, teacher_model=teacher.model,
-            teacher_profile=analysis.profile if automatic else None, teacher_cache=cache_dir,
-            train_dataset=run.datasets["train"], eval_dataset=run.datasets["validation"], data_collator=run.collator,
-            compute_metrics=run.compute_metrics,
-        )
-        trainer.train(resume_from_checkpoint=resume_checkpoint(directory))
-        if trainer.teacher_cache is not None:
-            cache = trainer.teacher_cache
-            run.log(f"{tag('student')} teacher cache: {cache_dir} ({len(cache)} examples, "
-                    f"{cache.disk_bytes() / 2**20:.1f} MiB); training read the teacher's outputs from it")
-        save_trained(plan, trainer, directory, "student")
+        if plan.candidate_args:
+            train_candidates(run, teacher, analysis, directory)
+        else:
+            distil_one(run, teacher, analysis, plan.distill_args, directory)
         analysis_dir = plan.stage_dir("analysis")
         for name in (PROFILE_FILENAME, PLOT_FILENAME):
             if not os.path.exists(os.path.join(directory, name)):
@@ -249,11 +274,105 @@ def student_stage(run: Run, teacher: Teacher, analysis: Analysis) -> str:
     init = recipe.student.init
     what = {"teacher_layers": f"{len(init_layers or [])} blocks copied from teacher layers {init_layers}",
             "pretrained": f"pretrained {recipe.student.model}", "config": "a fresh model from the config"}[init]
+    method = (f"{len(plan.candidate_args)} candidate settings, the best by validation "
+              f"{metric_label(plan.task.primary_metric)} kept" if plan.candidate_args else "SpectralKD")
     done = run.stage("student", plan.fingerprints.student, distil,
                      reusing=f"reusing the distilled student in {plan.stage_dir('student')}",
-                     running=f"distilling the teacher into a student ({what}) with SpectralKD -> "
+                     running=f"distilling the teacher into a student ({what}) with {method} -> "
                              f"{plan.stage_dir('student')}")
-    return done.directory
+    if not plan.candidate_args:
+        return Student(done.directory, plan.distill_args)
+    records = read_json(os.path.join(done.directory, CANDIDATES_FILENAME))
+    chosen = next(r for r in records if r["chosen"])
+    return Student(done.directory, plan.candidate_args[chosen["index"]][1], records)
+
+
+def distil_one(run: Run, teacher: Teacher, analysis: Analysis, args, directory: str, store_layers=None) -> None:
+    """One distilled student, trained with ``args`` and saved in ``directory``."""
+    from ..distillation_trainer import SpectralDistillationTrainer
+
+    plan, recipe = run.plan, run.plan.recipe
+    cache_dir = os.path.join(plan.out, TEACHER_CACHE_DIRNAME) if recipe.teacher.cache else None
+    if cache_dir and args.alignment == "attention" and args.beta > 0:
+        run.log(f"{tag('student')} alignment 'attention' reads the teacher's Q/K/V, which the cache does not hold: "
+                "this student runs the teacher live")
+        cache_dir = None
+    # automatic selection: the trainer selects from the analysis' profile (no second analysis); with teacher_layers
+    # given or no alignment term it selects nothing, and the student's folder gets the analysis' files
+    automatic = selects_layers(LayerSelection.from_config(args))
+    trainer = SpectralDistillationTrainer(
+        model=build_student(plan, teacher, analysis.init_layers), args=dataclasses.replace(args, output_dir=directory)
+        if args.output_dir != directory else args, teacher_model=teacher.model,
+        teacher_profile=analysis.profile if automatic else None, teacher_cache=cache_dir,
+        train_dataset=run.datasets["train"], eval_dataset=run.datasets["validation"], data_collator=run.collator,
+        compute_metrics=run.compute_metrics,
+    )
+    if cache_dir:
+        trainer.setup_teacher_cache(store_layers=store_layers)
+    trainer.train(resume_from_checkpoint=resume_checkpoint(directory))
+    if trainer.teacher_cache is not None:
+        cache = trainer.teacher_cache
+        run.log(f"{tag('student')} teacher cache: {cache_dir} ({len(cache)} examples, "
+                f"{cache.disk_bytes() / 2**20:.1f} MiB); training read the teacher's outputs from it")
+    save_trained(plan, trainer, directory, "student")
+
+
+def candidate_layers(plan: RunPlan, analysis: Analysis, student_depth: int, teacher_depth: int) -> list:
+    """The union of the teacher layers the candidates align (what one shared teacher cache stores)."""
+    from ..layer_map import pair_layers
+
+    layers = set()
+    profile = analysis.profile
+    for _, args in plan.candidate_args:
+        if args.beta > 0 and args.alignment != "attention":
+            chosen = pair_layers(LayerSelection.from_config(args), student_depth, teacher_depth, profile.intensity,
+                                 profile.entropy)
+            layers |= set(chosen.teacher_layers)
+    return sorted(layers)
+
+
+def train_candidates(run: Run, teacher: Teacher, analysis: Analysis, directory: str) -> None:
+    """``distillation.candidates``: each candidate student trained (same budget, same seed, the teacher's outputs
+    from one cache) into ``directory/candidates/<i>``, evaluated on the validation split; the best by the task's
+    primary metric (ties: the earlier candidate) is moved to ``directory``, the others' weights are removed, and
+    ``candidates.json`` records every candidate's overrides, validation metrics and training time."""
+    from .plan import candidate_name
+
+    plan = run.plan
+    metric = plan.task.primary_metric
+    validation = run.datasets.get("validation")
+    if validation is None or len(validation) == 0:
+        raise ValueError("distillation.candidates are compared on the validation split, but this run has none: give "
+                         "data.validation_file (or a validation split), or drop distillation.candidates")
+    teacher_depth = plan.task.num_layers(teacher.model)
+    probe = build_student(plan, teacher, analysis.init_layers)
+    store = candidate_layers(plan, analysis, plan.task.num_layers(probe), teacher_depth)
+    del probe
+    records = []
+    for index, (overrides, args) in enumerate(plan.candidate_args):
+        name = candidate_name(index, overrides)
+        where = os.path.join(directory, CANDIDATES_DIRNAME, str(index + 1))
+        os.makedirs(where, exist_ok=True)
+        run.log(f"{tag('student')} candidate {name} -> {where}")
+        start = time.time()
+        distil_one(run, teacher, analysis, args, where, store_layers=store)
+        seconds = round(time.time() - start, 2)
+        model = plan.task.load_classifier(plan.recipe, where, plan.label_names, what=f"candidate student {name}")
+        evaluation = evaluate_model(model, validation, run.collator, batch_size=plan.eval_batch_size,
+                                    trainer_class=plan.task.trainer_class(), compute_metrics=run.compute_metrics)
+        del model
+        records.append({"index": index, "name": name, "overrides": overrides, "split": "validation",
+                        "metrics": evaluation["metrics"], "train_seconds": seconds, "chosen": False})
+        run.log(f"{tag('student')}   validation {metric_label(metric)} "
+                f"{100 * evaluation['metrics'][metric]:.2f} ({seconds:.0f} s)")
+    best = max(records, key=lambda r: (r["metrics"][metric], -r["index"]))
+    best["chosen"] = True
+    chosen_dir = os.path.join(directory, CANDIDATES_DIRNAME, str(best["index"] + 1))
+    for entry in os.listdir(chosen_dir):
+        os.replace(os.path.join(chosen_dir, entry), os.path.join(directory, entry))
+    shutil.rmtree(os.path.join(directory, CANDIDATES_DIRNAME))
+    write_json(os.path.join(directory, CANDIDATES_FILENAME), records, indent=1)
+    run.log(f"{tag('student')} chosen on validation {metric_label(metric)}: {best['name']}")
 
 
 # ---------------------------------------------------------------------------------------------- 4. evaluate
@@ -298,10 +417,12 @@ def evaluate_stage(run: Run, teacher: Teacher, student_dir: str, init_layers: li
     run.log(f"{tag('evaluate')} teacher and student on the {plan.eval_split} split "
             f"({len(run.datasets[plan.eval_split])} examples) -> {eval_dir}")
     teacher_eval = evaluate_role(run, "teacher", plan.fingerprints.teacher, teacher.model)
+    stop = read_json(os.path.join(teacher.path, FINETUNE_STOP_FILENAME)) if recipe.teacher.base else None
     student = plan.task.load_classifier(recipe, student_dir, plan.label_names, what="distilled student")
     student_eval = evaluate_role(run, "student", plan.fingerprints.student, student)
     return {
-        "teacher": model_section(plan, teacher.model, teacher.source, teacher.path, teacher_eval),
+        "teacher": {**model_section(plan, teacher.model, teacher.source, teacher.path, teacher_eval),
+                    **({"finetune_stop": stop} if isinstance(stop, dict) else {})},
         "student": {**model_section(plan, student, recipe.student.model or teacher.source, student_dir, student_eval),
                     "init": recipe.student.init, "init_layers": init_layers},
     }

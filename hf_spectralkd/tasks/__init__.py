@@ -14,7 +14,9 @@ gets the validated :class:`~hf_spectralkd.recipes.Recipe`):
 ``load_data(recipe) -> TaskData``
     Raw splits ``train`` / ``validation`` / ``test`` as a ``datasets.DatasetDict`` with an integer
     ``label`` column (ids into ``label_names``, sorted label names of the training split), plus ``info``
-    (``name``, ``source``, ``text_column``, ``label_column``, ``license``, ``citation``) for results.json.
+    (``name``, ``source``, ``text_column``, ``label_column``, ``license``, ``citation`` and ``hub_id``: the recipe's
+    or the data's own dataset card's, see ``sources.finish_splits``; ``leakage``: evaluation rows copied from
+    training; ``validation_carved`` when validation was cut from train) for results.json.
     Raises ``ValueError`` before any work for missing files/columns, empty splits, unknown test labels. (The token
     task: ``tokens`` word lists and ``tags`` lists of tag ids; ``info`` names ``tokens_column`` / ``tags_column``.)
 ``load_processor(recipe, model_ref) -> processor``
@@ -35,6 +37,9 @@ gets the validated :class:`~hf_spectralkd.recipes.Recipe`):
     Before any work: the models can be loaded as the run will (e.g. timm weights that need the Hub).
 ``reference_depth(recipe, model_ref) -> int | None``
     The teacher's depth from its configuration, before anything is built (None when unknown).
+``reference_label_names(model_ref)`` / ``follow_teacher_labels(recipe, teacher_ref, data) -> TaskData``
+    A given teacher's label names from its configuration; when they are the data's in another order, the data
+    is encoded with the teacher's ids (by name) instead of the teacher being refused.
 ``num_layers(model)`` / ``describe(model) -> dict``
     Depth, and ``num_layers``, ``hidden_size``, ``num_parameters`` for results.json.
 ``training_overrides(recipe) -> dict``

@@ -34,6 +34,14 @@ class Task:
         if split not in data.splits:
             where = section.source or getattr(section, f"{split}_file", None)
             raise ValueError(f"--data {where!r} has no {split} split (found {', '.join(data.splits)})")
+        carved = data.info.get("validation_carved")
+        if split == "validation" and carved:  # (a model trained on the whole training file has seen those rows)
+            where = section.source or section.train_file
+            raise ValueError(
+                f"--data {where!r} has no validation split of its own (no validation file): its 'validation' rows "
+                f"would be {100 * carved['fraction']:g} % of the training rows, carved out with seed {carved['seed']} "
+                "as a recipe run does, not validation data. Nothing was evaluated: pass --split test or --split "
+                "train, or data with a validation file")
         rows = data.splits[split]
         if max_samples is not None and len(rows) > max_samples:
             rows = rows.select(range(max_samples))
@@ -84,6 +92,30 @@ class Task:
         from ..metrics import compute_metrics
 
         return compute_metrics
+
+    def reference_label_names(self, model_ref) -> list | None:
+        """The label names of the classifier ``model_ref`` by id, read from its configuration without building it;
+        None when unknown or only ``LABEL_i`` (nothing to follow by default)."""
+        return None
+
+    def follow_teacher_labels(self, recipe, teacher_ref, data: TaskData) -> TaskData:
+        """``data`` encoded with the ids of a given ``teacher.model`` whose ``id2label`` holds the data's label names
+        in another order (the same set): labels are matched by name, the teacher is not refused as one "fine-tuned
+        on another label set". A note in ``data.info["notes"]`` says so (the run logs it)."""
+        if not recipe.teacher.model:
+            return data
+        names = self.reference_label_names(teacher_ref)
+        ours = [str(n) for n in data.label_names]
+        if not names or names == ours or len(names) != len(ours) or set(names) != set(ours):
+            return data
+        new_id = {old: names.index(name) for old, name in enumerate(ours)}
+        data.splits = _relabelled(data.splits, new_id, names)
+        data.label_names = list(names)
+        data.info.setdefault("notes", []).append(
+            f"teacher.model's id2label lists the {len(names)} labels of the data in another order than their sorted "
+            f"names: the data is encoded with the teacher's ids, matched by name (e.g. {ours[0]!r} is id "
+            f"{new_id[0]}, not 0)")
+        return data
 
     def check_labels(self, model, label_names, what: str = "model") -> None:
         """Raise ``ValueError`` when ``model`` does not predict ``label_names``; nothing to check by default."""
@@ -162,3 +194,27 @@ class Task:
     def save_processor(self, processor, directory: str) -> None:
         if processor is not None and hasattr(processor, "save_pretrained"):
             processor.save_pretrained(directory)
+
+
+def _relabelled(splits, new_id: dict, names: list):
+    """``splits`` with their label ids (the ``label`` column, or the ``tags`` lists of a token task) renumbered by
+    ``new_id``; negative ids (-100: rows without a label) are kept; a ``ClassLabel`` gets the new ``names``."""
+    import datasets
+
+    def renumber(value):
+        return [renumber(v) for v in value] if isinstance(value, list) else new_id.get(value, value)
+
+    out = {}
+    for split, dataset in splits.items():
+        column = "label" if "label" in dataset.column_names else "tags" if "tags" in dataset.column_names else None
+        if column is None:
+            out[split] = dataset
+            continue
+        feature = dataset.features[column]
+        plain = datasets.Value("int64") if isinstance(feature, datasets.ClassLabel) else feature
+        renamed = dataset.cast_column(column, plain).map(
+            lambda batch, column=column: {column: [renumber(v) for v in batch[column]]}, batched=True,
+            desc=f"encoding {split} labels in the teacher's order")
+        out[split] = renamed.cast_column(column, datasets.ClassLabel(names=names)) \
+            if isinstance(feature, datasets.ClassLabel) else renamed
+    return type(splits)(out)

@@ -13,7 +13,7 @@ import os
 from .validation import check_text_file
 
 __all__ = ["SPLITS", "BUILDERS", "builder_for", "read_data_file", "find_split_file", "read_rows", "sample_rows",
-           "finish_splits"]
+           "finish_splits", "data_card_facts", "training_copies", "data_warnings"]
 
 SPLITS = ("train", "validation", "test")
 # local files: extension -> `datasets` packaged builder
@@ -41,7 +41,7 @@ def read_data_file(path: str, what: str = "--data"):
     datasets.logging.set_verbosity(datasets.logging.CRITICAL)
     try:
         # by content, not datasets' path+mtime cache key (a rewritten file with its mtime kept is read anew)
-        rows = datasets.load_dataset(builder, data_files={"data": path}, split="data",
+        rows = datasets.load_dataset(builder, data_files=literal_data_files({"data": path}), split="data",
                                      cache_dir=content_cache_dir([path]))
     except (ValueError, OSError, StopIteration, datasets.exceptions.DatasetGenerationError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -56,12 +56,18 @@ def read_data_file(path: str, what: str = "--data"):
     return rows
 
 
+def literal_data_files(files: dict) -> dict:
+    """``data_files`` for ``datasets.load_dataset`` naming exactly these paths: ``datasets`` reads a path as a glob
+    pattern, so a folder named ``runs[1]`` or ``data*`` would match other files or none."""
+    return {split: glob.escape(path) for split, path in files.items()}
+
+
 def find_split_file(directory: str, split: str) -> str | None:
     """``<directory>/<split>.<ext>`` for the first supported extension that exists, else None."""
     for ext in BUILDERS:
-        matches = sorted(glob.glob(os.path.join(directory, f"{split}{ext}")))
-        if matches:
-            return matches[0]
+        path = os.path.join(directory, f"{split}{ext}")  # an exact name ('[' in a folder's name is no pattern)
+        if os.path.isfile(path):
+            return path
     return None
 
 
@@ -157,10 +163,65 @@ def limit_splits(splits: dict, section) -> dict:
     return out
 
 
-def finish_splits(splits: dict, section, files: dict, label_names: list, need_test: bool, columns: dict) -> tuple:
+DATA_CARD = "README.md"  # a data folder's dataset card: its YAML front matter holds the data's facts
+DATA_CARD_BYTES = 1 << 20  # the front matter is read from the card's first MiB
+CARD_FACTS = ("name", "license", "citation", "hub_id")
+
+
+def _card_facts(directory: str) -> dict:
+    """The dataset facts of the card ``<directory>/README.md``: the ``hf_spectralkd:`` mapping of its YAML front
+    matter (``name``, ``license``, ``citation``, ``hub_id``), else a Hub dataset card's own ``pretty_name`` and
+    ``license``; {} without a card or front matter (a card that cannot be read states no facts)."""
+    import yaml
+
+    path = os.path.join(directory, DATA_CARD)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read(DATA_CARD_BYTES)
+    except (OSError, UnicodeDecodeError):
+        return {}
+    if not text.startswith("---"):
+        return {}
+    end = text.find("\n---", 3)
+    try:
+        meta = yaml.safe_load(text[3:end]) if end > 0 else None
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(meta, dict):
+        return {}
+    own = meta.get("hf_spectralkd")
+    if isinstance(own, dict):
+        facts = {key: own.get(key) for key in CARD_FACTS}
+    else:
+        license = meta.get("license")
+        facts = {"name": meta.get("pretty_name"),
+                 "license": ", ".join(map(str, license)) if isinstance(license, list) else license}
+    return {key: str(value).strip() for key, value in facts.items() if value not in (None, "", [])}
+
+
+def data_card_facts(files: dict) -> dict:
+    """The facts (``name``, ``license``, ``citation``, ``hub_id``) of the data the run read, from the dataset card
+    beside its files (:func:`_card_facts`): {} when a file has none, or when files of different folders say
+    different things (the facts of one data set are never given to another)."""
+    folders = {os.path.dirname(os.path.abspath(path)) for split, path in files.items()
+               if split in SPLITS and isinstance(path, str) and os.path.isfile(path)}
+    facts = [_card_facts(folder) for folder in sorted(folders)]
+    if not facts or any(f != facts[0] for f in facts[1:]):
+        return {}
+    return facts[0]
+
+
+def finish_splits(splits: dict, section, files: dict, label_names: list, need_test: bool, columns: dict,
+                  carved: bool = False) -> tuple:
     """``(DatasetDict, info)``: the steps every labelled loader ends with: a test split when the run needs one,
     ``max_train_samples`` / ``max_eval_samples``, and the dataset facts for results.json (``columns``: the names of
-    the task's columns, e.g. ``text_column`` / ``label_column``)."""
+    the task's columns, e.g. ``text_column`` / ``label_column``; ``carved``: the validation split was cut from
+    train, see :func:`carve_validation`).
+
+    The facts (``name``, ``license``, ``citation`` and the Hub id the card's ``datasets`` names) are the recipe's
+    ``data.name`` / ``license`` / ``citation`` when it sets them, else those of the data the run read: a Hub id
+    source, the dataset card beside the local files (:func:`data_card_facts`); else empty (the name: the folder's
+    or file's)."""
     import datasets
 
     if need_test and "test" not in splits:
@@ -170,13 +231,61 @@ def finish_splits(splits: dict, section, files: dict, label_names: list, need_te
         )
     splits = limit_splits(splits, section)
     source = section.source or files.get("train")
+    card = data_card_facts(files)
     info = {
-        "name": section.name or (os.path.basename(os.path.normpath(source)) if source else None),
+        "name": section.name or card.get("name") or (os.path.basename(os.path.normpath(source)) if source else None),
         "source": source,
         "num_labels": len(label_names),
         "splits": {k: len(v) for k, v in splits.items()},
         **columns,
-        "license": section.license,
-        "citation": section.citation,
+        "license": section.license or card.get("license"),
+        "citation": section.citation or card.get("citation"),
     }
+    if card.get("hub_id"):
+        info["hub_id"] = card["hub_id"]
+    if carved:
+        info["validation_carved"] = {"from": "train", "fraction": section.validation_fraction, "seed": section.seed}
     return datasets.DatasetDict(splits), info
+
+
+LEAKAGE_EXAMPLES = 3  # copied rows quoted in results.json and the warning
+
+
+def _row_key(values) -> tuple:
+    return tuple(tuple(v) if isinstance(v, list) else v for v in values)
+
+
+def training_copies(splits, columns) -> dict:
+    """The rows of each evaluation split (validation, test) whose input (the values of ``columns``: the text and
+    text pair, or the word list) is exactly that of a training row, labelled or transfer: ``{split: {"rows": n,
+    "of": rows of the split, "examples": [the first few inputs]}}``, splits without a copy left out. A model that
+    trained on those inputs is scored partly on memory."""
+    columns = [c for c in columns if c]
+    train = splits.get("train") if hasattr(splits, "get") else None
+    if train is None or not columns:
+        return {}
+    seen = set(map(_row_key, zip(*(train[c] for c in columns), strict=True)))
+    found = {}
+    for split in ("validation", "test"):
+        if split not in splits:
+            continue
+        rows = splits[split]
+        copies = [key for key in map(_row_key, zip(*(rows[c] for c in columns), strict=True)) if key in seen]
+        if copies:
+            examples = [key[0] if len(key) == 1 else list(key) for key in copies[:LEAKAGE_EXAMPLES]]
+            found[split] = {"rows": len(copies), "of": len(rows), "examples": examples}
+    return found
+
+
+def data_warnings(info: dict) -> list:
+    """Plain-language warnings about the data a run read (its ``info``): evaluation rows that are copies of training
+    rows (:func:`training_copies`, ``info["leakage"]``)."""
+    warnings = []
+    for split, found in (info.get("leakage") or {}).items():
+        shown = ", ".join(repr(e if isinstance(e, str) else " ".join(map(str, e)))[:80] for e in found["examples"])
+        more = ", ..." if found["rows"] > len(found["examples"]) else ""
+        warnings.append(
+            f"leakage: {found['rows']} of the {found['of']} {split} rows are exact copies of training rows (e.g. "
+            f"{shown}{more}): on those the {split} score measures memory, not generalisation; remove them from the "
+            f"{split} data or from the training data")
+    return warnings

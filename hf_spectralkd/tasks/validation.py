@@ -83,6 +83,12 @@ def _check_json_line(path: str, what: str, number: int, text: str) -> dict:
     return row
 
 
+def _shown(value) -> str:
+    """``value`` as JSON, cut to :data:`MAX_SHOWN` characters."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "..."
+
+
 def _blank(value) -> bool:
     return value is None  # an empty string is a (poor) text, a null is a missing one
 
@@ -117,6 +123,16 @@ def check_labelled_rows(rows, where: str, label_column: str, text_columns, requi
             if _blank(value):
                 raise ValueError(f"data: {where}, {unit} {at(i)}, column {column!r}: the text is missing (null); "
                                  "every row needs its text")
+            if isinstance(value, (list, tuple, dict)):  # a tokenizer would read a list of two strings as a pair
+                raise ValueError(
+                    f"data: {where}, {unit} {at(i)}, column {column!r}: the text is a {type(value).__name__} "
+                    f"({_shown(value)}), not one string; join it into one text, or put the second text of a pair in "
+                    "its own column and name it in data.text_pair_column")
+            if not isinstance(value, str):  # a number: the tokenizer would fail with a TypeError after stages ran
+                raise ValueError(
+                    f"data: {where}, {unit} {at(i)}, column {column!r}: the text is a {_kind(value)} ({value!r}), not "
+                    f"a string; write every text as a string (\"{value}\"), or name the text column in "
+                    "data.text_column (--text-column)")
     if require_classes:
         classes = {str(v) for v in labels}
         if len(classes) < require_classes:

@@ -166,4 +166,6 @@ def load_image_data(section, need_test: bool = True):
         "license": section.license or (DIGITS_LICENSE if source == DIGITS_SOURCE else None),
         "citation": section.citation,
     }
+    if "validation" not in raw:  # (hf-spectralkd evaluate --split validation refuses carved rows)
+        info["validation_carved"] = {"from": "train", "fraction": section.validation_fraction, "seed": section.seed}
     return datasets.DatasetDict(splits), label_names, info

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..base import Task, TaskData
 from ..registry import register_task
+from ..sources import training_copies
 from . import processing
 from .models import build_text_student, check_labels, copy_teacher_layers, find_layer_list, label_maps
 from .processing import check_text_columns, text_collator, tokenize, tokenize_splits
@@ -50,6 +51,7 @@ class TextClassificationTask(Task):
             data.info["transfer_rows"] = len(texts)
         data.splits["train"] = train
         data.info["splits"]["train"] = len(train)
+        data.info["leakage"] = training_copies(data.splits, (section.text_column, section.text_pair_column))
         return data
 
     def prepare_datasets(self, recipe, data: TaskData, processor):
@@ -96,7 +98,7 @@ class TextClassificationTask(Task):
 
         student = self.resolve_reference(recipe.student.model, "student.model") \
             if recipe.student.init == "pretrained" else None
-        check_text_models(recipe, teacher_ref, student, self.load_processor(recipe, teacher_ref))
+        check_text_models(recipe, teacher_ref, student, self.load_processor(recipe, teacher_ref), self.auto_class)
 
     def check_rows(self, rows, text_column: str = "text", text_pair_column=None, where: str = "the data") -> None:
         """The text columns exist in ``rows`` (checked before any model is loaded)."""
@@ -135,6 +137,17 @@ class TextClassificationTask(Task):
 
     def build_student(self, recipe, teacher, label_names, init_layers):
         return build_text_student(recipe.student, teacher, label_names, init_layers, self.auto_class)
+
+    def reference_label_names(self, model_ref) -> list | None:
+        try:
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(model_ref)
+        except Exception:  # not readable here: the teacher stage's label check names the problem
+            return None
+        id2label = getattr(config, "id2label", None) or {}
+        names = [str(id2label.get(i, f"LABEL_{i}")) for i in range(len(id2label))]
+        return None if not names or all(n.startswith("LABEL_") for n in names) else names
 
     def reference_depth(self, recipe, model_ref):
         try:

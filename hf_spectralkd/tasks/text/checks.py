@@ -5,7 +5,7 @@ vocabulary size would silently give the student wrong tokens)."""
 
 from __future__ import annotations
 
-__all__ = ["check_text_models"]
+__all__ = ["check_student_config", "check_text_models"]
 
 OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer")
 
@@ -52,13 +52,63 @@ def _check_student_tokenizer(student_ref: str, teacher_tokenizer) -> None:
     )
 
 
-def check_text_models(recipe, teacher_ref: str, student_ref, teacher_tokenizer) -> None:
-    """``data.max_length`` within both models' positions, the student's vocabulary covers the teacher tokenizer's
-    ids, and a pretrained student's tokenizer is the teacher's (each a ``ValueError`` naming the recipe key)."""
+def check_student_config(section, teacher_config, auto_class: str = "AutoModelForSequenceClassification") -> None:
+    """A student built from the teacher (``student.init``: ``teacher_layers`` / ``config``; ``section``: the recipe's
+    student section) can be built: copied blocks keep the teacher's widths, and the configuration the builder makes
+    (:func:`~.models.build_text_student`) gives a model, built here on the meta device (no weights), so that e.g.
+    attention heads that do not divide the hidden size fail before any work, naming ``student.config``."""
+    import copy
+
+    import torch
+    import transformers
+    from transformers import AutoConfig
+
+    from ...adapters.hf import WIDTH_KEYS
+
+    if section.init not in ("teacher_layers", "config"):
+        return
+    overrides = dict(section.config or {})
+    config = copy.deepcopy(teacher_config)
+    if section.init == "teacher_layers":
+        for key in WIDTH_KEYS:
+            if key in overrides and overrides[key] != getattr(config, key, None):
+                raise ValueError(
+                    f"student.config.{key}={overrides[key]!r}: student.init teacher_layers copies the teacher's "
+                    f"blocks, whose {key} is {getattr(config, key, None)!r}, so it cannot change (the weights must "
+                    "fit). Remove it, or build a fresh student with student.init: config"
+                )
+        layers = section.init_layers
+        depth = len(layers) if isinstance(layers, list) else section.num_layers
+    else:
+        depth = section.num_layers
+    if depth is not None:
+        config.num_hidden_layers = depth
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    shown = ", ".join(f"{k}={v!r}" for k, v in overrides.items()) or "none"
+    try:
+        if section.init == "config":
+            config = AutoConfig.for_model(**config.to_dict())
+        with torch.device("meta"):
+            getattr(transformers, auto_class).from_config(config)
+    except (ValueError, TypeError, AttributeError, KeyError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(
+            f"student.config ({shown}): the student (student.init: {section.init}) cannot be built from the "
+            f"teacher's configuration with these values: {reason}"
+        ) from None
+
+
+def check_text_models(recipe, teacher_ref: str, student_ref, teacher_tokenizer,
+                      auto_class: str = "AutoModelForSequenceClassification") -> None:
+    """``data.max_length`` within both models' positions, a student built from the teacher can be built
+    (:func:`check_student_config`), the student's vocabulary covers the teacher tokenizer's ids, and a pretrained
+    student's tokenizer is the teacher's (each a ``ValueError`` naming the recipe key)."""
     max_length = recipe.data.max_length
     what = "teacher.base" if recipe.teacher.base else "teacher.model"
     teacher_config = _config(teacher_ref, what)
     _check_positions(teacher_config, max_length, f"the teacher ({what})")
+    check_student_config(recipe.student, teacher_config, auto_class)
     if student_ref is None:
         return
     student_config = _config(student_ref, "student.model")

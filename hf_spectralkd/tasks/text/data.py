@@ -3,15 +3,25 @@
 Every mistake is found before any training: a missing file, a missing column (the existing ones are
 listed), an empty split, test labels that the training split does not have, a Hub id while offline.
 Labels are mapped to ids through the sorted label names of the training split (a ``ClassLabel`` feature
-keeps its own names); the mapping is what goes into ``id2label`` / ``label2id`` of the models.
+keeps its own names); the mapping is what goes into ``id2label`` / ``label2id`` of the models. CSV labels are
+read as written (``007`` and ``7`` are two labels; a column of plain integers is integer ids), and training labels
+that differ only by case or surrounding whitespace are an error unless ``data.label_names`` lists them.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 from ...loading import is_offline
-from ..sources import builder_for, carve_validation, content_cache_dir, find_split_file, finish_splits
+from ..sources import (
+    builder_for,
+    carve_validation,
+    content_cache_dir,
+    find_split_file,
+    finish_splits,
+    literal_data_files,
+)
 from ..validation import check_labelled_rows, check_text_file
 
 __all__ = ["load_text_data", "is_local_source"]
@@ -74,13 +84,40 @@ def _load_local(section):
     builders = {builder_for(p) for p in files.values()}
     if len(builders) > 1:
         raise ValueError(f"data files mix formats ({', '.join(sorted(builders))}): use one format for every split")
+    builder = builders.pop()
+    # CSV label cells as written (pandas would read 007 and 7 as the same number): see _csv_labels; text cells as
+    # written too (a column of numbers would be read as numbers, and differ in type from the other splits')
+    cells = {c: _csv_cell for c in (section.label_column, section.text_column, section.text_pair_column) if c}
+    options = {"converters": cells} if builder == "csv" else {}
     try:
         # read by content: datasets' cache is keyed on path and mtime, so a file rewritten with its mtime kept
         # would be read as the old rows while the run's own fingerprint (its bytes) says it changed
-        raw = datasets.load_dataset(builders.pop(), data_files=files, cache_dir=content_cache_dir(files.values()))
+        raw = datasets.load_dataset(builder, data_files=literal_data_files(files),
+                                    cache_dir=content_cache_dir(files.values()), **options)
     except (ValueError, OSError, datasets.exceptions.DatasetGenerationError) as exc:
         raise ValueError(f"could not read the data files {files}: {str(exc).splitlines()[0]}") from exc
-    return raw, files
+    return (_csv_labels(raw, section.label_column) if builder == "csv" else raw), files
+
+
+PLAIN_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
+
+
+def _csv_cell(value: str):
+    """A CSV label or text cell as written (an empty cell is a missing label or text)."""
+    return value if value != "" else None
+
+
+def _csv_labels(raw, column: str):
+    """CSV labels, read as text: integer class ids when every label of every split is a plain integer (``0``, ``7``,
+    ``12``: no leading zero, no sign but ``-``, no space or decimal point), as in a JSON file of numbers; label names
+    otherwise, kept as written, so that ``007`` and ``7`` are two labels."""
+    import datasets
+
+    values = [v for split in raw.values() if column in split.column_names for v in split[column] if v is not None]
+    if not values or not all(PLAIN_INTEGER.fullmatch(v) for v in values):
+        return raw
+    return datasets.DatasetDict({name: split.cast_column(column, datasets.Value("int64"))
+                                 if column in split.column_names else split for name, split in raw.items()})
 
 
 def load_raw_splits(section):
@@ -127,7 +164,40 @@ def _label_names(raw, section, fixed, to_name) -> list:
     return [str(v) for v in values]
 
 
+def _label_key(name: str) -> str:
+    """What two labels that differ only by case or surrounding whitespace have in common."""
+    return name.strip().casefold()
+
+
+def _check_near_duplicates(train, section, where: str) -> None:
+    """Labels of the training split that differ only by case or surrounding whitespace (``alarm`` / ``Alarm``,
+    ``apr`` / ``apr ``) are an error: as written they would be separate classes, each with part of the rows. Labels
+    that really are distinct classes are listed in ``data.label_names`` (then this check is not made)."""
+    rows = {}
+    for i, value in enumerate(train[section.label_column]):
+        rows.setdefault(str(value), []).append(i + 1)
+    groups = {}
+    for name in rows:
+        groups.setdefault(_label_key(name), []).append(name)
+    clashes = [sorted(names) for names in groups.values() if len(names) > 1]
+    if not clashes:
+        return
+
+    def described(name):
+        found = rows[name]
+        return f"{name!r} ({len(found)} row{'s' if len(found) > 1 else ''}, first row {found[0]})"
+
+    shown = "; ".join(" / ".join(described(n) for n in names) for names in sorted(clashes)[:3])
+    raise ValueError(
+        f"data: {where}, column {section.label_column!r}: {len(clashes)} group(s) of labels differ only by case or "
+        f"surrounding whitespace: {shown}{'; ...' if len(clashes) > 3 else ''}. As written each would be a class of "
+        "its own; write each label one way in the data, or, if they are different classes, list every label in "
+        "data.label_names"
+    )
+
+
 def _check_known_labels(raw, section, index, fixed, to_name) -> None:
+    keys = {_label_key(name): name for name in index}
     for split, dataset in raw.items():
         if split == "train" and fixed is None:
             continue
@@ -135,7 +205,9 @@ def _check_known_labels(raw, section, index, fixed, to_name) -> None:
         names = {to_name[v] if to_name is not None and isinstance(v, int) else str(v) for v in values}
         unknown = sorted(names - set(index))
         if unknown:
-            shown = ", ".join(repr(u) for u in unknown[:5])
+            shown = ", ".join(repr(u) + (f" (the {'training split' if fixed is None else 'model'} has "
+                                         f"{keys[_label_key(u)]!r})" if _label_key(u) in keys else "")
+                              for u in unknown[:5])
             raise ValueError(
                 f"data: the {split} split has {len(unknown)} label(s) that the "
                 f"{'training split' if fixed is None else 'model'} does not have "
@@ -184,8 +256,11 @@ def load_text_data(section, need_test: bool = True):
     feature = raw[reference].features[section.label_column]
     to_name = dict(enumerate(feature.names)) if isinstance(feature, datasets.ClassLabel) else None
     label_names = _label_names(raw, section, fixed, to_name)
+    if fixed is None and to_name is None and "train" in raw:
+        _check_near_duplicates(raw["train"], section, files.get("train", f"the train split of {section.source}"))
     _check_known_labels(raw, section, {name: i for i, name in enumerate(label_names)}, fixed, to_name)
     splits = carve_validation(_encode_labels(raw, section, label_names, to_name), section)
     splits, info = finish_splits(splits, section, files, label_names, need_test,
-                                 {"text_column": section.text_column, "label_column": section.label_column})
+                                 {"text_column": section.text_column, "label_column": section.label_column},
+                                 carved="validation" not in raw)
     return splits, label_names, info

@@ -14,6 +14,7 @@ import random
 
 from ..base import Task, TaskData
 from ..registry import register_task
+from ..sources import training_copies
 from ..text import TextClassificationTask
 from . import processing
 from .data import load_token_data, read_unlabelled
@@ -58,6 +59,7 @@ class TokenClassificationTask(TextClassificationTask):
             data.info["transfer_rows"] = len(sentences)
         data.splits["train"] = train
         data.info["splits"]["train"] = len(train)
+        data.info["leakage"] = training_copies(data.splits, ("tokens",))  # (the splits' own word-list column)
         return data
 
     @staticmethod

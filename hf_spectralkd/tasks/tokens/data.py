@@ -398,7 +398,8 @@ def load_token_data(section, need_test: bool = True):
     splits = carve_validation({split: _dataset(rows, index) for split, rows in split_rows.items()}, section)
     splits, info = finish_splits(splits, section, files, label_names, need_test,
                                  {"tokens_column": section.tokens_column, "tags_column": section.tags_column,
-                                  "label_all_tokens": section.label_all_tokens})
+                                  "label_all_tokens": section.label_all_tokens},
+                                 carved="validation" not in split_rows)
     if unseen:
         info["unseen_tags"] = {tag: count for tag, (count, _) in unseen.items()}
     return splits, label_names, info

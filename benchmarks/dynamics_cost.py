@@ -99,6 +99,7 @@ def one_run(args, teacher, student, tokenizer, train, evaluation, dynamics: bool
         dataloader_num_workers=0,
         spectral_dynamics=dynamics,
         selection_samples=args.selection_samples,
+        **({"dynamics_samples": args.dynamics_samples} if args.dynamics_samples else {}),
     )
     trainer = SpectralDistillationTrainer(
         model=copy.deepcopy(student),
@@ -127,6 +128,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--selection-samples", type=int, default=512)
+    parser.add_argument("--dynamics-samples", type=int, default=None, help="default: the library's default")
     parser.add_argument("--output", default=os.path.join(RESULTS_DIR, "dynamics_cost.json"),
                         help="results JSON ('' to skip writing)")
     args = parser.parse_args(argv)
@@ -162,7 +164,8 @@ def main(argv=None) -> dict:
         shutil.rmtree(work, ignore_errors=True)
     result = {
         "settings": {k: v for k, v in vars(args).items() if k != "output"},
-        "dynamics_defaults": {"dynamics_samples": 128, "per_device_eval_batch_size": 8},
+        "dynamics_defaults": {"dynamics_samples": args.dynamics_samples or SpectralDistillationConfig.dynamics_samples,
+                              "per_device_eval_batch_size": 8},
         "eval_strategy": "epoch",
         "repeats": pairs,
         "median_overhead": statistics.median(p["overhead"] for p in pairs),

@@ -57,16 +57,22 @@ def collect_profile(
     max_samples: int | None = None,
     progress: bool = False,
     description: str = "spectral analysis",
+    entropy: bool = True,
+    check_finite: bool = True,
 ) -> SpectralProfile:
     """Run ``model`` once over ``dataloader`` (batches of model inputs) and accumulate its spectral profile.
 
-    Memory stays flat: each batch's ``hidden_states`` are reduced to per-bin sums and dropped.
+    Memory stays flat: each batch's ``hidden_states`` are reduced to per-bin sums and dropped. ``entropy=False``
+    skips the spectral entropy's sums (one FFT per layer less; the dynamics callback measures the intensity only).
+    ``check_finite``: a layer whose hidden states hold inf / NaN is an error naming it
+    (:func:`check_finite_hidden_states`); off for a student measured while it trains (a diverging student is the
+    loss guard's to report).
     """
     adapter = adapter or get_adapter(model)
     device = device or _model_device(model)
     was_training = model.training
     model.eval()
-    profile = SpectralProfile()
+    profile = SpectralProfile(with_entropy=entropy)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -82,7 +88,8 @@ def collect_profile(
                 batch = {k: (v[:remaining] if isinstance(v, torch.Tensor) and v.dim() > 0 else v)
                          for k, v in batch.items()}
             out = adapter.forward(model, batch, output_hidden_states=True)
-            check_finite_hidden_states(out.hidden_states, out.attention_mask, model, description)
+            if check_finite:
+                check_finite_hidden_states(out.hidden_states, out.attention_mask, model, description)
             profile.update(out.hidden_states, out.attention_mask)
             if bar is not None:
                 bar.update(int(out.logits.shape[0]))

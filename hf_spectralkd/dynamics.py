@@ -412,7 +412,8 @@ class SpectralDynamicsCallback(TrainerCallback):
         trainer = self.trainer
         batches = list(self.dataloader(rows))
         recorder = _TeacherRecorder(trainer.teacher_adapter, [t for _, t in pairs])
-        profile = collect_profile(trainer.teacher, batches, adapter=recorder, device=trainer.accelerator.device)
+        profile = collect_profile(trainer.teacher, batches, adapter=recorder, device=trainer.accelerator.device,
+                                  entropy=False)
         return _Sample(rows, batches, profile, recorder.hidden, info)
 
     def _fixed_sample(self, pairs) -> _Sample:
@@ -482,7 +483,8 @@ class SpectralDynamicsCallback(TrainerCallback):
         probe = _FrequencyLossProbe(trainer.student_adapter, sample.teacher_hidden, probed,
                                     trainer.pair_alignment_loss)
         profile = collect_profile(
-            unwrap_model(trainer.model), sample.batches, adapter=probe, device=trainer.accelerator.device
+            unwrap_model(trainer.model), sample.batches, adapter=probe, device=trainer.accelerator.device,
+            entropy=False, check_finite=False,  # (a diverging student: the loss guard names it)
         )
         student = [float(v) for v in profile.intensity]
         agreement = curve_agreement(sample.teacher_profile.intensity, student, pairs)

@@ -199,6 +199,8 @@ class SpectralProfile:
     #: per-bin power sums of the standardised tokens (:func:`layer_power_sums`), for :attr:`entropy`; empty in
     #: profiles saved before the spectral entropy existed
     power_sums: list = field(default_factory=list)
+    #: accumulate the power sums of :attr:`entropy` (False: the intensity only, one FFT per layer less)
+    with_entropy: bool = True
 
     @torch.no_grad()
     def update(self, hidden_states, attention_mask: torch.Tensor | None = None) -> SpectralProfile:
@@ -208,7 +210,7 @@ class SpectralProfile:
                 f"this profile has {len(self.spectrum_sums)} layers but the batch has {len(tensors)} "
                 "hidden-state tensors"
             )
-        tracks_power = not self.spectrum_sums or len(self.power_sums) == len(self.spectrum_sums)
+        tracks_power = self.with_entropy and len(self.power_sums) == len(self.spectrum_sums)
         for index, hidden in enumerate(tensors):
             sums, count = layer_spectrum_sums(hidden, attention_mask)
             sums = sums.double().cpu()
@@ -216,7 +218,8 @@ class SpectralProfile:
             if index >= len(self.spectrum_sums):
                 self.spectrum_sums.append(sums)
                 self.token_counts.append(float(count))
-                self.power_sums.append(power)
+                if power is not None:
+                    self.power_sums.append(power)
             else:
                 if sums.shape != self.spectrum_sums[index].shape:
                     raise ValueError(

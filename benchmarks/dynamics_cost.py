@@ -8,7 +8,8 @@ Run (a few minutes on 2 CPU cores)::
 Each repeat trains the same 3-block student (copied from the packaged MiniLM-L6 teacher's blocks [2, 4, 6])
 on the same CLINC150 rows twice, once with the callback (``spectral_dynamics=True``, the default) and once
 without, in alternating order (on/off, then off/on, ...), so load from other processes hits both alike. The
-callback's settings are the library defaults (``dynamics_samples=128``, ``per_device_eval_batch_size=8``);
+callback's settings are the library defaults (``dynamics_samples=64``, or ``--dynamics-samples``;
+``per_device_eval_batch_size=8``);
 the run evaluates once per epoch. Reported per repeat and as medians:
 
 * ``overhead``: ``1 - wall_off / wall_on``, the share of the run's wall time (``trainer.train()``) that the

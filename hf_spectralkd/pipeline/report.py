@@ -188,6 +188,12 @@ def summary_markdown(results: dict) -> str:
         "Wall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings_s"].items()) + reused,
         "",
     ]
+    if results.get("candidates"):  # distillation.candidates: each one's validation score, the kept one marked
+        metric = next(iter(results["candidates"][0]["metrics"]), None)
+        metric = "accuracy" if "accuracy" in results["candidates"][0]["metrics"] else metric
+        cells = [f"{c['name']} {100 * c['metrics'][metric]:.2f}{' (kept)' if c['chosen'] else ''}"
+                 for c in results["candidates"]]
+        lines += [f"Candidates (validation {metric} %): " + "; ".join(cells) + ".", ""]
     recommended = results.get("recommended")
     if recommended:
         lines += [f"**Use:** {RECOMMENDED_LABELS[recommended['model']]} in {recommended['path']} — "

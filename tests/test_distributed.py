@@ -187,7 +187,8 @@ try:
                                 args=small_config(__import__("pathlib").Path({out!r}), use_cpu=False),
                                 train_dataset=Dataset.from_list(make_token_rows(8)), data_collator=pad_collate)
 except RuntimeError as exc:
-    print("REFUSED:", exc)
+    # one write(2) per process: the two ranks share the pipe, and print() may interleave their lines
+    os.write(2, ("REFUSED rank " + os.environ.get("RANK", "?") + ": " + str(exc) + "\\n").encode())
     sys.exit(3)
 print("STARTED")
 """
@@ -207,5 +208,6 @@ def test_torchrun_without_use_cpu_stops_instead_of_training_duplicates(tmp_path)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "STARTED" not in output, output[-3000:]
-    assert output.count("REFUSED: 2 processes were launched (WORLD_SIZE=2) but this one runs alone") == 2
+    message = ": 2 processes were launched (WORLD_SIZE=2) but this one runs alone"
+    assert output.count(f"REFUSED rank 0{message}") == 1 and output.count(f"REFUSED rank 1{message}") == 1, output
     assert "use_cpu=True" in output and not (tmp_path / "out").exists()

@@ -85,6 +85,10 @@ def test_the_card_shows_the_candidates_and_the_entropy(candidates_run):
     entropy = results["layer_map"]["teacher_entropy"]
     assert len(entropy) == 5 and all(0.0 < h <= 1.0 for h in entropy)  # embeddings + 4 blocks
     assert "Teacher spectral entropy per layer" in card
+    summary = (out / "summary.md").read_text()
+    kept = next(r for r in results["candidates"] if r["chosen"])
+    assert (f"{kept['name']} {100 * kept['metrics']['accuracy']:.2f} (kept)") in summary
+    assert summary.count("(kept)") == 1 and "Candidates (validation accuracy %): c1 (" in summary
     profile = json.loads((out / "analysis" / "spectral_profile.json").read_text())
     assert profile["entropy"] == pytest.approx(entropy)
 

@@ -189,8 +189,9 @@ def summary_markdown(results: dict) -> str:
         "",
     ]
     if results.get("candidates"):  # distillation.candidates: each one's validation score, the kept one marked
-        metric = next(iter(results["candidates"][0]["metrics"]), None)
-        metric = "accuracy" if "accuracy" in results["candidates"][0]["metrics"] else metric
+        from ..metrics import primary_metric
+
+        metric = primary_metric(results.get("task"))  # what the candidates were chosen by
         cells = [f"{c['name']} {100 * c['metrics'][metric]:.2f}{' (kept)' if c['chosen'] else ''}"
                  for c in results["candidates"]]
         lines += [f"Candidates (validation {metric} %): " + "; ".join(cells) + ".", ""]

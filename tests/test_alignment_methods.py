@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import make_token_rows, pad_collate, small_config, tiny_bert
 from datasets import Dataset
+from test_trainer_seams import build as build_seams_trainer
 
 from hf_spectralkd import (
     SpectralDistillationConfig,
@@ -173,15 +174,9 @@ def test_relation_kl_equals_numpy_with_different_head_counts_and_widths():
 
 
 # ------------------------------------------------------------------------------------ the trainer
-def build(tmp_path, rows=None, **config):
-    config = {"spectral_dynamics": False, **config}
-    return SpectralDistillationTrainer(
-        model=tiny_bert(num_layers=2, hidden=16, seed=1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
-        teacher_model=tiny_bert(num_layers=4, hidden=32, seed=0),
-        args=small_config(tmp_path, **config),
-        train_dataset=Dataset.from_list(rows if rows is not None else make_token_rows(32)),
-        data_collator=pad_collate,
-    )
+def build(tmp_path, **config):
+    """The seams tests' trainer (a dropout-free 2 x 16 student, a 4 x 32 teacher, 32 token rows) with ``config``."""
+    return build_seams_trainer(tmp_path, config=config)
 
 
 def _batch():

@@ -182,6 +182,7 @@ class SpectralDistillationTrainer(Trainer):
         #: the learned student->teacher width maps of projection="linear" (one per aligned pair; built with the layer
         #: map, trained by the optimizer with the student, never saved with it)
         self.projections: torch.nn.ModuleList | None = None
+        self._qkv_modules: dict = {}  # (model id, layer) -> (q, k, v) modules, for alignment="attention"
         self.spectral_profile = None
         self._given_layer_map, self._given_profile = layer_map, teacher_profile
         self._label_order_checked = False
@@ -321,7 +322,7 @@ class SpectralDistillationTrainer(Trainer):
                              "no attention-head count: set attention_relation_heads")
         for who, adapter, model in (("student", self.student_adapter, student), ("teacher", self.teacher_adapter,
                                                                                   teacher)):
-            width = adapter.describe(model).get("hidden_size")
+            width = adapter.hidden_size(model)
             if width and width % heads:
                 raise ValueError(
                     f"alignment='attention' splits Q/K/V into {heads} relation heads, which does not divide the "
@@ -737,7 +738,7 @@ class SpectralDistillationTrainer(Trainer):
         self._hp_search_setup(trial)
         if self.spectral_profile is not None and self._given_profile is None:
             self._given_profile = self.spectral_profile
-        self.layer_map, self.teacher_cache, self.projections = None, None, None
+        self.layer_map, self.teacher_cache, self.projections, self._qkv_modules = None, None, None, {}
         self.model = self._pending_model = self.call_model_init(trial, seed=self.args)
         if self.student_adapter.head(self.model).name != self.student_head.name:  # refused here, not mid-step
             raise ValueError("model_init returned a student with another head than the first one it built")
@@ -831,6 +832,15 @@ class SpectralDistillationTrainer(Trainer):
             student_hidden = self.projections[index](student_hidden.float())
         return self.alignment_loss(student_hidden, teacher_hidden, attention_mask)
 
+    def _projection_modules(self, adapter, model, layers) -> dict:
+        """``layer -> (q, k, v)`` modules of ``model``'s blocks ``layers`` for ``alignment="attention"``, found by the
+        adapter once per model and layer (not on every step)."""
+        found, key = self._qkv_modules, id(unwrap_model(model, peft=True))
+        for layer in layers:
+            if (key, layer) not in found:
+                found[(key, layer)] = adapter.attention_projections(model, layer)
+        return {layer: found[(key, layer)] for layer in layers}
+
     def attention_alignment_loss(self, student_qkv: tuple, teacher_qkv: tuple,
                                  attention_mask: torch.Tensor | None) -> torch.Tensor:
         """``alignment="attention"``'s term of one layer pair: MiniLM's attention-distribution KL plus value-relation
@@ -868,10 +878,12 @@ class SpectralDistillationTrainer(Trainer):
         align = args.beta > 0 and bool(layer_map.teacher_layers) and phase != "logits"
         attention = align and args.alignment == "attention"
         need_hidden = align and not attention
-        with (capture_attention_projections(self.student_adapter, model, layer_map.student_layers if attention else [])
-              as s_qkv,
-              capture_attention_projections(self.teacher_adapter, self.teacher,
-                                            layer_map.teacher_layers if attention else []) as t_qkv):
+        s_layers, t_layers = (layer_map.student_layers, layer_map.teacher_layers) if attention else ([], [])
+        with (capture_attention_projections(self.student_adapter, model, s_layers,
+                                            self._projection_modules(self.student_adapter, model, s_layers)) as s_qkv,
+              capture_attention_projections(self.teacher_adapter, self.teacher, t_layers,
+                                            self._projection_modules(self.teacher_adapter, self.teacher, t_layers))
+              as t_qkv):
             student = self.student_adapter.forward(
                 model, inputs, output_hidden_states=need_hidden, head=self.student_head
             )

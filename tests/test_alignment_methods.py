@@ -243,6 +243,23 @@ def test_alignment_attention_is_minilm_relations_of_the_real_qkv(tmp_path):
     assert len(logged) == 4 and all(math.isfinite(v) and v > 0 for v in logged)
 
 
+def test_attention_projections_are_found_once_not_on_every_step(tmp_path, monkeypatch):
+    """The adapter walks a block's modules for its Q/K/V once per model and layer; every step reuses them (the
+    hooks still record each step's projections: the loss changes as the student trains)."""
+    trainer = build(tmp_path, alignment="attention", teacher_layers=[2, 4], beta=0.5)
+    calls = []
+    for adapter in {id(trainer.student_adapter): trainer.student_adapter,
+                    id(trainer.teacher_adapter): trainer.teacher_adapter}.values():
+        original = adapter.attention_projections
+        monkeypatch.setattr(adapter, "attention_projections",
+                            lambda model, layer, original=original: calls.append(layer) or original(model, layer))
+    trainer.train()
+    logged = [e["align_loss"] for e in trainer.state.log_history if "align_loss" in e]
+    assert len(logged) == 4 and len(set(logged)) > 1
+    pairs = trainer.layer_map.pairs
+    assert sorted(calls) == sorted([s for s, _ in pairs] + [t for _, t in pairs])  # one lookup per model and layer
+
+
 def test_projection_linear_maps_student_width_trains_and_is_not_saved(tmp_path):
     trainer = build(tmp_path, alignment="mse", projection="linear", teacher_layers=[2, 4], beta=1.0,
                     save_strategy="no")

@@ -139,6 +139,57 @@ def test_a_student_config_that_builds_passes_the_dry_run(space, tmp_path, capsys
     assert code == 0, err
 
 
+DIGITS_RECIPE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes", "digits_vit.yaml")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["student.init=teacher_layers", "student.config.embed_dim=48"],
+     r"student.config.embed_dim=48: student.init teacher_layers copies the teacher's blocks, whose embed_dim is 64, "
+     r"so it cannot change"),
+    (["student.init=teacher_layers", "student.config.embed_dim=64", "student.config.num_heads=2"],
+     r"student.config.num_heads=2: .* whose num_heads is 4, so it cannot change"),
+    (["student.init=teacher_layers", "student.config={}", "student.config.patch_size=4"],
+     r"student.config.patch_size=4: .* whose patch_size is \(8, 8\), so it cannot change"),
+    (["student.config.num_heads=5"],
+     r"student.config \(embed_dim=32, num_heads=5\): the student \(student.init: config\) cannot be built from the "
+     r"teacher's architecture with these values: dim should be divisible by num_heads"),
+])
+def test_an_image_student_that_cannot_be_built_fails_in_dry_run(tmp_path, capsys, monkeypatch, overrides, message):
+    from hf_spectralkd.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "run"
+    code = main(["distill", "--config", DIGITS_RECIPE, "--dry-run", f"output.dir={out}", *overrides])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert re.search(message, err), err
+    assert not out.exists()
+
+
+def test_an_image_student_with_the_teachers_own_widths_passes_the_dry_run(tmp_path, capsys, monkeypatch):
+    """Settings equal to the teacher's are no change (a patch size given as 8 or as [8, 8])."""
+    from hf_spectralkd.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code = main(["distill", "--config", DIGITS_RECIPE, "--dry-run", f"output.dir={tmp_path / 'run'}",
+                 "student.init=teacher_layers", "student.config={}", "student.config.embed_dim=64",
+                 "student.config.patch_size=[8,8]"])
+    assert code == 0, capsys.readouterr().err
+
+
+def test_copied_timm_blocks_refuse_a_width_the_teacher_has_by_default():
+    """timm's default embed_dim (not among the teacher's creation arguments) counts as the teacher's width."""
+    import timm
+
+    from hf_spectralkd.tasks.image import copy_timm_blocks
+
+    teacher = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=3, img_size=32, depth=2)
+    assert "embed_dim" not in teacher._model_args
+    with pytest.raises(ValueError, match=r"student.config.embed_dim=96: .* whose embed_dim is 192, so it cannot"):
+        copy_timm_blocks(teacher, [1], {"embed_dim": 96})
+    assert copy_timm_blocks(teacher, [2], {"embed_dim": 192}).embed_dim == 192
+
+
 # ---------------------------------------------------------------------------------------------- 5. trainer
 def _trainer(tmp_path, student, teacher, rows=None, **overrides):
     overrides.setdefault("spectral_dynamics", False)

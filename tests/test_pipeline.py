@@ -511,6 +511,9 @@ def test_output_dir_that_is_a_file_and_evaluate_ranges(workspace, first_run, tmp
     student = os.path.join(workspace["out"], "student")
     assert main(["evaluate", "--model", student, "--data", workspace["data"], "--max-samples", "0"]) == 2
     assert "--max-samples must be >= 1, got 0" in capsys.readouterr().err
+    for option in ("--batch-size", "--max-length"):
+        assert main(["evaluate", "--model", student, "--data", workspace["data"], option, "0"]) == 2
+        assert f"{option} must be >= 1, got 0" in capsys.readouterr().err
     assert main(["evaluate", "--model", student, "--data", workspace["data"], "--output", str(tmp_path)]) == 2
     assert "is a directory: pass the path of a JSON file" in capsys.readouterr().err
     assert main(["card", "--run-dir", str(tmp_path / "nope")]) == 2

@@ -64,6 +64,10 @@ class ModelAdapter:
         """``{"vocab_size", "pad_token_id"}`` for token models (checked for teacher/student agreement)."""
         return None
 
+    def hidden_size(self, model) -> int | None:
+        """The width of the hidden states (``D`` of ``(N, L, D)`` tokens), when the family says. Default: None."""
+        return None
+
     def describe(self, model) -> dict:
         """Sizes for results and model cards."""
         return {"num_layers": self.num_layers(model), "num_parameters": sum(p.numel() for p in model.parameters())}
@@ -181,14 +185,16 @@ class capture_attention_projections:  # noqa: N801 - used as a context manager, 
     ``adapter.attention_projections``): ``captured[layer] == (Q, K, V)``, each ``(N, L, D)``, after one forward.
     Forward hooks only: the model and its outputs are unchanged; the hooks are removed on exit."""
 
-    def __init__(self, adapter: ModelAdapter, model, layers):
+    def __init__(self, adapter: ModelAdapter, model, layers, modules: dict | None = None):
         self.adapter, self.model, self.layers = adapter, model, list(layers)
+        self.modules = modules  # layer -> (q, k, v) modules already found (the trainer finds them once)
         self.captured: dict = {}
         self._handles: list = []
 
     def __enter__(self) -> dict:
         for layer in self.layers:
-            q, k, v = self.adapter.attention_projections(self.model, layer)
+            found = self.modules.get(layer) if self.modules is not None else None
+            q, k, v = found if found is not None else self.adapter.attention_projections(self.model, layer)
             if k is None:  # one fused module: [Q|K|V]
                 self._handles.append(q.register_forward_hook(self._fused(layer)))
             else:

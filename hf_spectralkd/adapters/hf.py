@@ -181,11 +181,15 @@ class TransformersAdapter(ModelAdapter):
             "pad_token_id": getattr(config, "pad_token_id", None),
         }
 
+    def hidden_size(self, model) -> int | None:
+        config = _config(model)
+        return getattr(config, "hidden_size", None) or getattr(config, "dim", None)
+
     def describe(self, model) -> dict:
         config = _config(model)
         return {
             "num_layers": self.num_layers(model),
-            "hidden_size": getattr(config, "hidden_size", None) or getattr(config, "dim", None),
+            "hidden_size": self.hidden_size(model),
             "num_parameters": sum(p.numel() for p in model.parameters()),
             "model_type": getattr(config, "model_type", None),
         }

@@ -233,12 +233,16 @@ class TimmAdapter(ModelAdapter):
         num_classes = self.num_labels(model)
         return mapping if num_classes is None or len(mapping) == num_classes else None
 
+    def hidden_size(self, model) -> int | None:
+        base = unwrap_model(model, peft=True)
+        return getattr(base, "embed_dim", None) or getattr(base, "num_features", None)
+
     def describe(self, model) -> dict:
         base = unwrap_model(model, peft=True)
         cfg = getattr(base, "pretrained_cfg", None) or {}
         return {
             "num_layers": self.num_layers(base),
-            "hidden_size": getattr(base, "embed_dim", None) or getattr(base, "num_features", None),
+            "hidden_size": self.hidden_size(base),
             "num_parameters": sum(p.numel() for p in base.parameters()),
             "model_type": cfg.get("architecture") or type(base).__name__,
         }
@@ -281,10 +285,13 @@ class TimmAdapter(ModelAdapter):
         check_block_indices(init_layers, len(blocks))
         overrides = config_overrides or {}
         args = dict(getattr(teacher, "_model_args", {}) or {})
-        for key in ("embed_dim", "num_heads", "patch_size", "img_size"):
-            if key in overrides and key in args and overrides[key] != args[key]:
-                raise ValueError(f"student.config.{key} cannot change when copying teacher blocks (the weights must "
-                                 "fit)")
+        fixed = _fixed_shapes(teacher)
+        for key, value in fixed.items():
+            if key in overrides and _as_pair(overrides[key]) != _as_pair(value):
+                raise ValueError(
+                    f"student.config.{key}={overrides[key]!r}: student.init teacher_layers copies the teacher's "
+                    f"blocks, whose {key} is {value!r}, so it cannot change (the weights must fit). Remove it, or "
+                    "build a fresh student with student.init: config")
         args.update({k: v for k, v in overrides.items() if k != "pretrained_cfg_overlay"})
         args["depth"] = len(init_layers)
         cfg = {k: v for k, v in teacher.pretrained_cfg.items() if k in (*DATA_CONFIG_KEYS, "label_names")}
@@ -292,6 +299,30 @@ class TimmAdapter(ModelAdapter):
                                     pretrained_cfg_overlay=cfg, **args)
         copy_block_weights(teacher, student, "blocks", init_layers)
         return student
+
+
+def _fixed_shapes(model) -> dict:
+    """The settings copied blocks cannot change, as the teacher has them (``embed_dim``, ``num_heads``,
+    ``patch_size``, ``img_size``; read from the modules, so a timm default counts as much as a given argument)."""
+    fixed = {}
+    if getattr(model, "embed_dim", None) is not None:
+        fixed["embed_dim"] = model.embed_dim
+    blocks = getattr(model, "blocks", None)
+    attn = getattr(blocks[0], "attn", None) if blocks is not None and len(blocks) else None
+    if getattr(attn, "num_heads", None) is not None:
+        fixed["num_heads"] = attn.num_heads
+    patch = getattr(model, "patch_embed", None)
+    for key in ("patch_size", "img_size"):
+        if getattr(patch, key, None) is not None:
+            fixed[key] = getattr(patch, key)
+    return fixed
+
+
+def _as_pair(value):
+    """``16`` and ``(16, 16)`` name the same patch / image size."""
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return (value, value) if isinstance(value, int) else value
 
 
 def _vector(values) -> torch.Tensor:

@@ -30,7 +30,7 @@ from ..layer_map import LayerSelection, choose_init_layers, select_teacher_layer
 from ..metrics import metric_label
 from ..sampling import count_labelled, labelled_only
 from ..utils import hash_object, read_json, write_json
-from .checks import check_depths
+from .checks import check_depths, student_depth
 from .evaluation import evaluate_model
 from .plan import TEACHER_TRAINER_DIRNAME, RunPlan
 from .runner import StageResult, resume_checkpoint, run_stage
@@ -331,6 +331,15 @@ def candidate_layers(plan: RunPlan, analysis: Analysis, student_depth: int, teac
     return sorted(layers)
 
 
+def _student_depth(plan: RunPlan, teacher: Teacher, analysis: Analysis) -> int:
+    """The student's block count: the copied teacher blocks, the recipe's depth, or (only when neither says) the
+    depth of a student built to count them."""
+    if plan.recipe.student.init == "teacher_layers" and analysis.init_layers:
+        return len(analysis.init_layers)
+    depth = student_depth(plan.recipe)
+    return depth if depth is not None else plan.task.num_layers(build_student(plan, teacher, analysis.init_layers))
+
+
 def train_candidates(run: Run, teacher: Teacher, analysis: Analysis, directory: str) -> None:
     """``distillation.candidates``: each candidate student trained (same budget, same seed, the teacher's outputs
     from one cache) into ``directory/candidates/<i>``, evaluated on the validation split; the best by the task's
@@ -345,9 +354,7 @@ def train_candidates(run: Run, teacher: Teacher, analysis: Analysis, directory: 
         raise ValueError("distillation.candidates are compared on the validation split, but this run has none: give "
                          "data.validation_file (or a validation split), or drop distillation.candidates")
     teacher_depth = plan.task.num_layers(teacher.model)
-    probe = build_student(plan, teacher, analysis.init_layers)
-    store = candidate_layers(plan, analysis, plan.task.num_layers(probe), teacher_depth)
-    del probe
+    store = candidate_layers(plan, analysis, _student_depth(plan, teacher, analysis), teacher_depth)
     records = []
     for index, (overrides, args) in enumerate(plan.candidate_args):
         name = candidate_name(index, overrides)

@@ -34,6 +34,7 @@ from ..registry import register_task
 from .data import DIGITS_SOURCE, load_image_data
 from .models import (
     build_image_student,
+    check_image_student,
     check_timm_reference,
     copy_timm_blocks,
     create_timm_model,
@@ -156,6 +157,7 @@ class ImageClassificationTask(Task):
         check_timm_reference(str(teacher_ref), "teacher.base" if teacher.base else "teacher.model", pretrained)
         if recipe.student.init == "pretrained":
             check_timm_reference(str(recipe.student.model), "student.model", True)
+        check_image_student(recipe, teacher_ref)
 
     def reference_depth(self, recipe, model_ref):
         depth = (getattr(recipe.teacher, "config", None) or {}).get("depth")

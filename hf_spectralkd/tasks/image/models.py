@@ -10,7 +10,7 @@ from ...utils import read_json
 from .processing import DATA_CONFIG_FILENAME, DATA_CONFIG_KEYS
 
 __all__ = ["is_timm_directory", "check_timm_reference", "create_timm_model", "label_config", "copy_timm_blocks",
-           "build_image_student", "match_normalisation"]
+           "build_image_student", "check_image_student", "match_normalisation"]
 
 
 def is_timm_directory(path) -> bool:
@@ -118,3 +118,38 @@ def match_normalisation(student, teacher) -> None:
         if key in teacher.pretrained_cfg:
             cfg[key] = teacher.pretrained_cfg[key]
     student.pretrained_cfg = cfg
+
+
+def check_image_student(recipe, teacher_ref) -> None:
+    """Before any work: a student built from the teacher (``student.init``: ``teacher_layers`` / ``config``) can be
+    built with ``student.config``. The teacher's architecture and the student are created on the meta device (no
+    weights, nothing downloaded), so that e.g. a changed ``embed_dim`` with copied blocks, or heads that do not
+    divide the width, fail in ``--dry-run``, naming ``student.config``."""
+    import timm
+    import torch
+
+    section = recipe.student
+    if section.init not in ("teacher_layers", "config"):
+        return
+    kwargs = {k: v for k, v in dict(recipe.teacher.config or {}).items() if k != "pretrained"} \
+        if recipe.teacher.base else {}
+    path = os.path.expanduser(str(teacher_ref))
+    name = f"local-dir:{os.path.abspath(path)}" if os.path.isdir(path) else str(teacher_ref)
+    shown = ", ".join(f"{k}={v!r}" for k, v in dict(section.config or {}).items()) or "none"
+    try:
+        with torch.device("meta"):
+            teacher = timm.create_model(name, pretrained=False, **kwargs)
+            layers = section.init_layers
+            if section.init == "teacher_layers" and not isinstance(layers, list):
+                blocks = len(getattr(teacher, "blocks", []))
+                if section.num_layers is None or section.num_layers > blocks:
+                    return  # the depth checks name this
+                layers = list(range(1, section.num_layers + 1))  # only the shapes matter here
+            build_image_student(section, teacher, ["a", "b"], layers)
+    except (ValueError, TypeError, AttributeError, KeyError, RuntimeError, AssertionError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if reason.startswith("student."):
+            raise ValueError(reason) from None
+        raise ValueError(
+            f"student.config ({shown}): the student (student.init: {section.init}) cannot be built from the "
+            f"teacher's architecture with these values: {reason}") from None

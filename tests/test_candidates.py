@@ -148,3 +148,29 @@ def test_old_results_without_candidates_or_entropy_still_render():
     text = _card()
     assert "Candidate settings" not in text and "spectral entropy" not in text
     assert os.path.basename(RESULTS_FILENAME) == "results.json"
+
+
+@pytest.mark.parametrize("init, num_layers, init_layers, copied, expected", [
+    ("teacher_layers", None, "uniform", [2, 4, 6], 3),  # the copied blocks, resolved by the analysis
+    ("teacher_layers", None, [1, 6], [1, 6], 2),
+    ("config", 4, "uniform", None, 4),                  # a fresh student of the recipe's depth
+])
+def test_the_candidates_read_the_student_depth_without_building_a_student(monkeypatch, init, num_layers,
+                                                                          init_layers, copied, expected):
+    from hf_spectralkd.pipeline import stages
+
+    monkeypatch.setattr(stages, "build_student", lambda *a, **k: pytest.fail("a throw-away student was built"))
+    student = types.SimpleNamespace(init=init, num_layers=num_layers, init_layers=init_layers, model=None)
+    plan = types.SimpleNamespace(recipe=types.SimpleNamespace(student=student))
+    assert stages._student_depth(plan, None, types.SimpleNamespace(init_layers=copied)) == expected
+
+
+def test_the_candidates_build_a_student_only_when_nothing_says_its_depth(monkeypatch):
+    from hf_spectralkd.pipeline import stages
+
+    built = []
+    monkeypatch.setattr(stages, "build_student", lambda plan, teacher, layers: built.append(layers) or "student")
+    student = types.SimpleNamespace(init="config", num_layers=None, init_layers="uniform", model=None)
+    task = types.SimpleNamespace(num_layers=lambda model: {"student": 5}[model])
+    plan = types.SimpleNamespace(recipe=types.SimpleNamespace(student=student), task=task)
+    assert stages._student_depth(plan, None, types.SimpleNamespace(init_layers=None)) == 5 and built == [None]

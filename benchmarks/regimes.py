@@ -828,6 +828,8 @@ def main(argv=None):
     parser.add_argument("--teacher-lr", type=float, default=None, help="default: 1e-4 (MiniLM), 6e-5 (R4, MPNet)")
     parser.add_argument("--output", default=None)
     parser.add_argument("--summarize", action="store_true", help="only rewrite benchmarks/results/regimes.md")
+    parser.add_argument("--table", default=None, metavar="JSON",
+                        help="only print the markdown table of one results file's final runs (mean ± std, paired Δ)")
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     use_regime(args.regime)
@@ -835,6 +837,9 @@ def main(argv=None):
     log = lambda msg: print(time.strftime("%H:%M:%S"), msg, flush=True)  # noqa: E731
     if args.summarize:
         summarize()
+        return
+    if args.table:
+        print(final_table(args.table))
         return
     if args.stage == "teacher":
         r4 = args.regime == "r4"  # R4: session 1's MPNet setting (benchmarks/mpnet_profile.py), val 87.53 there
@@ -967,6 +972,27 @@ def _paired_lines(runs):
         ]
         out.append(f"| {method} | {len(rs)} | {_fmt(dv)} | {_fmt(dt)} |")
     return out + [""]
+
+
+def final_table(path: str) -> str:
+    """The final runs of one results file as one markdown row per method: validation / test accuracy and test
+    macro-F1 (mean ± std over seeds), the paired test difference to logit KD at the same seed, mean train seconds."""
+    with open(path) as handle:
+        doc = json.load(handle)
+    runs = [r for r in doc["runs"] if r["split"] == "test"]
+    base = {r["seed"]: r for r in runs if r["method"] == "logit_kd"}
+    methods = list(dict.fromkeys(r["method"] for r in runs))
+    lines = ["| method | seeds | val acc | test acc | test macro-F1 | Δ test vs logit KD | train s |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for method in methods:
+        rs = [r for r in runs if r["method"] == method]
+        delta = [r["test"]["accuracy"] - base[r["seed"]]["test"]["accuracy"] for r in rs if r["seed"] in base]
+        lines.append(
+            f"| {method} | {len(rs)} | {_fmt([r['validation']['accuracy'] for r in rs])} | "
+            f"{_fmt([r['test']['accuracy'] for r in rs])} | {_fmt([r['test']['macro_f1'] for r in rs])} | "
+            f"{'–' if method == 'logit_kd' else ('+' if statistics.mean(delta) > 0 else '') + _fmt(delta)} | "
+            f"{statistics.mean(r['train_seconds'] for r in rs):.0f} |")
+    return "\n".join(lines)
 
 
 def summarize():

@@ -144,3 +144,23 @@ def test_cache_benchmark_run_builds_the_cache_through_the_trainer(tmp_path):
         cache_dir=str(tmp_path / "cache"),
     )
     assert len(times) == 2 and build_seconds > 0 and (tmp_path / "cache" / "cache_meta.json").is_file()
+
+
+def test_regimes_final_table_is_mean_std_and_paired_difference(tmp_path):
+    import json
+
+    from benchmarks.regimes import final_table
+
+    def run(method, seed, val, test, f1, seconds=10.0):
+        return {"method": method, "seed": seed, "split": "test", "train_seconds": seconds,
+                "validation": {"accuracy": val}, "test": {"accuracy": test, "macro_f1": f1}}
+
+    runs = [run("logit_kd", 0, 0.90, 0.80, 0.70), run("logit_kd", 1, 0.92, 0.82, 0.72),
+            run("spectralkd", 0, 0.91, 0.83, 0.73, 20.0), run("spectralkd", 1, 0.93, 0.84, 0.74, 30.0),
+            dict(run("spectralkd", 2, 0.5, 0.5, 0.5), split="validation")]  # a screening run: not in the table
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"runs": runs}))
+    rows = final_table(str(path)).splitlines()
+    assert rows[2] == "| logit_kd | 2 | 91.00 ± 1.41 | 81.00 ± 1.41 | 71.00 ± 1.41 | – | 10 |"
+    # paired differences: +3 and +2 points -> 2.50 ± 0.71
+    assert rows[3] == "| spectralkd | 2 | 92.00 ± 1.41 | 83.50 ± 0.71 | 73.50 ± 0.71 | +2.50 ± 0.71 | 25 |"

@@ -139,6 +139,10 @@ def check_image_student(recipe, teacher_ref) -> None:
     try:
         with torch.device("meta"):
             teacher = timm.create_model(name, pretrained=False, **kwargs)
+    except Exception:  # noqa: BLE001 - e.g. an hf-hub: config offline: the teacher stage names it when it loads
+        return
+    try:
+        with torch.device("meta"):
             layers = section.init_layers
             if section.init == "teacher_layers" and not isinstance(layers, list):
                 blocks = len(getattr(teacher, "blocks", []))

@@ -187,14 +187,14 @@ class capture_attention_projections:  # noqa: N801 - used as a context manager, 
 
     def __init__(self, adapter: ModelAdapter, model, layers, modules: dict | None = None):
         self.adapter, self.model, self.layers = adapter, model, list(layers)
-        self.modules = modules  # layer -> (q, k, v) modules already found (the trainer finds them once)
+        self.modules = modules  # layer -> (q, k, v) of every layer, already found (the trainer finds them once)
         self.captured: dict = {}
         self._handles: list = []
 
     def __enter__(self) -> dict:
         for layer in self.layers:
-            found = self.modules.get(layer) if self.modules is not None else None
-            q, k, v = found if found is not None else self.adapter.attention_projections(self.model, layer)
+            q, k, v = (self.modules[layer] if self.modules is not None
+                       else self.adapter.attention_projections(self.model, layer))
             if k is None:  # one fused module: [Q|K|V]
                 self._handles.append(q.register_forward_hook(self._fused(layer)))
             else:

@@ -317,15 +317,16 @@ def distil_one(run: Run, teacher: Teacher, analysis: Analysis, args, directory: 
     save_trained(plan, trainer, directory, "student")
 
 
-def candidate_layers(plan: RunPlan, analysis: Analysis, student_depth: int, teacher_depth: int) -> list:
-    """The union of the teacher layers the candidates align (what one shared teacher cache stores)."""
+def candidate_layers(plan: RunPlan, analysis: Analysis, depth: int, teacher_depth: int) -> list:
+    """The union of the teacher layers the candidates align (what one shared teacher cache stores) for a student of
+    ``depth`` blocks."""
     from ..layer_map import pair_layers
 
     layers = set()
     profile = analysis.profile
     for _, args in plan.candidate_args:
         if args.beta > 0 and args.alignment != "attention":
-            chosen = pair_layers(LayerSelection.from_config(args), student_depth, teacher_depth, profile.intensity,
+            chosen = pair_layers(LayerSelection.from_config(args), depth, teacher_depth, profile.intensity,
                                  profile.entropy)
             layers |= set(chosen.teacher_layers)
     return sorted(layers)
